@@ -1,0 +1,56 @@
+"""Shared helpers for benchmarks: timing and a Synapse installation to compare against.
+
+Every benchmark runs the same workload on our code and on Synapse in one run and
+reports the ratio.  Synapse lives in its own virtualenv (``bench/.venv-synapse``,
+created on first use from PyPI) so its pinned dependencies never touch ours.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+SYNAPSE_VENV = Path(os.environ.get("SYNAPSE_VENV", BENCH_DIR / ".venv-synapse"))
+SYNAPSE_REQUIREMENT = os.environ.get("SYNAPSE_REQUIREMENT", "matrix-synapse==1.163.2")
+
+
+def synapse_python() -> Path:
+    """The Python of a virtualenv with matrix-synapse installed, creating it if needed."""
+    python = SYNAPSE_VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(SYNAPSE_VENV)], check=True)
+    probe = subprocess.run([str(python), "-c", "import synapse"], capture_output=True)
+    if probe.returncode != 0:
+        subprocess.run([str(python), "-m", "pip", "install", "-q", SYNAPSE_REQUIREMENT], check=True)
+    return python
+
+
+def run_in_synapse(script: Path, *args: str) -> dict[str, float]:
+    """Run ``script`` under Synapse's Python; it prints one JSON object of figures."""
+    result = subprocess.run(
+        [str(synapse_python()), str(script), *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=str(BENCH_DIR),
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def ops_per_second(func: Callable[[], object], *, min_seconds: float = 1.0) -> float:
+    """Call ``func`` repeatedly for at least ``min_seconds``; return calls per second."""
+    count = 0
+    start = time.perf_counter()
+    deadline = start + min_seconds
+    while True:
+        func()
+        count += 1
+        if count % 16 == 0 and time.perf_counter() >= deadline:
+            break
+    return count / (time.perf_counter() - start)

@@ -1,0 +1,3 @@
+"""A federated Matrix homeserver."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,17 @@
+"""Time, through the reactor, so tests can drive it with ``twisted.internet.task.Clock``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class Clock:
+    def __init__(self, reactor: Any) -> None:
+        self._reactor = reactor
+
+    def time(self) -> float:
+        """Seconds since the epoch."""
+        return float(self._reactor.seconds())
+
+    def time_msec(self) -> int:
+        return int(self._reactor.seconds() * 1000)

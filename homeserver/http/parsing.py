@@ -1,0 +1,94 @@
+"""Reading request bodies and query strings, with Matrix errors for bad input.
+
+spec: client-server-api/_index.md#api-standards (M_NOT_JSON, M_BAD_JSON)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from twisted.web import server
+
+from homeserver.http import errors
+
+# A JSON escape for a UTF-16 surrogate: only then can a parsed string hold a lone
+# surrogate, which cannot be encoded as UTF-8 (so could never be stored or sent on).
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _reject_constant(name: str) -> Any:
+    # json.loads accepts NaN and Infinity; JSON does not.
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json_value(request: server.Request) -> Any:
+    """The request body as JSON; ``M_NOT_JSON`` if it is empty or not valid JSON."""
+    assert request.content is not None
+    body = request.content.getvalue()
+    if not body:
+        raise errors.not_json("Request body is empty; expected JSON")
+    try:
+        value = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError) as error:
+        raise errors.not_json(f"Content not JSON: {error}") from None
+    if _SURROGATE_ESCAPE.search(body) is not None:
+        _check_no_lone_surrogates(value)
+    return value
+
+
+def parse_json_object(request: server.Request) -> dict[str, Any]:
+    """The request body, which must be a JSON object."""
+    value = parse_json_value(request)
+    if not isinstance(value, dict):
+        raise errors.bad_json("Request body must be a JSON object")
+    return value
+
+
+def _check_no_lone_surrogates(value: Any) -> None:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise errors.not_json("Content not JSON: lone UTF-16 surrogate") from None
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def query_str(request: server.Request, name: str, default: str | None = None) -> str | None:
+    """A query-string parameter as text; the last value wins if it is repeated."""
+    assert request.args is not None
+    values = request.args.get(name.encode("ascii"))
+    if not values:
+        return default
+    try:
+        return values[-1].decode("utf-8")
+    except UnicodeDecodeError:
+        raise errors.invalid_param(f"Query parameter {name!r} is not valid UTF-8") from None
+
+
+def query_int(request: server.Request, name: str, default: int | None = None) -> int | None:
+    raw = query_str(request, name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise errors.invalid_param(f"Query parameter {name!r} must be an integer") from None
+
+
+def require_str(body: dict[str, Any], key: str) -> str:
+    """``body[key]``, which must be present and a string (``M_MISSING_PARAM``/``M_BAD_JSON``)."""
+    if key not in body:
+        raise errors.missing_param(key)
+    value = body[key]
+    if not isinstance(value, str):
+        raise errors.bad_json(f"{key!r} must be a string")
+    return value

@@ -1,0 +1,183 @@
+"""Routing and JSON responses on twisted.web.
+
+One :class:`JsonResource` serves every JSON endpoint.  Servlets register
+``async def handler(request, **path_params) -> (status, body)`` functions with the
+:class:`Router`; everything they raise becomes a Matrix error response, so no
+request ever ends in a traceback or an HTML error page.
+
+spec: client-server-api/_index.md#api-standards, #web-browser-clients (CORS)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import unquote
+
+import attrs
+from twisted.internet import defer
+from twisted.web import resource, server
+
+from homeserver.http import errors
+from homeserver.http.request import MatrixRequest
+
+logger = logging.getLogger(__name__)
+
+JsonHandler = Callable[..., Awaitable[tuple[int, Any]]]
+
+CORS_HEADERS = {
+    b"Access-Control-Allow-Origin": b"*",
+    b"Access-Control-Allow-Methods": b"GET, HEAD, POST, PUT, DELETE, OPTIONS",
+    b"Access-Control-Allow-Headers": b"X-Requested-With, Content-Type, Authorization",
+    b"Access-Control-Expose-Headers": b"Retry-After",
+}
+
+_PLACEHOLDER = re.compile(r"\{([a-zA-Z_][a-zA-Z0-9_]*)\}")
+
+
+@attrs.frozen
+class _PathRoutes:
+    pattern: re.Pattern[str] | None
+    handlers: dict[str, JsonHandler]
+
+
+class Router:
+    """Maps ``(method, path)`` to handlers.
+
+    Patterns use ``{name}`` for one path segment, passed to the handler as a keyword
+    argument after percent-decoding.  Exact paths are looked up in a dict; only
+    paths with parameters are matched by regular expression.
+    """
+
+    def __init__(self) -> None:
+        self._exact: dict[str, _PathRoutes] = {}
+        self._patterns: dict[str, _PathRoutes] = {}
+
+    def register(self, method: str, path: str, handler: JsonHandler) -> None:
+        if _PLACEHOLDER.search(path) is None:
+            routes = self._exact.setdefault(path, _PathRoutes(None, {}))
+        else:
+            routes = self._patterns.setdefault(path, _PathRoutes(_compile(path), {}))
+        if method in routes.handlers:
+            raise ValueError(f"{method} {path} registered twice")
+        routes.handlers[method] = handler
+
+    def match(self, path: str) -> tuple[dict[str, JsonHandler], dict[str, str]] | None:
+        """The handlers by method for ``path``, and its raw (still encoded) parameters."""
+        exact = self._exact.get(path)
+        if exact is not None:
+            return exact.handlers, {}
+        for routes in self._patterns.values():
+            assert routes.pattern is not None
+            found = routes.pattern.match(path)
+            if found is not None:
+                return routes.handlers, found.groupdict()
+        return None
+
+
+def _compile(path: str) -> re.Pattern[str]:
+    parts: list[str] = []
+    position = 0
+    for placeholder in _PLACEHOLDER.finditer(path):
+        parts.append(re.escape(path[position : placeholder.start()]))
+        parts.append(f"(?P<{placeholder.group(1)}>[^/]+)")
+        position = placeholder.end()
+    parts.append(re.escape(path[position:]))
+    return re.compile("^" + "".join(parts) + "$")
+
+
+def client_paths(path: str, versions: tuple[str, ...] = ("v3", "r0")) -> list[str]:
+    """``/_matrix/client/<version><path>`` for each version a client may use."""
+    return [f"/_matrix/client/{version}{path}" for version in versions]
+
+
+class JsonResource(resource.Resource):
+    """The twisted.web resource that dispatches every request to the router."""
+
+    isLeaf = True
+
+    def __init__(self, router: Router) -> None:
+        super().__init__()
+        self._router = router
+
+    def render(self, request: server.Request) -> int:
+        assert isinstance(request, MatrixRequest)
+        for name, value in CORS_HEADERS.items():
+            request.setHeader(name, value)
+        defer.ensureDeferred(self._dispatch(request))
+        return server.NOT_DONE_YET
+
+    async def _dispatch(self, request: MatrixRequest) -> None:
+        try:
+            status, body = await self._route(request)
+        except errors.MatrixError as error:
+            for name, value in error.headers.items():
+                request.setHeader(name, value)
+            status, body = error.status, error.to_json()
+        except Exception:
+            logger.error(
+                "request %s %s failed",
+                request.method.decode("ascii", "replace"),
+                request.loggable_uri(),
+                exc_info=True,
+            )
+            internal = errors.internal_error()
+            status, body = internal.status, internal.to_json()
+        respond_json(request, status, body)
+
+    async def _route(self, request: MatrixRequest) -> tuple[int, Any]:
+        method = request.method.decode("ascii", "replace")
+        if method == "OPTIONS":
+            # spec: answer preflights for every path without running endpoint logic.
+            return 200, {}
+        if request.body_too_large:
+            raise errors.too_large(request.max_body_size)
+        path = request.path.decode("ascii", "replace")
+        matched = self._router.match(path)
+        if matched is None:
+            raise errors.unrecognized_endpoint()
+        handlers, raw_params = matched
+        handler = handlers.get("GET" if method == "HEAD" else method)
+        if handler is None:
+            raise errors.method_not_allowed(method, list(handlers))
+        params = {name: _decode_path_param(value) for name, value in raw_params.items()}
+        return await handler(request, **params)
+
+
+def _decode_path_param(value: str) -> str:
+    try:
+        return unquote(value, errors="strict")
+    except UnicodeDecodeError:
+        raise errors.invalid_param("Path parameter is not valid UTF-8") from None
+
+
+def encode_json(body: Any) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+@attrs.frozen
+class PlainText:
+    """A handler result sent as ``text/plain`` instead of JSON (e.g. ``/health``)."""
+
+    text: str
+
+
+def respond_json(request: server.Request, status: int, body: Any) -> None:
+    """Write a JSON (or :class:`PlainText`) response unless the client has gone away."""
+    if request.finished or getattr(request, "_disconnected", False):
+        return
+    if isinstance(body, PlainText):
+        payload = body.text.encode("utf-8")
+        content_type = b"text/plain; charset=utf-8"
+    else:
+        payload = encode_json(body)
+        content_type = b"application/json"
+    request.setResponseCode(status)
+    request.setHeader(b"Content-Type", content_type)
+    request.setHeader(b"Cache-Control", b"no-cache, no-store, must-revalidate")
+    request.setHeader(b"Content-Length", str(len(payload)).encode("ascii"))
+    request.write(payload)
+    request.finish()

@@ -1,0 +1,55 @@
+"""A thin cursor wrapper handed to store functions that run inside a transaction."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from homeserver.storage.engines import Engine
+
+logger = logging.getLogger(__name__)
+
+#: Queries slower than this are logged, with the transaction's description.
+SLOW_QUERY_SECONDS = 0.5
+
+
+class Transaction:
+    """Executes portable SQL (``?`` placeholders) on one connection's cursor.
+
+    Store code receives one of these in functions passed to
+    ``Database.run_interaction``; it runs on a database thread, never the reactor.
+    """
+
+    def __init__(self, description: str, cursor: Any, engine: Engine) -> None:
+        self.description = description
+        self.engine = engine
+        self._cursor = cursor
+        #: Callbacks to run on the reactor after a successful commit.
+        self.after_commit: list[Callable[[], None]] = []
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> None:
+        started = time.perf_counter()
+        self._cursor.execute(self.engine.convert_placeholders(sql), tuple(args))
+        elapsed = time.perf_counter() - started
+        if elapsed > SLOW_QUERY_SECONDS:
+            logger.warning("[%s] slow query (%.3fs): %s", self.description, elapsed, sql)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self._cursor.executemany(self.engine.convert_placeholders(sql), [tuple(r) for r in rows])
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return self._cursor.fetchone()
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return self._cursor.fetchall()
+
+    @property
+    def rowcount(self) -> int:
+        return int(self._cursor.rowcount)
+
+    def call_after_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once the transaction has committed (e.g. cache invalidation)."""
+        self.after_commit.append(callback)

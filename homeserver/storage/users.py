@@ -1,0 +1,78 @@
+"""Accounts: SQL only.  Owns the ``users`` table."""
+
+from __future__ import annotations
+
+import attrs
+
+from homeserver.storage.database import Database
+from homeserver.storage.transaction import Transaction
+
+
+class UserExistsError(Exception):
+    """A user with that ID is already registered."""
+
+
+@attrs.frozen
+class UserRecord:
+    user_id: str
+    password_hash: str | None
+    is_admin: bool
+    user_type: str | None
+    created_ts: int
+    deactivated: bool
+
+
+class UserStore:
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def create_user(
+        self,
+        user_id: str,
+        *,
+        password_hash: str | None,
+        created_ts: int,
+        is_admin: bool = False,
+        user_type: str | None = None,
+    ) -> None:
+        """Insert a new account; raises :class:`UserExistsError` if the ID is taken."""
+
+        def create(txn: Transaction) -> None:
+            txn.execute("SELECT 1 FROM users WHERE user_id = ?", (user_id,))
+            if txn.fetchone() is not None:
+                raise UserExistsError(user_id)
+            txn.execute(
+                "INSERT INTO users (user_id, password_hash, is_admin, user_type, created_ts,"
+                " deactivated) VALUES (?, ?, ?, ?, ?, ?)",
+                (user_id, password_hash, is_admin, user_type, created_ts, False),
+            )
+
+        await self._db.run_interaction("create_user", create)
+
+    async def get_user(self, user_id: str) -> UserRecord | None:
+        rows = await self._db.execute(
+            "get_user",
+            "SELECT user_id, password_hash, is_admin, user_type, created_ts, deactivated"
+            " FROM users WHERE user_id = ?",
+            user_id,
+        )
+        if not rows:
+            return None
+        user_id, password_hash, is_admin, user_type, created_ts, deactivated = rows[0]
+        return UserRecord(
+            user_id=user_id,
+            password_hash=password_hash,
+            is_admin=bool(is_admin),
+            user_type=user_type,
+            created_ts=int(created_ts),
+            deactivated=bool(deactivated),
+        )
+
+    async def set_admin(self, user_id: str, is_admin: bool) -> None:
+        await self._db.execute(
+            "set_admin", "UPDATE users SET is_admin = ? WHERE user_id = ?", is_admin, user_id
+        )
+
+    async def count_users(self) -> int:
+        rows = await self._db.execute("count_users", "SELECT COUNT(*) FROM users")
+        return int(rows[0][0])

@@ -1,0 +1,236 @@
+"""The ``homeserver`` command as an operator runs it: real processes, real files."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from homeserver.crypto.keys import write_new_signing_key
+from tests.support import http
+from tests.support.accounts import SHARED_SECRET
+from tests.support.server_process import (
+    ServerProcess,
+    _environment,
+    free_port,
+    run_command,
+    server_config,
+)
+
+
+def write_config(tmp_path: Path, data: Any) -> Path:
+    path = tmp_path / "homeserver.yaml"
+    path.write_text(yaml.safe_dump(data) if not isinstance(data, str) else data)
+    return path
+
+
+def sqlite_config(tmp_path: Path, **extra: Any) -> dict[str, Any]:
+    database = {"name": "sqlite3", "args": {"database": str(tmp_path / "hs.db")}}
+    return server_config(tmp_path, database, free_port(), **extra)
+
+
+def test_bad_config_key_exits_nonzero_with_one_line(tmp_path: Path) -> None:
+    path = write_config(tmp_path, sqlite_config(tmp_path, enable_registraton=True))
+    result = run_command(["-c", str(path)], cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "homeserver: config error: enable_registraton: unknown key "
+        "(did you mean 'enable_registration'?)"
+    ]
+
+
+def test_bad_config_value_exits_nonzero_naming_the_key(tmp_path: Path) -> None:
+    data = sqlite_config(tmp_path)
+    data["listeners"][0]["port"] = "http"
+    result = run_command(["-c", str(write_config(tmp_path, data))], cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "homeserver: config error: listeners[0].port: expected an integer, got a string"
+    )
+
+
+def test_invalid_yaml_is_reported_with_its_position(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "server_name: [unclosed\n")
+    result = run_command(["-c", str(path)], cwd=tmp_path)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "not valid YAML at line" in result.stderr
+
+
+def test_missing_config_file_is_one_line(tmp_path: Path) -> None:
+    result = run_command(["-c", str(tmp_path / "nope.yaml")], cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("homeserver: config error: cannot read config file")
+
+
+def test_missing_signing_key_is_one_line(tmp_path: Path) -> None:
+    path = write_config(tmp_path, sqlite_config(tmp_path))
+    result = run_command(["-c", str(path)], cwd=tmp_path)
+    assert result.returncode == 1
+    assert "signing key file" in result.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in result.stderr
+
+
+def test_generate_config_writes_a_config_that_starts(tmp_path: Path) -> None:
+    result = run_command(["generate-config", "--server-name", "chat.example.org"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    config_path = tmp_path / "homeserver.yaml"
+    key_path = tmp_path / "data" / "chat.example.org.signing.key"
+    assert key_path.read_text().startswith("ed25519 a_")
+    assert (config_path.stat().st_mode & 0o777) == 0o600
+    data = yaml.safe_load(config_path.read_text())
+    assert data["server_name"] == "chat.example.org"
+    assert len(data["registration_shared_secret"]) >= 32
+    check = run_command(["check-config", "-c", str(config_path)], cwd=tmp_path)
+    assert check.returncode == 0, check.stderr
+    assert "OK" in check.stdout
+    # Refuses to overwrite the config (and with it the secret).
+    again = run_command(["generate-config", "--server-name", "x.org"], cwd=tmp_path)
+    assert again.returncode == 1
+    assert "already exists" in again.stderr
+
+
+def test_generated_signing_key_is_readable_by_synapse_tooling(tmp_path: Path) -> None:
+    # signedjson is the library Synapse reads its key file with.
+    from signedjson.key import read_signing_keys
+
+    run_command(["generate-config", "--server-name", "example.org"], cwd=tmp_path)
+    with (tmp_path / "data" / "example.org.signing.key").open() as stream:
+        keys = read_signing_keys(stream)
+    assert keys[0].alg == "ed25519" and keys[0].version.startswith("a_")
+
+
+def test_register_user_writes_an_admin_to_the_database(tmp_path: Path) -> None:
+    path = write_config(tmp_path, sqlite_config(tmp_path))
+    result = run_command(
+        ["register-user", "-c", str(path), "-u", "root", "-p", "pw", "--admin"], cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "registered @root:localhost (admin)"
+    with sqlite3.connect(tmp_path / "hs.db") as conn:
+        row = conn.execute(
+            "SELECT is_admin, password_hash FROM users WHERE user_id = ?", ("@root:localhost",)
+        ).fetchone()
+    assert row[0] == 1 and row[1].startswith("$2b$")
+
+
+def test_register_user_reads_password_from_stdin_and_refuses_duplicates(tmp_path: Path) -> None:
+    path = write_config(tmp_path, sqlite_config(tmp_path))
+    first = run_command(
+        ["register-user", "-c", str(path), "-u", "eve"], cwd=tmp_path, stdin="secret\n"
+    )
+    assert first.returncode == 0, first.stderr
+    second = run_command(
+        ["register-user", "-c", str(path), "-u", "eve"], cwd=tmp_path, stdin="secret\n"
+    )
+    assert second.returncode == 1
+    assert second.stderr.strip() == "homeserver: User ID already taken."
+
+
+def test_register_user_over_http_uses_the_shared_secret(tmp_path: Path) -> None:
+    server = ServerProcess(
+        tmp_path, sqlite_config(tmp_path, registration_shared_secret=SHARED_SECRET)
+    )
+    server.start()
+    try:
+        result = run_command(
+            [
+                "register-user",
+                "-c",
+                str(server.config_path),
+                "--url",
+                server.base_url,
+                "-u",
+                "frank",
+                "-p",
+                "pw",
+            ],
+            cwd=tmp_path,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "registered @frank:localhost"
+        wrong = run_command(
+            [
+                "register-user",
+                "-c",
+                str(server.config_path),
+                "--url",
+                server.base_url,
+                "-k",
+                "wrong",
+                "-u",
+                "gina",
+                "-p",
+                "pw",
+            ],
+            cwd=tmp_path,
+        )
+        assert wrong.returncode == 1
+        assert wrong.stderr.strip() == "homeserver: the server refused: HMAC incorrect"
+    finally:
+        server.stop()
+
+
+def test_database_from_a_newer_version_stops_startup(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path, sqlite_config(tmp_path))
+    server.start()
+    server.stop()
+    with sqlite3.connect(tmp_path / "hs.db") as conn:
+        conn.execute("INSERT INTO schema_migrations VALUES (9999, 'future', 0)")
+    result = run_command(["-c", str(server.config_path)], cwd=tmp_path)
+    assert result.returncode == 1
+    assert "written by a newer version" in result.stderr.strip().splitlines()[-1]
+
+
+def test_port_in_use_is_reported(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path, sqlite_config(tmp_path))
+    server.start()
+    try:
+        other = tmp_path / "other"
+        other.mkdir()
+        data = sqlite_config(other)
+        data["listeners"][0]["port"] = server.port
+        path = write_config(other, data)
+        write_new_signing_key(Path(data["signing_key_path"]))
+        result = run_command(["-c", str(path)], cwd=other)
+        assert result.returncode == 1
+        assert f"cannot listen on 127.0.0.1:{server.port}" in result.stderr
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow
+def test_no_arguments_runs_the_embedded_default(tmp_path: Path) -> None:
+    """The README's first command: no config, SQLite and key under ./data, port 8008."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "homeserver"],
+        cwd=tmp_path,
+        env=_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = http.request(
+                    "http://127.0.0.1:8008", "GET", "/_matrix/client/versions", timeout=1
+                )
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        assert response.status == 200
+        assert "v1.1" in response.json()["versions"]
+        assert (tmp_path / "data" / "homeserver.db").exists()
+        assert (tmp_path / "data" / "localhost.signing.key").exists()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

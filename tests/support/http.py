@@ -1,0 +1,48 @@
+"""A small blocking HTTP client for tests that talk to a server in another process."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+import attrs
+
+
+@attrs.frozen
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def request(
+    base_url: str,
+    method: str,
+    path: str,
+    *,
+    body: bytes | None = None,
+    json_body: Any = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 10.0,
+) -> Response:
+    parts = urlsplit(base_url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    send_headers = dict(headers or {})
+    if json_body is not None:
+        body = json.dumps(json_body).encode("utf-8")
+        send_headers.setdefault("Content-Type", "application/json")
+    try:
+        conn.request(method, path, body=body, headers=send_headers)
+        reply = conn.getresponse()
+        return Response(
+            status=reply.status,
+            headers={name.lower(): value for name, value in reply.getheaders()},
+            body=reply.read(),
+        )
+    finally:
+        conn.close()

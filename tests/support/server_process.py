@@ -1,0 +1,134 @@
+"""Running the real ``homeserver`` command in a child process, as an operator would."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.support import http
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run_command(
+    args: Sequence[str], *, cwd: Path, stdin: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run ``homeserver <args>`` to completion."""
+    return subprocess.run(
+        [sys.executable, "-m", "homeserver", *args],
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=_environment(),
+    )
+
+
+def _environment() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+def server_config(
+    tmp_path: Path, database: dict[str, Any], port: int, **extra: Any
+) -> dict[str, Any]:
+    """A minimal config for a test server on ``port`` using ``database``."""
+    config: dict[str, Any] = {
+        "server_name": "localhost",
+        "public_baseurl": f"http://127.0.0.1:{port}/",
+        "listeners": [
+            {
+                "port": port,
+                "bind_addresses": ["127.0.0.1"],
+                "type": "http",
+                "resources": [{"names": ["client", "federation"]}],
+            }
+        ],
+        "database": database,
+        "signing_key_path": str(tmp_path / "localhost.signing.key"),
+        "media_store_path": str(tmp_path / "media"),
+        "bcrypt_rounds": 4,
+    }
+    config.update(extra)
+    return config
+
+
+class ServerProcess:
+    """``homeserver -c <config>`` in the background, stopped by :meth:`stop`."""
+
+    def __init__(self, tmp_path: Path, config: dict[str, Any]) -> None:
+        self.tmp_path = tmp_path
+        self.config_path = tmp_path / "homeserver.yaml"
+        self.config_path.write_text(yaml.safe_dump(config))
+        self.port = int(config["listeners"][0]["port"])
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log_path = tmp_path / "server.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self, *, create_key: bool = True, timeout: float = 30) -> None:
+        key_path = Path(yaml.safe_load(self.config_path.read_text())["signing_key_path"])
+        if create_key and not key_path.exists():
+            from homeserver.crypto.keys import write_new_signing_key
+
+            write_new_signing_key(key_path)
+        self._log = self.log_path.open("ab")
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "homeserver", "-c", str(self.config_path)],
+            cwd=self.tmp_path,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=_environment(),
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log()}")
+            try:
+                if http.request(self.base_url, "GET", "/health", timeout=1).status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"server did not start in {timeout}s:\n{self.log()}")
+
+    def request(self, method: str, path: str, **kwargs: Any) -> http.Response:
+        return http.request(self.base_url, method, path, **kwargs)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        """Stop abruptly (SIGKILL), as a crash would."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait(timeout=10)
+            self._process = None
+            self._log.close()
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+            self._process = None
+            self._log.close()
