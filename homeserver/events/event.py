@@ -62,11 +62,11 @@ class Event:
 
     @property
     def type(self) -> str:
-        return self.pdu["type"]  # type: ignore[no-any-return]
+        return self.pdu["type"]
 
     @property
     def sender(self) -> str:
-        return self.pdu["sender"]  # type: ignore[no-any-return]
+        return self.pdu["sender"]
 
     @property
     def room_id(self) -> str:
@@ -74,14 +74,14 @@ class Event:
 
         spec: rooms/v12.md (room IDs are ``!`` + the create event's reference hash)
         """
-        room_id = self.pdu.get("room_id")
+        room_id: str | None = self.pdu.get("room_id")
         if room_id is None and self.room_version.hydra and self.type == "m.room.create":
             return "!" + self.event_id[1:]
-        return room_id  # type: ignore[no-any-return]
+        return room_id if room_id is not None else ""
 
     @property
     def content(self) -> dict[str, Any]:
-        return self.pdu.get("content", {})  # type: ignore[no-any-return]
+        return self.pdu.get("content", {})
 
     @property
     def state_key(self) -> str | None:
@@ -97,11 +97,11 @@ class Event:
 
     @property
     def depth(self) -> int:
-        return self.pdu.get("depth", 0)  # type: ignore[no-any-return]
+        return self.pdu.get("depth", 0)
 
     @property
     def origin_server_ts(self) -> int:
-        return self.pdu.get("origin_server_ts", 0)  # type: ignore[no-any-return]
+        return self.pdu.get("origin_server_ts", 0)
 
     @property
     def prev_event_ids(self) -> list[str]:
@@ -132,7 +132,7 @@ class Event:
 
     @property
     def unsigned(self) -> dict[str, Any]:
-        return self.pdu.get("unsigned", {})  # type: ignore[no-any-return]
+        return self.pdu.get("unsigned", {})
 
     @property
     def rejected(self) -> bool:
@@ -149,7 +149,11 @@ def _reference_ids(references: Any, room_version: RoomVersion) -> list[str]:
         return []
     if room_version.event_format is EventFormat.V1:
         # v1/v2 references are ``[event_id, {"sha256": ...}]`` pairs.
-        return [ref[0] for ref in references if isinstance(ref, list) and ref]
+        return [
+            ref[0]
+            for ref in references
+            if isinstance(ref, list) and ref and isinstance(ref[0], str)
+        ]
     return [ref for ref in references if isinstance(ref, str)]
 
 
