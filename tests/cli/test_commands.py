@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -208,6 +209,9 @@ def test_port_in_use_is_reported(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_no_arguments_runs_the_embedded_default(tmp_path: Path) -> None:
     """The README's first command: no config, SQLite and key under ./data, port 8008."""
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", 8008)) == 0:
+            pytest.fail("port 8008 is already in use; this test needs it for the embedded default")
     process = subprocess.Popen(
         [sys.executable, "-m", "homeserver"],
         cwd=tmp_path,
@@ -227,6 +231,7 @@ def test_no_arguments_runs_the_embedded_default(tmp_path: Path) -> None:
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise
                 time.sleep(0.1)
+        assert process.poll() is None, "the answer came from another server on port 8008"
         assert response.status == 200
         assert "v1.1" in response.json()["versions"]
         assert (tmp_path / "data" / "homeserver.db").exists()
