@@ -1,0 +1,232 @@
+"""Room state as immutable state groups: snapshots plus deltas.  SQL only.
+
+A state group is a whole room state.  It is stored either as a snapshot (every
+entry) or as a delta on an earlier group (only the entries that differ, with
+removals as NULL entries), and every ``SNAPSHOT_INTERVAL`` deltas a snapshot cuts
+the chain, so reading a group touches a bounded number of rows while storage grows
+with the number of state *changes*, not changes × room size.  ``(type, state_key)``
+pairs are interned as integers.  Groups never change once written, so their
+resolved contents are cached freely.
+
+Owns the ``state_keys``, ``state_groups`` and ``state_group_entries`` tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TypeVar
+
+from homeserver.events.event import StateKey
+from homeserver.storage.database import Database
+from homeserver.storage.transaction import Transaction
+from homeserver.util.caches import LruCache
+
+#: A delta chain longer than this is cut by a snapshot.
+SNAPSHOT_INTERVAL = 50
+#: Rows per ``IN (...)`` list, well inside SQLite's bound-variable limit.
+_CHUNK = 500
+
+T = TypeVar("T")
+
+
+def chunks(items: Sequence[T], size: int = _CHUNK) -> Iterable[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class UnknownEventsError(Exception):
+    """A state map referred to events that are not stored."""
+
+    def __init__(self, event_ids: Iterable[str]) -> None:
+        self.event_ids = frozenset(event_ids)
+        super().__init__(f"unknown events: {sorted(self.event_ids)[:5]}")
+
+
+class StateStore:
+    def __init__(self, database: Database, *, cache_size: int = 200) -> None:
+        self._db = database
+        self._groups: LruCache[int, dict[StateKey, str]] = LruCache(cache_size)
+        # (type, state_key) -> nid never changes once assigned.
+        self._key_nids: dict[StateKey, int] = {}
+
+    async def get_state_ids(self, state_group: int) -> dict[StateKey, str]:
+        """The state of ``state_group`` as ``{(type, state_key): event_id}``.
+
+        The returned dict is shared with the cache: do not modify it.
+        """
+        cached = self._groups.get(state_group)
+        if cached is not None:
+            return cached
+        state = await self._db.run_interaction("get_state_ids", self.read_group_txn, state_group)
+        self._groups.set(state_group, state)
+        return state
+
+    async def store_state_group(
+        self,
+        room_nid: int,
+        state: Mapping[StateKey, str],
+        *,
+        base_group: int | None = None,
+    ) -> int:
+        """Store ``state`` as a new group (a delta on ``base_group`` where given)."""
+        base_state = await self.get_state_ids(base_group) if base_group is not None else None
+        group = await self._db.run_interaction(
+            "store_state_group", self.store_group_txn, room_nid, state, base_group, base_state
+        )
+        self._groups.set(group, dict(state))
+        return group
+
+    # --- transaction functions, also used by EventStore within its transactions ------
+
+    def read_group_txn(self, txn: Transaction, state_group: int) -> dict[StateKey, str]:
+        # One round trip: walk the delta chain down to its snapshot and apply the
+        # entries oldest first (snapshots have chain_length 0).
+        txn.execute(
+            "WITH RECURSIVE chain (state_group, prev_state_group, chain_length) AS ("
+            " SELECT state_group, prev_state_group, chain_length FROM state_groups"
+            " WHERE state_group = ?"
+            " UNION ALL"
+            " SELECT g.state_group, g.prev_state_group, g.chain_length"
+            " FROM state_groups g JOIN chain c ON g.state_group = c.prev_state_group)"
+            " SELECT k.type, k.state_key, ev.event_id"
+            " FROM chain c"
+            " JOIN state_group_entries e ON e.state_group = c.state_group"
+            " JOIN state_keys k ON k.state_key_nid = e.state_key_nid"
+            " LEFT JOIN events ev ON ev.event_nid = e.event_nid"
+            " ORDER BY c.chain_length",
+            (state_group,),
+        )
+        rows = txn.fetchall()
+        if not rows:
+            txn.execute("SELECT 1 FROM state_groups WHERE state_group = ?", (state_group,))
+            if txn.fetchone() is None:
+                raise KeyError(f"unknown state group {state_group}")
+        state: dict[StateKey, str] = {}
+        for event_type, state_key, event_id in rows:
+            if event_id is None:
+                state.pop((event_type, state_key), None)
+            else:
+                state[(event_type, state_key)] = event_id
+        return state
+
+    def store_group_txn(
+        self,
+        txn: Transaction,
+        room_nid: int,
+        state: Mapping[StateKey, str],
+        base_group: int | None,
+        base_state: Mapping[StateKey, str] | None,
+    ) -> int:
+        """Store the whole ``state``, as a delta on ``base_group`` when one is given."""
+        if base_group is None or base_state is None:
+            return self._insert_group_txn(txn, room_nid, None, 0, dict(state))
+        changes: dict[StateKey, str | None] = {
+            key: event_id for key, event_id in state.items() if base_state.get(key) != event_id
+        }
+        changes.update({key: None for key in base_state if key not in state})
+        return self.store_delta_txn(txn, room_nid, base_group, changes)
+
+    def store_delta_txn(
+        self,
+        txn: Transaction,
+        room_nid: int,
+        base_group: int,
+        changes: Mapping[StateKey, str | None],
+    ) -> int:
+        """Store ``base_group``'s state with ``changes`` applied (None removes a key).
+
+        Costs rows in proportion to the changes, except every ``SNAPSHOT_INTERVAL``
+        groups along a chain, when the whole state is written as a snapshot.
+        """
+        txn.execute("SELECT chain_length FROM state_groups WHERE state_group = ?", (base_group,))
+        row = txn.fetchone()
+        if row is None:
+            raise KeyError(f"unknown state group {base_group}")
+        chain_length = int(row[0]) + 1
+        if chain_length <= SNAPSHOT_INTERVAL:
+            return self._insert_group_txn(txn, room_nid, base_group, chain_length, changes)
+        full: dict[StateKey, str | None] = dict(self.read_group_txn(txn, base_group))
+        full.update(changes)
+        snapshot = {key: event_id for key, event_id in full.items() if event_id is not None}
+        return self._insert_group_txn(txn, room_nid, None, 0, snapshot)
+
+    def _insert_group_txn(
+        self,
+        txn: Transaction,
+        room_nid: int,
+        base_group: int | None,
+        chain_length: int,
+        entries: Mapping[StateKey, str | None],
+    ) -> int:
+        key_nids = self.key_nids_txn(txn, list(entries))
+        wanted = [event_id for event_id in entries.values() if event_id is not None]
+        event_nids = event_nids_for_ids_txn(txn, wanted)
+        missing = set(wanted) - set(event_nids)
+        if missing:
+            raise UnknownEventsError(missing)
+        group = txn.engine.next_id(txn, "state_group_ids")
+        txn.execute(
+            "INSERT INTO state_groups (state_group, room_nid, prev_state_group, chain_length)"
+            " VALUES (?, ?, ?, ?)",
+            (group, room_nid, base_group, chain_length),
+        )
+        txn.executemany(
+            "INSERT INTO state_group_entries (state_group, state_key_nid, event_nid)"
+            " VALUES (?, ?, ?)",
+            [
+                (group, key_nids[key], None if event_id is None else event_nids[event_id])
+                for key, event_id in entries.items()
+            ],
+        )
+        return group
+
+    def cached_state_after(
+        self, base_group: int, changes: Mapping[StateKey, str | None]
+    ) -> dict[StateKey, str] | None:
+        """``base_group``'s state with ``changes`` applied, if the base is cached."""
+        base = self._groups.get(base_group)
+        if base is None:
+            return None
+        state = dict(base)
+        for key, event_id in changes.items():
+            if event_id is None:
+                state.pop(key, None)
+            else:
+                state[key] = event_id
+        return state
+
+    def cache_group(self, state_group: int, state: Mapping[StateKey, str]) -> None:
+        """Remember a group's contents just written by a caller's transaction."""
+        self._groups.set(state_group, dict(state))
+
+    def key_nids_txn(self, txn: Transaction, keys: Sequence[StateKey]) -> dict[StateKey, int]:
+        """Interned ids for ``keys``, creating the missing ones."""
+        result = {key: self._key_nids[key] for key in keys if key in self._key_nids}
+        unknown = [key for key in keys if key not in result]
+        for key in unknown:
+            txn.execute(
+                "SELECT state_key_nid FROM state_keys WHERE type = ? AND state_key = ?", key
+            )
+            row = txn.fetchone()
+            if row is None:
+                nid = txn.engine.next_id(txn, "state_key_nids")
+                txn.execute(
+                    "INSERT INTO state_keys (state_key_nid, type, state_key) VALUES (?, ?, ?)",
+                    (nid, key[0], key[1]),
+                )
+            else:
+                nid = int(row[0])
+            result[key] = nid
+        # Only cache after commit: a rolled-back insert must not leave a phantom nid.
+        fresh = {key: result[key] for key in unknown}
+        txn.call_after_commit(lambda: self._key_nids.update(fresh))
+        return result
+
+
+def event_nids_for_ids_txn(txn: Transaction, event_ids: Sequence[str]) -> dict[str, int]:
+    nids: dict[str, int] = {}
+    for part in chunks(list(dict.fromkeys(event_ids))):
+        marks = ",".join("?" * len(part))
+        txn.execute(f"SELECT event_id, event_nid FROM events WHERE event_id IN ({marks})", part)
+        nids.update({event_id: int(nid) for event_id, nid in txn.fetchall()})
+    return nids

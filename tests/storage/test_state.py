@@ -1,0 +1,92 @@
+"""State groups as snapshots plus deltas, on both engines."""
+
+from __future__ import annotations
+
+import pytest
+import pytest_twisted
+
+from homeserver.events.event import Event
+from homeserver.storage.database import Database
+from homeserver.storage.events import EventStore, EventToPersist
+from homeserver.storage.state import SNAPSHOT_INTERVAL, StateStore, UnknownEventsError
+from tests.events.dag_builder import standard_room
+
+
+async def stored_room(db: Database) -> tuple[StateStore, int, dict[str, Event]]:
+    """A room's events persisted as outliers, so state groups can refer to them."""
+    builder = standard_room("10")
+    state = StateStore(db)
+    events = EventStore(db, state)
+    room_nid = await events.create_room(builder.room_id, "10", 0)
+    for event in builder.events.values():
+        event.internal.outlier = True
+    await events.persist_events(
+        room_nid, [EventToPersist(e, None) for e in builder.events.values()]
+    )
+    return state, room_nid, builder.events
+
+
+@pytest_twisted.ensureDeferred
+async def test_snapshot_reads_back_equal(db: Database) -> None:
+    state, room_nid, events = await stored_room(db)
+    full = {e.state_key_tuple: e.event_id for e in events.values()}
+    group = await state.store_state_group(room_nid, full)
+    assert await StateStore(db).get_state_ids(group) == full
+
+
+@pytest_twisted.ensureDeferred
+async def test_delta_stores_only_changes_and_reads_whole_state(db: Database) -> None:
+    state, room_nid, events = await stored_room(db)
+    items = list(events.values())
+    base = {e.state_key_tuple: e.event_id for e in items[:-1]}
+    base_group = await state.store_state_group(room_nid, base)
+    full = {**base, items[-1].state_key_tuple: items[-1].event_id}
+    group = await state.store_state_group(room_nid, full, base_group=base_group)
+    rows = await db.execute(
+        "entries", "SELECT COUNT(*) FROM state_group_entries WHERE state_group = ?", group
+    )
+    assert rows == [(1,)]
+    assert await StateStore(db).get_state_ids(group) == full
+
+
+@pytest_twisted.ensureDeferred
+async def test_delta_can_remove_a_key(db: Database) -> None:
+    state, room_nid, events = await stored_room(db)
+    full = {e.state_key_tuple: e.event_id for e in events.values()}
+    base_group = await state.store_state_group(room_nid, full)
+    smaller = dict(full)
+    removed = next(iter(smaller))
+    del smaller[removed]
+    group = await state.store_state_group(room_nid, smaller, base_group=base_group)
+    assert await StateStore(db).get_state_ids(group) == smaller
+
+
+@pytest_twisted.ensureDeferred
+async def test_long_delta_chains_are_cut_by_a_snapshot(db: Database) -> None:
+    state, room_nid, events = await stored_room(db)
+    items = list(events.values())
+    full = {e.state_key_tuple: e.event_id for e in items}
+    group = await state.store_state_group(room_nid, full)
+    # Alternate one key between two events so every group is a one-entry delta.
+    key = items[-1].state_key_tuple
+    for step in range(SNAPSHOT_INTERVAL + 5):
+        full = {**full, key: items[step % 2].event_id}
+        group = await state.store_state_group(room_nid, full, base_group=group)
+    lengths = await db.execute(
+        "lengths", "SELECT MAX(chain_length) FROM state_groups WHERE room_nid = ?", room_nid
+    )
+    assert lengths == [(SNAPSHOT_INTERVAL,)]
+    assert await StateStore(db).get_state_ids(group) == full
+
+
+@pytest_twisted.ensureDeferred
+async def test_state_naming_unknown_events_is_refused(db: Database) -> None:
+    state, room_nid, _ = await stored_room(db)
+    with pytest.raises(UnknownEventsError):
+        await state.store_state_group(room_nid, {("m.room.topic", ""): "$nope"})
+
+
+@pytest_twisted.ensureDeferred
+async def test_unknown_group_is_a_key_error(db: Database) -> None:
+    with pytest.raises(KeyError):
+        await StateStore(db).get_state_ids(123456)
