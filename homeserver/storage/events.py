@@ -99,6 +99,7 @@ class EventStore:
         batch: Sequence[EventToPersist],
         *,
         new_current_state_group: int | None = None,
+        advance_current_state: bool = False,
     ) -> list[PersistedEvent]:
         """Store ``batch`` in one transaction, in order.
 
@@ -106,10 +107,17 @@ class EventStore:
         new state group (a one-entry delta on its ``state_group_before``).  Forward
         extremities advance past the events' ``prev_events``; soft-failed and rejected
         events never become extremities.  If ``new_current_state_group`` is given,
-        the room's current state moves there and the membership index follows.
+        the room's current state moves there and the membership index follows;
+        ``advance_current_state`` moves it to the state after the batch's last event
+        (a local send on top of the current state).
         """
         persisted = await self._db.run_interaction(
-            "persist_events", self._persist_txn, room_nid, batch, new_current_state_group
+            "persist_events",
+            self._persist_txn,
+            room_nid,
+            batch,
+            new_current_state_group,
+            advance_current_state,
         )
         for item in batch:
             self._events.set(item.event.event_id, item.event)
@@ -121,10 +129,11 @@ class EventStore:
         room_nid: int,
         batch: Sequence[EventToPersist],
         new_current_state_group: int | None,
+        advance_current_state: bool,
     ) -> list[PersistedEvent]:
-        results = []
-        for item in batch:
-            results.append(self._persist_one_txn(txn, room_nid, item))
+        results = [self._persist_one_txn(txn, room_nid, item) for item in batch]
+        if advance_current_state and results:
+            new_current_state_group = results[-1].state_group_after
         if new_current_state_group is not None:
             self._move_current_state_txn(txn, room_nid, new_current_state_group)
         return results
@@ -233,12 +242,10 @@ class EventStore:
         old_group = None if row is None or row[0] is None else int(row[0])
         if old_group == new_group:
             return
-        old = self._state.read_group_txn(txn, old_group) if old_group is not None else {}
-        new = self._state.read_group_txn(txn, new_group)
         txn.execute(
             "UPDATE rooms SET current_state_group = ? WHERE room_nid = ?", (new_group, room_nid)
         )
-        changed = _changed_members(old, new)
+        changed = self._changed_members_txn(txn, old_group, new_group)
         if not changed:
             return
         nids = event_nids_for_ids_txn(txn, [e for e in changed.values() if e is not None])
@@ -259,6 +266,26 @@ class EventStore:
                 " membership = excluded.membership, event_nid = excluded.event_nid",
                 (room_nid, user_id, str(membership), nids[event_id]),
             )
+
+    def _changed_members_txn(
+        self, txn: Transaction, old_group: int | None, new_group: int
+    ) -> dict[str, str | None]:
+        """user ID -> new membership event ID (None: gone) between two current states."""
+        txn.execute("SELECT prev_state_group FROM state_groups WHERE state_group = ?", (new_group,))
+        row = txn.fetchone()
+        if old_group is not None and row is not None and row[0] == old_group:
+            # The usual case: the new state is a delta on the old one, so only the
+            # delta's entries can have changed — no need to read either whole state.
+            txn.execute(
+                "SELECT k.state_key, ev.event_id FROM state_group_entries e"
+                " JOIN state_keys k ON k.state_key_nid = e.state_key_nid"
+                " LEFT JOIN events ev ON ev.event_nid = e.event_nid"
+                " WHERE e.state_group = ? AND k.type = 'm.room.member'",
+                (new_group,),
+            )
+            return {user_id: event_id for user_id, event_id in txn.fetchall()}
+        old = self._state.read_group_txn(txn, old_group) if old_group is not None else {}
+        return _changed_members(old, self._state.read_group_txn(txn, new_group))
 
     # --- reading -----------------------------------------------------------------------
 

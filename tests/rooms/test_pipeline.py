@@ -1,0 +1,157 @@
+"""The local event pipeline on both engines: rooms created, events checked and chained."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_twisted
+from signedjson.key import generate_signing_key
+from twisted.internet import defer, reactor
+
+from homeserver.clock import Clock
+from homeserver.events.auth import AuthError
+from homeserver.events.event import Event
+from homeserver.rooms.builder import EventDraft
+from homeserver.rooms.pipeline import EventPipeline, SentEvent, UnknownRoomError
+from homeserver.storage.database import Database
+from homeserver.storage.events import EventStore, EventToPersist
+from homeserver.storage.state import StateStore
+
+ALICE = "@alice:example.org"
+BOB = "@bob:example.org"
+
+
+@pytest_twisted.async_yield_fixture
+async def pipeline(db: Database) -> AsyncIterator[EventPipeline]:
+    state = StateStore(db)
+    yield EventPipeline(
+        server_name="example.org",
+        signing_key=generate_signing_key("a_test"),
+        clock=Clock(reactor),
+        events=EventStore(db, state),
+        state=state,
+    )
+
+
+async def send(
+    p: EventPipeline,
+    room_id: str,
+    event_type: str,
+    sender: str,
+    content: dict[str, Any],
+    state_key: str | None = None,
+) -> SentEvent:
+    return await p.send(EventDraft(room_id, event_type, sender, content, state_key=state_key))
+
+
+async def public_room(p: EventPipeline, version: str = "10") -> str:
+    """Alice creates a public room, Bob joins."""
+    created = await p.create_room(version, ALICE, {})
+    room_id = created.event.room_id
+    await send(p, room_id, "m.room.member", ALICE, {"membership": "join"}, ALICE)
+    await send(
+        p,
+        room_id,
+        "m.room.power_levels",
+        ALICE,
+        {"users": {ALICE: 100}} if version != "12" else {},
+        "",
+    )
+    await send(p, room_id, "m.room.join_rules", ALICE, {"join_rule": "public"}, "")
+    await send(p, room_id, "m.room.member", BOB, {"membership": "join"}, BOB)
+    return room_id
+
+
+@pytest.mark.parametrize("version", ["10", "11", "12"])
+@pytest_twisted.ensureDeferred
+async def test_members_can_talk_in_a_new_room(pipeline: EventPipeline, version: str) -> None:
+    room_id = await public_room(pipeline, version)
+    sent = await send(pipeline, room_id, "m.room.message", BOB, {"msgtype": "m.text", "body": "hi"})
+    assert sent.event.room_id == room_id
+    if version == "12":
+        assert ":" not in room_id  # derived from the create event
+
+
+@pytest_twisted.ensureDeferred
+async def test_kicked_member_cannot_send(pipeline: EventPipeline, db: Database) -> None:
+    room_id = await public_room(pipeline)
+    await send(pipeline, room_id, "m.room.member", ALICE, {"membership": "leave"}, BOB)
+    before = await db.execute("count", "SELECT COUNT(*) FROM events")
+    with pytest.raises(AuthError):
+        await send(pipeline, room_id, "m.room.message", BOB, {"body": "still here?"})
+    assert await db.execute("count", "SELECT COUNT(*) FROM events") == before
+
+
+@pytest_twisted.ensureDeferred
+async def test_muted_member_cannot_send(pipeline: EventPipeline) -> None:
+    room_id = await public_room(pipeline)
+    await send(
+        pipeline,
+        room_id,
+        "m.room.power_levels",
+        ALICE,
+        {"users": {ALICE: 100}, "events_default": 10},
+        "",
+    )
+    with pytest.raises(AuthError):
+        await send(pipeline, room_id, "m.room.message", BOB, {"body": "muted"})
+    await send(pipeline, room_id, "m.room.message", ALICE, {"body": "admins still talk"})
+
+
+@pytest_twisted.ensureDeferred
+async def test_concurrent_sends_form_one_chain(pipeline: EventPipeline, db: Database) -> None:
+    room_id = await public_room(pipeline)
+    sent = await defer.gatherResults(
+        [
+            defer.ensureDeferred(send(pipeline, room_id, "m.room.message", BOB, {"body": str(i)}))
+            for i in range(10)
+        ]
+    )
+    ordered = sorted(sent, key=lambda s: s.stream_ordering)
+    for earlier, later in zip(ordered, ordered[1:], strict=False):
+        assert later.event.prev_event_ids == [earlier.event.event_id]
+    rows = await db.execute("x", "SELECT COUNT(*) FROM forward_extremities")
+    assert rows == [(1,)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_fork_is_merged_by_the_next_send(pipeline: EventPipeline, db: Database) -> None:
+    room_id = await public_room(pipeline)
+    first = await send(pipeline, room_id, "m.room.topic", ALICE, {"topic": "one"}, "")
+    # Another branch from the same parent, as if it arrived over federation.
+    events = EventStore(db, StateStore(db))
+    room = await events.get_room(room_id)
+    assert room is not None
+    parent = first.event.prev_event_ids[0]
+    [group] = (await events.get_state_groups_after([parent])).values()
+    branch_pdu = dict(first.event.pdu)
+    branch_pdu["content"] = {"topic": "two"}
+    branch_pdu["origin_server_ts"] += 1
+    from homeserver.events.hashing import compute_event_id
+
+    branch = Event(
+        branch_pdu, first.event.room_version, compute_event_id(branch_pdu, first.event.room_version)
+    )
+    await events.persist_events(room.room_nid, [EventToPersist(branch, group)])
+    assert len(await events.get_forward_extremities(room.room_nid)) == 2
+    merged = await send(pipeline, room_id, "m.room.message", BOB, {"body": "merge"})
+    assert sorted(merged.event.prev_event_ids) == sorted([first.event.event_id, branch.event_id])
+    assert await events.get_forward_extremities(room.room_nid) == [merged.event.event_id]
+
+
+@pytest_twisted.ensureDeferred
+async def test_new_events_are_announced_in_stream_order(pipeline: EventPipeline) -> None:
+    seen: list[tuple[str, int]] = []
+    pipeline.on_new_event.append(lambda event, position: seen.append((event.type, position)))
+    await public_room(pipeline)
+    positions = [position for _, position in seen]
+    assert positions == sorted(positions) and len(seen) == 5
+    assert seen[0][0] == "m.room.create"
+
+
+@pytest_twisted.ensureDeferred
+async def test_sending_to_an_unknown_room_fails(pipeline: EventPipeline) -> None:
+    with pytest.raises(UnknownRoomError):
+        await send(pipeline, "!nope:example.org", "m.room.message", ALICE, {})
