@@ -18,21 +18,41 @@ from twisted.internet import defer
 from twisted.internet.error import CannotListenError
 
 from homeserver.api.admin import register as admin_register
+from homeserver.api.admin import registration_tokens as admin_registration_tokens
 from homeserver.api.client import account, discovery
+from homeserver.api.client import capabilities as capabilities_servlet
+from homeserver.api.client import devices as devices_servlet
+from homeserver.api.client import login as login_servlet
+from homeserver.api.client import profile as profile_servlet
+from homeserver.api.client import register as register_servlet
+from homeserver.auth.account import AccountHandler
+from homeserver.auth.client_registration import ClientRegistrationHandler
+from homeserver.auth.devices import DeviceHandler
+from homeserver.auth.last_seen import LastSeenTracker
+from homeserver.auth.login import LoginHandler
+from homeserver.auth.password_auth import PasswordAuthenticator
 from homeserver.auth.passwords import PasswordHasher
+from homeserver.auth.refresh import RefreshHandler
 from homeserver.auth.registration import RegistrationHandler
+from homeserver.auth.registration_tokens import RegistrationTokenHandler
 from homeserver.auth.shared_secret import SharedSecretRegistration
 from homeserver.auth.tokens import AccessTokenHandler
+from homeserver.auth.uia import PASSWORD, REGISTRATION_TOKEN, UserInteractiveAuth
 from homeserver.clock import Clock
 from homeserver.config.model import HomeServerConfig, ListenerConfig
 from homeserver.crypto.keys import load_or_create_signing_key
 from homeserver.http.auth import RequestAuthenticator
 from homeserver.http.request import MatrixSite
 from homeserver.http.server import JsonResource, Router
+from homeserver.profile.handler import ProfileHandler
 from homeserver.ratelimit import RateLimiter
 from homeserver.storage.database import Database
 from homeserver.storage.devices import DeviceStore
+from homeserver.storage.login_tokens import LoginTokenStore
 from homeserver.storage.migrations import prepare_database
+from homeserver.storage.profiles import ProfileStore
+from homeserver.storage.refresh_tokens import RefreshTokenStore
+from homeserver.storage.registration_tokens import RegistrationTokenStore
 from homeserver.storage.users import UserStore
 
 logger = logging.getLogger(__name__)
@@ -46,6 +66,12 @@ class StartupError(Exception):
 class Stores:
     users: UserStore
     devices: DeviceStore
+    # --- accounts (login, registration, devices, profiles) ---
+    profiles: ProfileStore
+    registration_tokens: RegistrationTokenStore
+    refresh_tokens: RefreshTokenStore
+    login_tokens: LoginTokenStore
+    # --- end accounts ---
 
 
 @attrs.define
@@ -53,6 +79,20 @@ class Handlers:
     registration: RegistrationHandler
     tokens: AccessTokenHandler
     shared_secret: SharedSecretRegistration
+    # --- accounts (login, registration, devices, profiles) ---
+    last_seen: LastSeenTracker
+    uia: UserInteractiveAuth
+    passwords: PasswordAuthenticator
+    login: LoginHandler
+    refresh: RefreshHandler
+    #: ``account.on_deactivate``: callbacks run when a user deactivates their account.
+    account: AccountHandler
+    devices: DeviceHandler
+    #: ``profile.on_profile_change``: callbacks run when a display name or avatar changes.
+    profile: ProfileHandler
+    registration_tokens: RegistrationTokenHandler
+    client_registration: ClientRegistrationHandler
+    # --- end accounts ---
 
 
 @attrs.define
@@ -65,6 +105,7 @@ class HomeServer:
     handlers: Handlers
     signing_key: SigningKey | None
     ports: list[Any] = attrs.field(factory=list)
+    _shutdown_trigger: Any = None
 
     def build_router(self, listener: ListenerConfig) -> Router:
         router = Router()
@@ -77,12 +118,79 @@ class HomeServer:
                 extra_well_known=self.config.extra_well_known_client_content,
             )
             account.register(router, authenticator=RequestAuthenticator(self.handlers.tokens))
+            self._register_account_servlets(router)
             admin_register.register(
                 router,
                 server_name=self.config.server_name,
                 shared_secret=self.handlers.shared_secret,
             )
         return router
+
+    def _register_account_servlets(self, router: Router) -> None:
+        """Login, registration, account, device, profile and capability endpoints."""
+        handlers, config = self.handlers, self.config
+        authenticator = RequestAuthenticator(handlers.tokens)
+        well_known = {
+            **config.extra_well_known_client_content,
+            "m.homeserver": {"base_url": config.public_baseurl},
+        }
+        register_servlet.register(
+            router,
+            server_name=config.server_name,
+            well_known=well_known,
+            registration=handlers.client_registration,
+            registration_tokens=handlers.registration_tokens,
+            uia=handlers.uia,
+            lookup_limiter=RateLimiter(self.clock, config.rate_limits.registration),
+        )
+        login_servlet.register(
+            router,
+            server_name=config.server_name,
+            well_known=well_known,
+            authenticator=authenticator,
+            login=handlers.login,
+            refresh=handlers.refresh,
+            account=handlers.account,
+            passwords=handlers.passwords,
+            uia=handlers.uia,
+        )
+        account.register_management(
+            router,
+            authenticator=authenticator,
+            account=handlers.account,
+            passwords=handlers.passwords,
+            uia=handlers.uia,
+        )
+        devices_servlet.register(
+            router,
+            authenticator=authenticator,
+            devices=handlers.devices,
+            passwords=handlers.passwords,
+            uia=handlers.uia,
+        )
+        profile_servlet.register(router, authenticator=authenticator, profiles=handlers.profile)
+        capabilities_servlet.register(
+            router,
+            authenticator=authenticator,
+            password_enabled=config.password_login_enabled,
+            default_room_version=config.default_room_version,
+        )
+        admin_registration_tokens.register(
+            router, authenticator=authenticator, tokens=handlers.registration_tokens
+        )
+
+    def start_background_tasks(self) -> None:
+        """Start periodic work; the last-seen batch is also written at reactor shutdown."""
+        self.handlers.last_seen.start()
+        self._shutdown_trigger = self.reactor.addSystemEventTrigger(
+            "before", "shutdown", lambda: defer.ensureDeferred(self.handlers.last_seen.stop())
+        )
+
+    async def stop_background_tasks(self) -> None:
+        if self._shutdown_trigger is not None:
+            self.reactor.removeSystemEventTrigger(self._shutdown_trigger)
+            self._shutdown_trigger = None
+        await self.handlers.last_seen.stop()
 
     def start_listening(self) -> None:
         for listener in self.config.listeners:
@@ -117,11 +225,13 @@ class HomeServer:
                 )
             if not bound_any:
                 raise StartupError(f"no usable bind address for port {listener.port}")
+        self.start_background_tasks()
 
     async def stop(self) -> None:
         for port in self.ports:
             await defer.maybeDeferred(port.stopListening)
         self.ports.clear()
+        await self.stop_background_tasks()
         self.database.close()
 
 
@@ -154,11 +264,69 @@ async def build_homeserver(
         database.close()
         raise
     clock = Clock(reactor)
-    stores = Stores(users=UserStore(database), devices=DeviceStore(database))
+    stores = Stores(
+        users=UserStore(database),
+        devices=DeviceStore(database),
+        profiles=ProfileStore(database),
+        registration_tokens=RegistrationTokenStore(database),
+        refresh_tokens=RefreshTokenStore(database),
+        login_tokens=LoginTokenStore(database),
+    )
     hasher = PasswordHasher(rounds=config.bcrypt_rounds, pepper=config.password_pepper)
-    registration = RegistrationHandler(config.server_name, clock, stores.users, hasher)
-    tokens = AccessTokenHandler(clock, stores.users, stores.devices)
+    registration = RegistrationHandler(
+        config.server_name, clock, stores.users, hasher, stores.profiles
+    )
+    last_seen = LastSeenTracker(clock, stores.devices, reactor)
+    tokens = AccessTokenHandler(
+        clock,
+        stores.users,
+        stores.devices,
+        refreshable_lifetime_ms=config.refreshable_access_token_lifetime_ms,
+        last_seen=last_seen,
+    )
+    # --- accounts (login, registration, devices, profiles) ---
+    limits = config.rate_limits
+    passwords = PasswordAuthenticator(
+        config.server_name,
+        stores.users,
+        hasher,
+        RateLimiter(clock, limits.login_failed_attempts),
+        password_login_enabled=config.password_login_enabled,
+    )
+    uia = UserInteractiveAuth(clock)
+    uia.register_stage(PASSWORD, passwords.uia_stage)
+    registration_tokens = RegistrationTokenHandler(clock, stores.registration_tokens)
+    uia.register_stage(REGISTRATION_TOKEN, registration_tokens.uia_stage)
+    uia.on_session_expired.append(registration_tokens.session_expired)
+    profile = ProfileHandler(config.server_name, stores.users, stores.profiles)
+    # --- end accounts ---
     handlers = Handlers(
+        last_seen=last_seen,
+        uia=uia,
+        passwords=passwords,
+        login=LoginHandler(
+            clock,
+            stores.users,
+            tokens,
+            passwords,
+            stores.login_tokens,
+            password_login_enabled=config.password_login_enabled,
+            address_limiter=RateLimiter(clock, limits.login_address),
+            account_limiter=RateLimiter(clock, limits.login_account),
+        ),
+        refresh=RefreshHandler(clock, stores.users, stores.refresh_tokens, tokens),
+        account=AccountHandler(stores.users, stores.devices, tokens, hasher, profile, last_seen),
+        devices=DeviceHandler(stores.devices, tokens, last_seen),
+        profile=profile,
+        registration_tokens=registration_tokens,
+        client_registration=ClientRegistrationHandler(
+            enabled=config.enable_registration,
+            requires_token=config.registration_requires_token,
+            registration=registration,
+            tokens=tokens,
+            registration_tokens=registration_tokens,
+            limiter=RateLimiter(clock, limits.registration),
+        ),
         registration=registration,
         tokens=tokens,
         shared_secret=SharedSecretRegistration(

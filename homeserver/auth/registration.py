@@ -11,17 +11,27 @@ from homeserver.auth.passwords import PasswordHasher
 from homeserver.clock import Clock
 from homeserver.http.errors import Codes, MatrixError
 from homeserver.identifiers import UserID, is_valid_user_localpart
+from homeserver.storage.profiles import ProfileStore
 from homeserver.storage.users import UserExistsError, UserStore
+
+#: Generated usernames are numeric; a few tries skip numbers an admin took by hand.
+_GENERATE_ATTEMPTS = 10
 
 
 class RegistrationHandler:
     def __init__(
-        self, server_name: str, clock: Clock, users: UserStore, hasher: PasswordHasher
+        self,
+        server_name: str,
+        clock: Clock,
+        users: UserStore,
+        hasher: PasswordHasher,
+        profiles: ProfileStore | None = None,
     ) -> None:
         self._server_name = server_name
         self._clock = clock
         self._users = users
         self._hasher = hasher
+        self._profiles = profiles
 
     def user_id_for(self, localpart: str) -> str:
         """The full user ID for a new account's localpart, checked against the grammar."""
@@ -56,7 +66,38 @@ class RegistrationHandler:
                 user_type=user_type,
             )
         except UserExistsError:
-            raise MatrixError(
-                HTTPStatus.BAD_REQUEST, Codes.USER_IN_USE, "User ID already taken."
-            ) from None
+            raise user_in_use() from None
+        if self._profiles is not None:
+            # The display name starts as the localpart, so members are never nameless.
+            await self._profiles.create_profile(user_id, localpart)
         return user_id
+
+    async def check_available(self, localpart: str) -> str:
+        """The user ID for a chosen localpart, if valid and free; 400 otherwise.
+
+        Numeric localparts are reserved for generated usernames.
+        """
+        user_id = self.user_id_for(localpart)
+        if localpart.isdigit():
+            raise MatrixError(
+                HTTPStatus.BAD_REQUEST,
+                Codes.INVALID_USERNAME,
+                "Numeric user IDs are reserved for generated usernames",
+            )
+        if await self._users.get_user(user_id) is not None:
+            raise user_in_use()
+        return user_id
+
+    async def generate_localpart(self) -> str:
+        """A free numeric localpart, for clients that register without a username."""
+        for _ in range(_GENERATE_ATTEMPTS):
+            localpart = await self._users.next_generated_localpart()
+            if await self._users.get_user(self.user_id_for(localpart)) is None:
+                return localpart
+        raise MatrixError(
+            HTTPStatus.INTERNAL_SERVER_ERROR, Codes.UNKNOWN, "Could not generate a user ID"
+        )
+
+
+def user_in_use() -> MatrixError:
+    return MatrixError(HTTPStatus.BAD_REQUEST, Codes.USER_IN_USE, "User ID already taken.")

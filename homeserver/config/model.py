@@ -75,6 +75,8 @@ class HomeServerConfig:
     bcrypt_rounds: int
     password_pepper: str
     password_login_enabled: bool
+    #: Lifetime of access tokens issued with a refresh token, in milliseconds.
+    refreshable_access_token_lifetime_ms: int
     max_upload_size: int
     max_request_body_size: int
     default_room_version: str

@@ -79,6 +79,7 @@ def parse_config(
         bcrypt_rounds=root.get_int("bcrypt_rounds", 12, minimum=4, maximum=31),
         password_pepper=pepper,
         password_login_enabled=password_login_enabled,
+        refreshable_access_token_lifetime_ms=_parse_refreshable_lifetime(root),
         max_upload_size=root.get_size("max_upload_size", 50 * 1024 * 1024),
         max_request_body_size=root.get_size("max_request_body_size", 4 * 1024 * 1024),
         default_room_version=default_room_version,
@@ -102,6 +103,13 @@ def parse_config(
     if keys_read is not None:
         keys_read.update(root.keys_read)
     return config, warnings
+
+
+def _parse_refreshable_lifetime(root: Section) -> int:
+    lifetime = root.get_duration_ms("refreshable_access_token_lifetime", 5 * 60_000)
+    if lifetime is None or lifetime <= 0:
+        raise ConfigError("refreshable_access_token_lifetime", "must be a positive duration")
+    return int(lifetime)
 
 
 def _parse_listeners(root: Section) -> tuple[ListenerConfig, ...]:

@@ -19,6 +19,17 @@ T = TypeVar("T")
 _MISSING: Any = object()
 _SIZE = re.compile(r"^\s*(\d+)\s*([KMGT]?)B?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+# Synapse's duration syntax: a number of milliseconds, or a number with a unit.
+_DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d|w|y)?\s*$")
+_DURATION_MS = {
+    "ms": 1,
+    "s": 1000,
+    "m": 60_000,
+    "h": 3_600_000,
+    "d": 86_400_000,
+    "w": 604_800_000,
+    "y": 31_536_000_000,
+}
 
 
 class ConfigError(Exception):
@@ -133,6 +144,20 @@ class Section:
                 self.key_path(key), f"expected a size such as 10M or 512K, got {value!r}"
             )
         return int(match.group(1)) * _SIZE_UNITS[match.group(2).upper()]
+
+    def get_duration_ms(self, key: str, default: Any = _MISSING) -> Any:
+        """A duration in milliseconds: an integer (ms), or a string such as ``"5m"``."""
+        value = self._get(key, default)
+        if value is default or value is None:
+            return value
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        match = _DURATION.match(value) if isinstance(value, str) else None
+        if match is None:
+            raise ConfigError(
+                self.key_path(key), f"expected a duration such as 5m or 1h, got {value!r}"
+            )
+        return int(match.group(1)) * _DURATION_MS[match.group(2) or "ms"]
 
     def get_path(self, key: str, default: Any = _MISSING) -> Any:
         """A filesystem path; relative paths are relative to the config file's folder."""

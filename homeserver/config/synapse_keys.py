@@ -80,7 +80,6 @@ TOLERATED_TOP_LEVEL_KEYS = frozenset(
         "allowed_local_3pids",
         "enable_3pid_lookup",
         "session_lifetime",
-        "refreshable_access_token_lifetime",
         "refresh_token_lifetime",
         "nonrefreshable_access_token_lifetime",
         "ui_auth",

@@ -36,4 +36,11 @@ class RequestAuthenticator:
             raise errors.missing_token()
         requester = await self._tokens.requester_for_token(token)
         request.authenticated_user = requester.user_id
+        self._tokens.note_request(requester, request.client_ip(), request.getHeader("user-agent"))
         return requester
+
+    async def optional_requester(self, request: MatrixRequest) -> Requester | None:
+        """The requester if the request carries an access token, else None."""
+        if extract_access_token(request) is None:
+            return None
+        return await self.requester(request)

@@ -76,3 +76,45 @@ class UserStore:
     async def count_users(self) -> int:
         rows = await self._db.execute("count_users", "SELECT COUNT(*) FROM users")
         return int(rows[0][0])
+
+    async def find_user_case_insensitive(self, user_id: str) -> str | None:
+        """The stored ID matching ``user_id`` exactly, else the one match ignoring case.
+
+        Login accepts ``@Alice:hs`` for ``@alice:hs``; if several accounts differ only
+        in case (possible for old accounts), only an exact match is accepted.
+        """
+
+        def find(txn: Transaction) -> str | None:
+            txn.execute("SELECT user_id FROM users WHERE user_id = ?", (user_id,))
+            if txn.fetchone() is not None:
+                return user_id
+            txn.execute("SELECT user_id FROM users WHERE lower(user_id) = ?", (user_id.lower(),))
+            rows = txn.fetchall()
+            return str(rows[0][0]) if len(rows) == 1 else None
+
+        return await self._db.run_interaction("find_user_case_insensitive", find)
+
+    async def set_password_hash(self, user_id: str, password_hash: str | None) -> None:
+        await self._db.execute(
+            "set_password_hash",
+            "UPDATE users SET password_hash = ? WHERE user_id = ?",
+            password_hash,
+            user_id,
+        )
+
+    async def deactivate_user(self, user_id: str) -> None:
+        """Mark the account deactivated and erase its password."""
+        await self._db.execute(
+            "deactivate_user",
+            "UPDATE users SET deactivated = ?, password_hash = NULL WHERE user_id = ?",
+            True,
+            user_id,
+        )
+
+    async def next_generated_localpart(self) -> str:
+        """A numeric localpart for a user who registered without choosing one."""
+
+        def next_id(txn: Transaction) -> int:
+            return txn.engine.next_id(txn, "generated_user_ids")
+
+        return str(await self._db.run_interaction("next_generated_localpart", next_id))
