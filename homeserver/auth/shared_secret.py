@@ -125,5 +125,7 @@ class SharedSecretRegistration:
         user_id = await self._registration.register_user(
             request.username, request.password, admin=request.admin, user_type=request.user_type
         )
-        token, device_id = await self._tokens.issue_token(user_id)
-        return RegisteredAccount(user_id=user_id, access_token=token, device_id=device_id)
+        session = await self._tokens.create_session(user_id, None)
+        return RegisteredAccount(
+            user_id=user_id, access_token=session.access_token, device_id=session.device_id
+        )

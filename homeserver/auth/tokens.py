@@ -96,28 +96,6 @@ class AccessTokenHandler:
         self._cache: dict[str, _CacheEntry] = {}
         self._cached_by_user: dict[str, set[str]] = {}
 
-    async def issue_token(
-        self,
-        user_id: str,
-        device_id: str | None = None,
-        *,
-        display_name: str | None = None,
-        valid_for_ms: int | None = None,
-    ) -> tuple[str, str]:
-        """Create a device (if new) and an access token for it: ``(token, device_id)``."""
-        device_id = device_id or generate_device_id()
-        token = generate_token()
-        now = self._clock.time_msec()
-        await self._devices.add_device_with_token(
-            user_id,
-            device_id,
-            hash_token(token),
-            created_ts=now,
-            display_name=display_name,
-            expires_ts=None if valid_for_ms is None else now + valid_for_ms,
-        )
-        return token, device_id
-
     async def create_session(
         self,
         user_id: str,
