@@ -1,7 +1,7 @@
 """Fixtures shared by the whole suite.
 
 ``database_config`` is parametrised over both engines, so every test that uses it
-(directly or through ``db``, ``homeserver`` or ``server_process``) runs once on
+(directly or through ``db`` or ``server_process``) runs once on
 SQLite and once on PostgreSQL.
 """
 
@@ -14,8 +14,6 @@ from typing import Any
 import pytest
 import pytest_twisted
 
-from homeserver.app import HomeServer, build_homeserver
-from homeserver.config.parse import parse_config
 from homeserver.storage.database import Database
 from homeserver.storage.migrations import prepare_database
 from tests.support.accounts import SHARED_SECRET
@@ -47,23 +45,6 @@ async def db(database_config: dict[str, Any]) -> AsyncIterator[Database]:
     await prepare_database(database)
     yield database
     database.close()
-
-
-@pytest_twisted.async_yield_fixture
-async def homeserver(tmp_path: Path, database_config: dict[str, Any]) -> AsyncIterator[HomeServer]:
-    """A homeserver in this process, listening on a free loopback port."""
-    from twisted.internet import reactor
-
-    data = server_config(tmp_path, database_config, 0)
-    config, _ = parse_config(data, base_dir=tmp_path)
-    server = await build_homeserver(config, reactor, create_signing_key=True)
-    server.start_listening()
-    yield server
-    await server.stop()
-
-
-def base_url(server: HomeServer) -> str:
-    return f"http://127.0.0.1:{server.ports[0].getHost().port}"
 
 
 @pytest.fixture

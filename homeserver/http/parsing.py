@@ -92,3 +92,27 @@ def require_str(body: dict[str, Any], key: str) -> str:
     if not isinstance(value, str):
         raise errors.bad_json(f"{key!r} must be a string")
     return value
+
+
+def parse_optional_json_object(request: server.Request) -> dict[str, Any]:
+    """The body as a JSON object; ``{}`` when there is none (e.g. DELETE without a body)."""
+    assert request.content is not None
+    if not request.content.getvalue().strip():
+        return {}
+    return parse_json_object(request)
+
+
+def optional_str(body: dict[str, Any], key: str) -> str | None:
+    """``body[key]`` if present; ``M_BAD_JSON`` if it is not a string."""
+    value = body.get(key)
+    if value is not None and not isinstance(value, str):
+        raise errors.bad_json(f"{key!r} must be a string")
+    return value
+
+
+def optional_bool(body: dict[str, Any], key: str, default: bool) -> bool:
+    """``body[key]`` or ``default``; ``M_BAD_JSON`` if it is not a boolean."""
+    value = body.get(key, default)
+    if not isinstance(value, bool):
+        raise errors.bad_json(f"{key!r} must be a boolean")
+    return value

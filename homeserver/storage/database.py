@@ -82,7 +82,7 @@ class Database:
 
         def run(txn: Transaction) -> list[tuple[Any, ...]]:
             txn.execute(sql, args)
-            return txn.fetchall() if sql.lstrip().upper().startswith(("SELECT", "WITH")) else []
+            return txn.fetchall() if txn.returns_rows else []
 
         return await self.run_interaction(description, run)
 

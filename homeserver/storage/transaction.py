@@ -47,6 +47,11 @@ class Transaction:
         return self._cursor.fetchall()
 
     @property
+    def returns_rows(self) -> bool:
+        """Whether the last statement produced a result set (SELECT, ... RETURNING)."""
+        return self._cursor.description is not None
+
+    @property
     def rowcount(self) -> int:
         return int(self._cursor.rowcount)
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from homeserver.auth.shared_secret import SharedSecretRegistration, SharedSecretRequest
-from homeserver.http import errors
-from homeserver.http.parsing import parse_json_object, require_str
+from homeserver.http.parsing import optional_bool, optional_str, parse_json_object, require_str
 from homeserver.http.request import MatrixRequest
 from homeserver.http.server import Router
 
@@ -19,19 +18,13 @@ def register(router: Router, *, server_name: str, shared_secret: SharedSecretReg
 
     async def post_register(request: MatrixRequest) -> tuple[int, Any]:
         body = parse_json_object(request)
-        admin = body.get("admin", False)
-        if not isinstance(admin, bool):
-            raise errors.bad_json("'admin' must be a boolean")
-        user_type = body.get("user_type")
-        if user_type is not None and not isinstance(user_type, str):
-            raise errors.bad_json("'user_type' must be a string")
         account = await shared_secret.register(
             SharedSecretRequest(
                 nonce=require_str(body, "nonce"),
                 username=require_str(body, "username"),
                 password=require_str(body, "password"),
-                admin=admin,
-                user_type=user_type,
+                admin=optional_bool(body, "admin", False),
+                user_type=optional_str(body, "user_type"),
                 mac=require_str(body, "mac"),
                 client_ip=request.client_ip(),
             )

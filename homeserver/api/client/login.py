@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from homeserver.api.client._body import optional_bool, optional_str
 from homeserver.auth.account import AccountHandler
 from homeserver.auth.login import PASSWORD_LOGIN, TOKEN_LOGIN, LoginHandler, LoginRequest
 from homeserver.auth.password_auth import PasswordAuthenticator, user_from_identifier
@@ -17,7 +16,7 @@ from homeserver.auth.refresh import RefreshHandler
 from homeserver.auth.tokens import IssuedSession
 from homeserver.auth.uia import UserInteractiveAuth
 from homeserver.http.auth import RequestAuthenticator
-from homeserver.http.parsing import parse_json_object, require_str
+from homeserver.http.parsing import optional_bool, optional_str, parse_json_object, require_str
 from homeserver.http.request import MatrixRequest
 from homeserver.http.server import Router, client_paths
 

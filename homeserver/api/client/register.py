@@ -10,14 +10,13 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
-from homeserver.api.client._body import optional_bool, optional_str
 from homeserver.api.client.login import session_json
 from homeserver.auth.client_registration import ClientRegistrationHandler, RegisterRequest
 from homeserver.auth.registration_tokens import RegistrationTokenHandler
 from homeserver.auth.uia import REGISTRATION_TOKEN, UserInteractiveAuth
 from homeserver.http import errors
 from homeserver.http.errors import Codes, MatrixError
-from homeserver.http.parsing import parse_json_object, query_str
+from homeserver.http.parsing import optional_bool, optional_str, parse_json_object, query_str
 from homeserver.http.request import MatrixRequest
 from homeserver.http.server import Router, client_paths
 from homeserver.ratelimit import RateLimiter
