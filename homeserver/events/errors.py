@@ -20,3 +20,7 @@ class InvalidEventError(ValueError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class EventTooLargeError(InvalidEventError):
+    """The PDU is over the 64 KiB limit (clients get 413 ``M_TOO_LARGE``)."""

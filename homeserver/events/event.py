@@ -39,6 +39,12 @@ class InternalMetadata:
     #: Sent by a local user from this device/transaction, for idempotent /send.
     txn_id: str | None = None
     device_id: str | None = None
+    #: Position in the events stream once persisted (None for outliers).
+    stream_ordering: int | None = None
+    #: For a state event, the event it replaced in the room state.
+    replaces_state: str | None = None
+    #: The stored state group of the room state just before this event.
+    state_group_before: int | None = None
 
 
 class Event:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from homeserver.events.canonical import check_json_value, encode_canonical_json
-from homeserver.events.errors import InvalidEventError
+from homeserver.events.errors import EventTooLargeError, InvalidEventError
 from homeserver.events.room_versions import EventFormat, RoomVersion
 from homeserver.identifiers import (
     is_valid_domain_room_id,
@@ -49,7 +49,7 @@ def validate_pdu(pdu: dict[str, Any], room_version: RoomVersion) -> None:
     check_json_value(pdu, strict=room_version.strict_canonicaljson)
     size = len(encode_canonical_json(pdu))
     if size > MAX_PDU_BYTES:
-        raise InvalidEventError(
+        raise EventTooLargeError(
             f"event is {size} bytes of canonical JSON; the limit is {MAX_PDU_BYTES}"
         )
 

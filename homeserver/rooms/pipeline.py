@@ -13,21 +13,27 @@ from __future__ import annotations
 
 import secrets
 import string
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from homeserver.clock import Clock
 from homeserver.events.auth import AuthError, auth_types_for_event, check_auth_rules
-from homeserver.events.event import Event, InternalMetadata, StateKey
+from homeserver.events.event import Event, InternalMetadata, StateKey, StateMap
 from homeserver.events.room_versions import get_room_version
 from homeserver.events.signing import SigningKey
 from homeserver.events.state_res import MissingEventsError, resolve_state
 from homeserver.rooms.builder import EventDraft, RoomPosition, build_local_event
-from homeserver.storage.events import EventStore, EventToPersist, RoomRecord
+from homeserver.storage.events import EventStore, EventToPersist, RoomExistsError, RoomRecord
 from homeserver.storage.state import StateStore
 from homeserver.util.linearizer import Linearizer
+
+#: An extra check on a built event and its auth events; raises AuthError to refuse.
+PersistCheck = Callable[[Event, StateMap[Event]], Awaitable[None]]
+
+#: Tries at a room ID nobody has before giving up (collisions need identical requests).
+_MAX_ROOM_ID_ATTEMPTS = 50
 
 #: How many rounds of fetching missing events state resolution may ask for.
 _MAX_FETCH_ROUNDS = 20
@@ -61,6 +67,9 @@ class EventPipeline:
         self._linearizer = Linearizer()
         #: Called with each persisted event's stream position (wakes /sync etc.).
         self.on_new_event: list[Callable[[Event, int], None]] = []
+        #: Awaited after each persisted state event, before the sender gets an answer
+        #: (derived data such as directory summaries that the sender may read next).
+        self.after_state_change: list[Callable[[Event], Awaitable[None]]] = []
 
     async def create_room(
         self, room_version_id: str, creator: str, create_content: Mapping[str, Any]
@@ -75,19 +84,30 @@ class EventPipeline:
         content = {**create_content, "room_version": room_version_id}
         if not room_version.implicit_room_creator:
             content["creator"] = creator
-        room_id = "" if room_version.hydra else f"!{_random_localpart()}:{self._server_name}"
-        event = build_local_event(
-            room_version,
-            EventDraft(room_id, "m.room.create", creator, content, state_key=""),
-            RoomPosition(prev_event_ids=[], max_prev_depth=0, state_before={}),
-            server_name=self._server_name,
-            signing_key=self._signing_key,
-            origin_server_ts=self._clock.time_msec(),
-        )
-        check_auth_rules(room_version, event, {})
-        room_nid = await self._events.create_room(
-            event.room_id, room_version_id, self._clock.time_msec()
-        )
+        origin_server_ts = self._clock.time_msec()
+        for _attempt in range(_MAX_ROOM_ID_ATTEMPTS):
+            room_id = "" if room_version.hydra else f"!{_random_localpart()}:{self._server_name}"
+            event = build_local_event(
+                room_version,
+                EventDraft(room_id, "m.room.create", creator, content, state_key=""),
+                RoomPosition(prev_event_ids=[], max_prev_depth=0, state_before={}),
+                server_name=self._server_name,
+                signing_key=self._signing_key,
+                origin_server_ts=origin_server_ts,
+            )
+            check_auth_rules(room_version, event, {})
+            try:
+                room_nid = await self._events.create_room(
+                    event.room_id, room_version_id, origin_server_ts
+                )
+                break
+            except RoomExistsError:
+                # v12 room IDs derive from the create event: the same creator making
+                # the same room in the same millisecond gets the same ID.  Another
+                # timestamp gives another room.
+                origin_server_ts += 1
+        else:
+            raise RuntimeError("could not find a free room ID")
         empty = await self._state.store_state_group(room_nid, {})
         [persisted] = await self._events.persist_events(
             room_nid, [EventToPersist(event, empty)], advance_current_state=True
@@ -98,12 +118,18 @@ class EventPipeline:
         return SentEvent(event, persisted.stream_ordering)
 
     async def send(
-        self, draft: EventDraft, *, internal: InternalMetadata | None = None
+        self,
+        draft: EventDraft,
+        *,
+        internal: InternalMetadata | None = None,
+        before_persist: PersistCheck | None = None,
     ) -> SentEvent:
         """Build, auth-check and persist a local event in an existing room.
 
         Raises :class:`AuthError` when the auth rules refuse it (nothing is stored),
         :class:`UnknownRoomError` for a room this server does not have.
+        ``before_persist`` may refuse the event too (raising AuthError), given the
+        built event and the auth events it was checked against.
         """
         async with self._linearizer.queue(draft.room_id):
             room = await self._events.get_room(draft.room_id)
@@ -122,12 +148,19 @@ class EventPipeline:
             )
             auth_state = await self._auth_state(event, position.state_before)
             check_auth_rules(room_version, event, auth_state)
+            if before_persist is not None:
+                await before_persist(event, auth_state)
+            if event.is_state():
+                event.internal.replaces_state = position.state_before.get(event.state_key_tuple)
             [persisted] = await self._events.persist_events(
                 room.room_nid, [EventToPersist(event, state_group)], advance_current_state=True
             )
         assert persisted.stream_ordering is not None
         for callback in self.on_new_event:
             callback(event, persisted.stream_ordering)
+        if event.is_state():
+            for after in self.after_state_change:
+                await after(event)
         return SentEvent(event, persisted.stream_ordering)
 
     async def _position(self, room: RoomRecord) -> tuple[RoomPosition, int]:

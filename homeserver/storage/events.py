@@ -15,6 +15,7 @@ import json
 from collections.abc import Mapping, Sequence
 
 import attrs
+from twisted.internet import defer
 
 from homeserver.events.canonical import encode_canonical_json
 from homeserver.events.event import Event, InternalMetadata, StateKey
@@ -22,6 +23,7 @@ from homeserver.events.room_versions import get_room_version
 from homeserver.storage.database import Database
 from homeserver.storage.state import StateStore, chunks, event_nids_for_ids_txn
 from homeserver.storage.transaction import Transaction
+from homeserver.streams.positions import StreamPositions
 from homeserver.util.caches import LruCache
 
 
@@ -61,6 +63,13 @@ class EventStore:
         self._db = database
         self._state = state
         self._events: LruCache[str, Event] = LruCache(cache_size)
+        # Written only through this store, so kept current after each commit (a
+        # second writer process will invalidate them through the replication stream).
+        self._rooms: dict[str, RoomRecord] = {}
+        self._extremities: dict[int, list[str]] = {}
+        self._groups_after: LruCache[str, int] = LruCache(cache_size)
+        self._stream: StreamPositions | None = None
+        self._stream_loading = defer.DeferredLock()
 
     # --- rooms ---------------------------------------------------------------------
 
@@ -80,6 +89,9 @@ class EventStore:
         return await self._db.run_interaction("create_room", create)
 
     async def get_room(self, room_id: str) -> RoomRecord | None:
+        cached = self._rooms.get(room_id)
+        if cached is not None:
+            return cached
         rows = await self._db.execute(
             "get_room",
             "SELECT room_nid, room_id, room_version, current_state_group FROM rooms"
@@ -89,7 +101,9 @@ class EventStore:
         if not rows:
             return None
         room_nid, room_id, version, group = rows[0]
-        return RoomRecord(int(room_nid), room_id, version, None if group is None else int(group))
+        record = RoomRecord(int(room_nid), room_id, version, None if group is None else int(group))
+        self._rooms[room_id] = record
+        return record
 
     # --- persisting ------------------------------------------------------------------
 
@@ -111,15 +125,30 @@ class EventStore:
         ``advance_current_state`` moves it to the state after the batch's last event
         (a local send on top of the current state).
         """
-        persisted = await self._db.run_interaction(
-            "persist_events",
-            self._persist_txn,
-            room_nid,
-            batch,
-            new_current_state_group,
-            advance_current_state,
-        )
-        for item in batch:
+        stream = await self._stream_positions()
+        positions = [None if item.event.internal.outlier else stream.allocate() for item in batch]
+        try:
+            persisted = await self._db.run_interaction(
+                "persist_events",
+                self._persist_txn,
+                room_nid,
+                batch,
+                positions,
+                new_current_state_group,
+                advance_current_state,
+            )
+        finally:
+            for position in positions:
+                if position is not None:
+                    stream.finish(position)
+        # Announcing an event before an earlier position commits would let a reader
+        # skip that earlier event for good.
+        allocated = [position for position in positions if position is not None]
+        if allocated:
+            await stream.wait_until_visible(max(allocated))
+        for item, result in zip(batch, persisted, strict=True):
+            item.event.internal.stream_ordering = result.stream_ordering
+            item.event.internal.state_group_before = item.state_group_before
             self._events.set(item.event.event_id, item.event)
         return persisted
 
@@ -128,22 +157,61 @@ class EventStore:
         txn: Transaction,
         room_nid: int,
         batch: Sequence[EventToPersist],
+        positions: Sequence[int | None],
         new_current_state_group: int | None,
         advance_current_state: bool,
     ) -> list[PersistedEvent]:
-        results = [self._persist_one_txn(txn, room_nid, item) for item in batch]
+        results = [
+            self._persist_one_txn(txn, room_nid, item, position)
+            for item, position in zip(batch, positions, strict=True)
+        ]
         if advance_current_state and results:
             new_current_state_group = results[-1].state_group_after
         if new_current_state_group is not None:
             self._move_current_state_txn(txn, room_nid, new_current_state_group)
+        txn.execute(
+            "SELECT e.event_id FROM forward_extremities f JOIN events e"
+            " ON e.event_nid = f.event_nid WHERE f.room_nid = ? ORDER BY e.event_id",
+            (room_nid,),
+        )
+        extremities = [row[0] for row in txn.fetchall()]
+        txn.execute("SELECT room_id FROM rooms WHERE room_nid = ?", (room_nid,))
+        room_row = txn.fetchone()
+        txn.call_after_commit(
+            functools.partial(
+                self._after_persist,
+                room_nid,
+                None if room_row is None else room_row[0],
+                extremities,
+                new_current_state_group,
+                [(result.event_id, result.state_group_after) for result in results],
+            )
+        )
         return results
 
+    def _after_persist(
+        self,
+        room_nid: int,
+        room_id: str | None,
+        extremities: list[str],
+        new_current_state_group: int | None,
+        groups_after: list[tuple[str, int | None]],
+    ) -> None:
+        self._extremities[room_nid] = extremities
+        for event_id, group in groups_after:
+            if group is not None:
+                self._groups_after.set(event_id, group)
+        cached = self._rooms.get(room_id) if room_id is not None else None
+        if cached is not None and new_current_state_group is not None:
+            self._rooms[cached.room_id] = attrs.evolve(
+                cached, current_state_group=new_current_state_group
+            )
+
     def _persist_one_txn(
-        self, txn: Transaction, room_nid: int, item: EventToPersist
+        self, txn: Transaction, room_nid: int, item: EventToPersist, stream_ordering: int | None
     ) -> PersistedEvent:
         event, internal = item.event, item.event.internal
         event_nid = txn.engine.next_id(txn, "event_nids")
-        stream_ordering = None if internal.outlier else txn.engine.next_id(txn, "events_stream")
         group_after = item.state_group_before
         if (
             item.state_group_before is not None
@@ -192,8 +260,8 @@ class EventStore:
         txn.execute(
             "INSERT INTO events (event_nid, event_id, room_nid, type, state_key, sender, depth,"
             " origin_server_ts, stream_ordering, outlier, rejected_reason, soft_failed,"
-            " state_group_before, state_group_after, txn_device_id, txn_id, json)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " state_group_before, state_group_after, txn_device_id, txn_id, replaces_state,"
+            " json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 event_nid,
                 event.event_id,
@@ -211,13 +279,38 @@ class EventStore:
                 group_after,
                 internal.device_id if internal.txn_id is not None else None,
                 internal.txn_id,
+                internal.replaces_state,
                 encode_canonical_json(event.pdu).decode("utf-8"),
             ),
         )
+        if event.rejected or internal.soft_failed:
+            return
+        if event.type == "m.room.redaction" and event.redacts is not None:
+            txn.execute(
+                "INSERT INTO redactions (redacts_event_id, redaction_event_nid) VALUES (?, ?)",
+                (event.redacts, event_nid),
+            )
+            # A redacted event no longer counts as an edit, reaction or thread reply.
+            txn.execute(
+                "DELETE FROM event_relations WHERE event_nid IN"
+                " (SELECT event_nid FROM events WHERE event_id = ?)",
+                (event.redacts,),
+            )
+        relation = relation_of(event)
+        if relation is not None:
+            txn.execute(
+                "INSERT INTO event_relations"
+                " (event_nid, room_nid, relates_to_id, rel_type, aggregation_key)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (event_nid, room_nid, *relation),
+            )
 
     def _update_extremities_txn(
         self, txn: Transaction, room_nid: int, event_nid: int, event: Event
     ) -> None:
+        if event.rejected or event.internal.soft_failed:
+            # Neither an extremity itself nor a reason for its parents to stop being ones.
+            return
         prev_nids = list(event_nids_for_ids_txn(txn, event.prev_event_ids).values())
         for part in chunks(prev_nids):
             marks = ",".join("?" * len(part))
@@ -225,8 +318,6 @@ class EventStore:
                 f"DELETE FROM forward_extremities WHERE room_nid = ? AND event_nid IN ({marks})",
                 (room_nid, *part),
             )
-        if event.rejected or event.internal.soft_failed:
-            return
         # An event some stored event already points at is not an extremity (it
         # arrived late, after its children).
         txn.execute("SELECT 1 FROM event_edges WHERE prev_event_id = ? LIMIT 1", (event.event_id,))
@@ -307,19 +398,30 @@ class EventStore:
         return found
 
     async def get_event_id_for_transaction(
-        self, sender: str, device_id: str | None, txn_id: str
+        self, sender: str, device_id: str | None, txn_id: str, *, room_nid: int, event_type: str
     ) -> str | None:
-        """The event a client already sent with this transaction ID, for idempotency."""
+        """The event a client already sent with this transaction ID, for idempotency.
+
+        A transaction ID is scoped to the device and the request path, so the same ID
+        in another room or for another event type is a different request.
+        spec: client-server-api/_index.md#transaction-identifiers
+        """
         rows = await self._db.execute(
             "get_event_id_for_transaction",
-            "SELECT event_id FROM events WHERE sender = ? AND txn_device_id = ? AND txn_id = ?",
+            "SELECT event_id FROM events WHERE sender = ? AND txn_device_id = ? AND txn_id = ?"
+            " AND room_nid = ? AND type = ?",
             sender,
             device_id,
             txn_id,
+            room_nid,
+            event_type,
         )
         return rows[0][0] if rows else None
 
     async def get_forward_extremities(self, room_nid: int) -> list[str]:
+        cached = self._extremities.get(room_nid)
+        if cached is not None:
+            return list(cached)
         rows = await self._db.execute(
             "get_forward_extremities",
             "SELECT e.event_id FROM forward_extremities f"
@@ -327,14 +429,25 @@ class EventStore:
             " ORDER BY e.event_id",
             room_nid,
         )
+        self._extremities[room_nid] = [row[0] for row in rows]
         return [row[0] for row in rows]
 
     async def get_state_groups_after(self, event_ids: Sequence[str]) -> dict[str, int]:
         """The state group after each of ``event_ids`` (for computing a new event's state)."""
 
+        groups: dict[str, int] = {}
+        missing = []
+        for event_id in event_ids:
+            cached = self._groups_after.get(event_id)
+            if cached is None:
+                missing.append(event_id)
+            else:
+                groups[event_id] = cached
+        if not missing:
+            return groups
+
         def read(txn: Transaction) -> dict[str, int]:
-            groups: dict[str, int] = {}
-            for part in chunks(list(event_ids)):
+            for part in chunks(missing):
                 marks = ",".join("?" * len(part))
                 txn.execute(
                     "SELECT event_id, state_group_after FROM events"
@@ -344,7 +457,10 @@ class EventStore:
                 groups.update({event_id: int(group) for event_id, group in txn.fetchall()})
             return groups
 
-        return await self._db.run_interaction("get_state_groups_after", read)
+        loaded = await self._db.run_interaction("get_state_groups_after", read)
+        for event_id, group in loaded.items():
+            self._groups_after.set(event_id, group)
+        return loaded
 
     async def get_rooms_for_user(self, user_id: str, membership: str = "join") -> list[str]:
         rows = await self._db.execute(
@@ -367,10 +483,21 @@ class EventStore:
         return [row[0] for row in rows]
 
     async def get_max_stream_ordering(self) -> int:
-        rows = await self._db.execute(
-            "get_max_stream_ordering", "SELECT COALESCE(MAX(stream_ordering), 0) FROM events"
-        )
-        return int(rows[0][0])
+        """The events stream position up to which every event is written."""
+        return (await self._stream_positions()).current
+
+    async def _stream_positions(self) -> StreamPositions:
+        """Positions are allocated here, in this process (the only event writer),
+        starting after the highest one stored."""
+        if self._stream is None:
+            async with self._stream_loading:
+                if self._stream is None:
+                    rows = await self._db.execute(
+                        "get_max_stream_ordering",
+                        "SELECT COALESCE(MAX(stream_ordering), 0) FROM events",
+                    )
+                    self._stream = StreamPositions(int(rows[0][0]))
+        return self._stream
 
 
 def _changed_members(
@@ -387,13 +514,29 @@ def _changed_members(
     return changed
 
 
+def relation_of(event: Event) -> tuple[str, str, str | None] | None:
+    """``(relates_to event ID, rel_type, reaction key)`` of an event's ``m.relates_to``.
+
+    spec: client-server-api/_index.md#forming-relationships-between-events
+    """
+    relates_to = event.content.get("m.relates_to")
+    if not isinstance(relates_to, dict):
+        return None
+    parent, rel_type = relates_to.get("event_id"), relates_to.get("rel_type")
+    if not isinstance(parent, str) or not isinstance(rel_type, str):
+        return None
+    key = relates_to.get("key") if rel_type == "m.annotation" else None
+    return parent, rel_type, key if isinstance(key, str) else None
+
+
 def _load_events_txn(txn: Transaction, event_ids: Sequence[str]) -> list[Event]:
     events = []
     for part in chunks(list(event_ids)):
         marks = ",".join("?" * len(part))
         txn.execute(
             "SELECT e.event_id, e.json, r.room_version, e.rejected_reason, e.soft_failed,"
-            " e.outlier, e.txn_id, e.txn_device_id"
+            " e.outlier, e.txn_id, e.txn_device_id, e.stream_ordering, e.replaces_state,"
+            " e.state_group_before"
             " FROM events e JOIN rooms r ON r.room_nid = e.room_nid"
             f" WHERE e.event_id IN ({marks})",
             part,
@@ -407,6 +550,9 @@ def _load_events_txn(txn: Transaction, event_ids: Sequence[str]) -> list[Event]:
             outlier,
             txn_id,
             device,
+            stream_ordering,
+            replaces_state,
+            group_before,
         ) in txn.fetchall():
             internal = InternalMetadata(
                 rejected_reason=rejected,
@@ -414,6 +560,9 @@ def _load_events_txn(txn: Transaction, event_ids: Sequence[str]) -> list[Event]:
                 outlier=bool(outlier),
                 txn_id=txn_id,
                 device_id=device,
+                stream_ordering=None if stream_ordering is None else int(stream_ordering),
+                replaces_state=replaces_state,
+                state_group_before=None if group_before is None else int(group_before),
             )
             events.append(
                 Event(json.loads(pdu_json), get_room_version(version), event_id, internal)

@@ -210,10 +210,22 @@ class StateStore:
             row = txn.fetchone()
             if row is None:
                 nid = txn.engine.next_id(txn, "state_key_nids")
+                # Another transaction may be interning the same key right now: the
+                # conflict makes PostgreSQL fail this one as a serialization failure,
+                # which the database layer retries (and the retry finds the row).
                 txn.execute(
-                    "INSERT INTO state_keys (state_key_nid, type, state_key) VALUES (?, ?, ?)",
+                    "INSERT INTO state_keys (state_key_nid, type, state_key) VALUES (?, ?, ?)"
+                    " ON CONFLICT (type, state_key) DO NOTHING",
                     (nid, key[0], key[1]),
                 )
+                if txn.rowcount == 0:
+                    txn.execute(
+                        "SELECT state_key_nid FROM state_keys WHERE type = ? AND state_key = ?",
+                        key,
+                    )
+                    existing = txn.fetchone()
+                    assert existing is not None
+                    nid = int(existing[0])
             else:
                 nid = int(row[0])
             result[key] = nid

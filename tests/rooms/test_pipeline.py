@@ -120,8 +120,9 @@ async def test_concurrent_sends_form_one_chain(pipeline: EventPipeline, db: Data
 async def test_a_fork_is_merged_by_the_next_send(pipeline: EventPipeline, db: Database) -> None:
     room_id = await public_room(pipeline)
     first = await send(pipeline, room_id, "m.room.topic", ALICE, {"topic": "one"}, "")
-    # Another branch from the same parent, as if it arrived over federation.
-    events = EventStore(db, StateStore(db))
+    # Another branch from the same parent, as if it arrived over federation (through
+    # the same store, as every writer in the process does).
+    events = pipeline._events
     room = await events.get_room(room_id)
     assert room is not None
     parent = first.event.prev_event_ids[0]

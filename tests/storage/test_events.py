@@ -104,7 +104,7 @@ async def test_fork_gives_two_extremities_and_a_merge_one(db: Database) -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_outliers_and_soft_failed_events_never_become_extremities(db: Database) -> None:
+async def test_outliers_and_soft_failed_events_leave_the_extremities_alone(db: Database) -> None:
     builder = standard_room("10")
     store, room_nid, results = await persist_linear(db, builder)
     group = results[-1].state_group_after
@@ -120,7 +120,8 @@ async def test_outliers_and_soft_failed_events_never_become_extremities(db: Data
     )
     assert soft_result.state_group_after == group  # soft-failed: state unchanged
     assert out_result.stream_ordering is None
-    assert await store.get_forward_extremities(room_nid) == []
+    # The room still continues from its last accepted event.
+    assert await store.get_forward_extremities(room_nid) == [results[-1].event_id]
 
 
 @pytest_twisted.ensureDeferred
@@ -131,5 +132,8 @@ async def test_transaction_ids_map_to_their_event(db: Database) -> None:
     event: Event = builder.events[message]
     event.internal.txn_id, event.internal.device_id = "txn1", "DEVICE"
     await store.persist_events(room_nid, [EventToPersist(event, results[-1].state_group_after)])
-    assert await store.get_event_id_for_transaction(ALICE, "DEVICE", "txn1") == message
-    assert await store.get_event_id_for_transaction(ALICE, "OTHER", "txn1") is None
+    scope = {"room_nid": room_nid, "event_type": "m.room.message"}
+    assert await store.get_event_id_for_transaction(ALICE, "DEVICE", "txn1", **scope) == message
+    assert await store.get_event_id_for_transaction(ALICE, "OTHER", "txn1", **scope) is None
+    other_type = {"room_nid": room_nid, "event_type": "m.reaction"}
+    assert await store.get_event_id_for_transaction(ALICE, "DEVICE", "txn1", **other_type) is None

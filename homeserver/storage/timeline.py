@@ -1,0 +1,463 @@
+"""Reading rooms the way clients see them: timelines by stream position, memberships,
+redactions, relations.  SQL only; the tables are storage.events' (this is its
+read side for clients, kept apart so the write path stays small).
+
+Every timeline read leaves out outliers, rejected and soft-failed events: clients
+never see them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Literal
+
+import attrs
+
+from homeserver.events.event import Event
+from homeserver.storage.database import Database
+from homeserver.storage.events import EventStore
+from homeserver.storage.state import chunks
+from homeserver.storage.transaction import Transaction
+
+Direction = Literal["b", "f"]
+
+_VISIBLE = "outlier = ? AND soft_failed = ? AND rejected_reason IS NULL"
+_VISIBLE_ARGS = (False, False)
+
+
+@attrs.frozen
+class MembershipRow:
+    room_id: str
+    room_nid: int
+    membership: str
+    event_id: str
+    stream_ordering: int
+
+
+@attrs.define
+class RoomMemberSummary:
+    joined: int = 0
+    invited: int = 0
+    heroes: list[str] = attrs.Factory(list)
+
+
+@attrs.frozen
+class RelationRow:
+    event_id: str
+    rel_type: str
+    aggregation_key: str | None
+    stream_ordering: int
+
+
+class TimelineStore:
+    def __init__(self, database: Database, events: EventStore) -> None:
+        self._db = database
+        self._events = events
+
+    async def get_room_events(
+        self,
+        room_nid: int,
+        *,
+        after: int | None,
+        up_to: int | None,
+        direction: Direction,
+        limit: int,
+        types: Collection[str] | None = None,
+    ) -> list[Event]:
+        """Visible events with ``after < stream_ordering <= up_to``, nearest first.
+
+        ``direction`` "b" walks back from ``up_to``, "f" forward from ``after``.
+        """
+        clauses = ["room_nid = ?", _VISIBLE]
+        args: list[object] = [room_nid, *_VISIBLE_ARGS]
+        if after is not None:
+            clauses.append("stream_ordering > ?")
+            args.append(after)
+        if up_to is not None:
+            clauses.append("stream_ordering <= ?")
+            args.append(up_to)
+        if types is not None:
+            if not types:
+                return []
+            clauses.append(f"type IN ({','.join('?' * len(types))})")
+            args.extend(types)
+        order = "DESC" if direction == "b" else "ASC"
+        rows = await self._db.execute(
+            "get_room_events",
+            f"SELECT event_id FROM events WHERE {' AND '.join(clauses)}"
+            f" ORDER BY stream_ordering {order} LIMIT ?",
+            *args,
+            limit,
+        )
+        return await self._in_order([row[0] for row in rows])
+
+    async def get_rooms_with_events_after(
+        self, room_nids: Collection[int], after: int, up_to: int
+    ) -> set[int]:
+        """Which of ``room_nids`` have visible events in ``(after, up_to]``."""
+
+        def read(txn: Transaction) -> set[int]:
+            found: set[int] = set()
+            for part in chunks(sorted(room_nids)):
+                txn.execute(
+                    "SELECT DISTINCT room_nid FROM events WHERE stream_ordering > ?"
+                    f" AND stream_ordering <= ? AND room_nid IN ({','.join('?' * len(part))})",
+                    (after, up_to, *part),
+                )
+                found.update(int(row[0]) for row in txn.fetchall())
+            return found
+
+        if not room_nids or after >= up_to:
+            return set()
+        return await self._db.run_interaction("get_rooms_with_events_after", read)
+
+    async def get_memberships_for_user(self, user_id: str) -> list[MembershipRow]:
+        """The user's current membership in every room the server knows them in."""
+        rows = await self._db.execute(
+            "get_memberships_for_user",
+            "SELECT r.room_id, r.room_nid, m.membership, e.event_id, e.stream_ordering"
+            " FROM room_memberships m JOIN rooms r ON r.room_nid = m.room_nid"
+            " JOIN events e ON e.event_nid = m.event_nid WHERE m.user_id = ?",
+            user_id,
+        )
+        return [_membership_row(row) for row in rows]
+
+    async def get_membership_changes(
+        self, user_id: str, after: int, up_to: int
+    ) -> list[MembershipRow]:
+        """The user's membership events in ``(after, up_to]``, oldest first."""
+        rows = await self._db.execute(
+            "get_membership_changes",
+            "SELECT r.room_id, r.room_nid, e.json, e.event_id, e.stream_ordering"
+            " FROM events e JOIN rooms r ON r.room_nid = e.room_nid"
+            " WHERE e.type = 'm.room.member' AND e.state_key = ?"
+            f" AND e.stream_ordering > ? AND e.stream_ordering <= ? AND {_VISIBLE}"
+            " ORDER BY e.stream_ordering",
+            user_id,
+            after,
+            up_to,
+            *_VISIBLE_ARGS,
+        )
+        events = await self._events.get_events([row[3] for row in rows])
+        changes = []
+        for room_id, room_nid, _json, event_id, stream in rows:
+            event = events.get(event_id)
+            if event is not None and event.membership is not None:
+                changes.append(
+                    MembershipRow(room_id, int(room_nid), event.membership, event_id, int(stream))
+                )
+        return changes
+
+    async def get_membership(self, room_nid: int, user_id: str) -> MembershipRow | None:
+        rows = await self._db.execute(
+            "get_membership",
+            "SELECT r.room_id, r.room_nid, m.membership, e.event_id, e.stream_ordering"
+            " FROM room_memberships m JOIN rooms r ON r.room_nid = m.room_nid"
+            " JOIN events e ON e.event_nid = m.event_nid"
+            " WHERE m.room_nid = ? AND m.user_id = ?",
+            room_nid,
+            user_id,
+        )
+        return _membership_row(rows[0]) if rows else None
+
+    async def get_members_with_events(
+        self, room_nid: int, memberships: Collection[str]
+    ) -> dict[str, str]:
+        """user ID -> current membership event ID, for the given memberships."""
+        if not memberships:
+            return {}
+        rows = await self._db.execute(
+            "get_members_with_events",
+            "SELECT m.user_id, e.event_id FROM room_memberships m"
+            " JOIN events e ON e.event_nid = m.event_nid WHERE m.room_nid = ?"
+            f" AND m.membership IN ({','.join('?' * len(memberships))})",
+            room_nid,
+            *memberships,
+        )
+        return {user_id: event_id for user_id, event_id in rows}
+
+    async def count_joined_members(self, room_nid: int) -> int:
+        rows = await self._db.execute(
+            "count_joined_members",
+            "SELECT COUNT(*) FROM room_memberships WHERE room_nid = ? AND membership = 'join'",
+            room_nid,
+        )
+        return int(rows[0][0])
+
+    async def get_state_group_at(self, event_id: str, *, after: bool) -> int | None:
+        """The state group before (or after) ``event_id``."""
+        column = "state_group_after" if after else "state_group_before"
+        rows = await self._db.execute(
+            "get_state_group_at", f"SELECT {column} FROM events WHERE event_id = ?", event_id
+        )
+        return None if not rows or rows[0][0] is None else int(rows[0][0])
+
+    async def get_redactions(self, event_ids: Sequence[str]) -> dict[str, str]:
+        """target event ID -> the ID of the (first) redaction that applies to it."""
+
+        def read(txn: Transaction) -> dict[str, str]:
+            found: dict[str, str] = {}
+            for part in chunks(list(event_ids)):
+                txn.execute(
+                    "SELECT r.redacts_event_id, e.event_id FROM redactions r"
+                    " JOIN events e ON e.event_nid = r.redaction_event_nid"
+                    f" WHERE r.redacts_event_id IN ({','.join('?' * len(part))})"
+                    " ORDER BY e.stream_ordering",
+                    part,
+                )
+                for target, redaction in txn.fetchall():
+                    found.setdefault(target, redaction)
+            return found
+
+        if not event_ids:
+            return {}
+        return await self._db.run_interaction("get_redactions", read)
+
+    async def get_relations(
+        self,
+        parent_ids: Sequence[str],
+        *,
+        rel_type: str | None = None,
+    ) -> dict[str, list[RelationRow]]:
+        """parent event ID -> its visible relations, oldest first."""
+
+        def read(txn: Transaction) -> dict[str, list[RelationRow]]:
+            found: dict[str, list[RelationRow]] = {}
+            for part in chunks(list(parent_ids)):
+                sql = (
+                    "SELECT r.relates_to_id, e.event_id, r.rel_type, r.aggregation_key,"
+                    " e.stream_ordering FROM event_relations r"
+                    " JOIN events e ON e.event_nid = r.event_nid"
+                    f" WHERE r.relates_to_id IN ({','.join('?' * len(part))})"
+                    " AND e.soft_failed = ? AND e.rejected_reason IS NULL"
+                    " AND e.stream_ordering IS NOT NULL"
+                )
+                args: list[object] = [*part, False]
+                if rel_type is not None:
+                    sql += " AND r.rel_type = ?"
+                    args.append(rel_type)
+                txn.execute(sql + " ORDER BY e.stream_ordering", args)
+                for parent, event_id, kind, key, stream in txn.fetchall():
+                    found.setdefault(parent, []).append(
+                        RelationRow(event_id, kind, key, int(stream))
+                    )
+            return found
+
+        if not parent_ids:
+            return {}
+        return await self._db.run_interaction("get_relations", read)
+
+    async def get_thread_roots(
+        self, room_nid: int, *, before: int | None, limit: int
+    ) -> list[tuple[str, int]]:
+        """(thread root ID, stream of its latest reply), latest activity first."""
+        rows = await self._db.execute(
+            "get_thread_roots",
+            "SELECT r.relates_to_id, MAX(e.stream_ordering) AS latest FROM event_relations r"
+            " JOIN events e ON e.event_nid = r.event_nid"
+            " WHERE r.room_nid = ? AND r.rel_type = 'm.thread'"
+            " AND e.soft_failed = ? AND e.rejected_reason IS NULL"
+            " GROUP BY r.relates_to_id"
+            + (" HAVING MAX(e.stream_ordering) < ?" if before is not None else "")
+            + " ORDER BY latest DESC LIMIT ?",
+            room_nid,
+            False,
+            *([before] if before is not None else []),
+            limit,
+        )
+        return [(root, int(latest)) for root, latest in rows]
+
+    async def get_event_near_timestamp(
+        self, room_nid: int, ts: int, direction: Direction
+    ) -> Event | None:
+        """The closest visible event at or before (b) / at or after (f) ``ts``."""
+        comparison, order = ("<=", "DESC") if direction == "b" else (">=", "ASC")
+        rows = await self._db.execute(
+            "get_event_near_timestamp",
+            f"SELECT event_id FROM events WHERE room_nid = ? AND {_VISIBLE}"
+            f" AND stream_ordering IS NOT NULL AND origin_server_ts {comparison} ?"
+            f" ORDER BY origin_server_ts {order}, stream_ordering {order} LIMIT 1",
+            room_nid,
+            *_VISIBLE_ARGS,
+            ts,
+        )
+        if not rows:
+            return None
+        return (await self._events.get_events([rows[0][0]])).get(rows[0][0])
+
+    async def forget_room(self, user_id: str, room_nid: int, membership_event_id: str) -> None:
+        def forget(txn: Transaction) -> None:
+            txn.execute("SELECT event_nid FROM events WHERE event_id = ?", (membership_event_id,))
+            row = txn.fetchone()
+            if row is None:
+                return
+            txn.execute(
+                "INSERT INTO room_forgets (user_id, room_nid, membership_event_nid)"
+                " VALUES (?, ?, ?) ON CONFLICT (user_id, room_nid) DO UPDATE SET"
+                " membership_event_nid = excluded.membership_event_nid",
+                (user_id, room_nid, int(row[0])),
+            )
+
+        await self._db.run_interaction("forget_room", forget)
+
+    async def get_forgotten_rooms(self, user_id: str) -> set[str]:
+        """Rooms the user forgot and has not rejoined since."""
+        rows = await self._db.execute(
+            "get_forgotten_rooms",
+            "SELECT r.room_id FROM room_forgets f JOIN rooms r ON r.room_nid = f.room_nid"
+            " JOIN room_memberships m ON m.room_nid = f.room_nid AND m.user_id = f.user_id"
+            " WHERE f.user_id = ? AND m.event_nid = f.membership_event_nid",
+            user_id,
+        )
+        return {row[0] for row in rows}
+
+    async def _in_order(self, event_ids: list[str]) -> list[Event]:
+        events = await self._events.get_events(event_ids)
+        return [events[event_id] for event_id in event_ids if event_id in events]
+
+    # --- relations & hierarchy: relations pages and thread lists ---------------------
+
+    async def get_related_events(
+        self,
+        parent_id: str,
+        *,
+        room_nid: int,
+        rel_type: str | None,
+        event_type: str | None,
+        max_depth: int,
+        after: int | None,
+        up_to: int | None,
+        direction: Direction,
+        limit: int,
+    ) -> list[Event]:
+        """Visible events relating to ``parent_id`` with ``after < stream_ordering <=
+        up_to``, nearest first ("b" walks back from ``up_to``, "f" forward from ``after``).
+
+        ``max_depth`` 1 means direct relations only; more follows relations of those
+        events too, up to ``max_depth`` steps from the parent, only through events that
+        match ``rel_type`` and ``event_type`` themselves.  Relations from other rooms
+        (``room_nid`` is the parent's room) are not relations.
+        """
+        step = (
+            " AND r.room_nid = ? AND e.outlier = ? AND e.soft_failed = ?"
+            " AND e.rejected_reason IS NULL AND e.stream_ordering IS NOT NULL"
+        )
+        step_args: list[object] = [room_nid, False, False]
+        if rel_type is not None:
+            step += " AND r.rel_type = ?"
+            step_args.append(rel_type)
+        if event_type is not None:
+            step += " AND e.type = ?"
+            step_args.append(event_type)
+        page_args: list[object] = []
+        page = ""
+        if after is not None:
+            page += " AND {column} > ?"
+            page_args.append(after)
+        if up_to is not None:
+            page += " AND {column} <= ?"
+            page_args.append(up_to)
+        order = "DESC" if direction == "b" else "ASC"
+        if max_depth <= 1:
+            sql = (
+                "SELECT e.event_id FROM event_relations r"
+                " JOIN events e ON e.event_nid = r.event_nid"
+                f" WHERE r.relates_to_id = ?{step}{page.format(column='e.stream_ordering')}"
+                f" ORDER BY e.stream_ordering {order} LIMIT ?"
+            )
+            args = [parent_id, *step_args, *page_args, limit]
+        else:
+            # A child relates to one parent, so this is a tree unless event IDs loop
+            # (possible in old room versions); depth bounds it either way.
+            sql = (
+                "WITH RECURSIVE related (event_id, stream_ordering, depth) AS ("
+                " SELECT e.event_id, e.stream_ordering, 1 FROM event_relations r"
+                " JOIN events e ON e.event_nid = r.event_nid"
+                f" WHERE r.relates_to_id = ?{step}"
+                " UNION"
+                " SELECT e.event_id, e.stream_ordering, related.depth + 1 FROM related"
+                " JOIN event_relations r ON r.relates_to_id = related.event_id"
+                " JOIN events e ON e.event_nid = r.event_nid"
+                f" WHERE related.depth < ?{step})"
+                " SELECT DISTINCT event_id, stream_ordering FROM related"
+                f" WHERE event_id <> ?{page.format(column='stream_ordering')}"
+                f" ORDER BY stream_ordering {order} LIMIT ?"
+            )
+            args = [parent_id, *step_args, max_depth, *step_args, parent_id, *page_args, limit]
+        rows = await self._db.execute("get_related_events", sql, *args)
+        return await self._in_order([row[0] for row in rows])
+
+    async def get_participated_thread_roots(
+        self, room_nid: int, user_id: str, *, before: int | None, limit: int
+    ) -> list[tuple[str, int]]:
+        """Like :meth:`get_thread_roots`, only the threads ``user_id`` started or replied
+        in.  spec: modules/threading.md#server-side-aggregation-of-mthread-relationships
+        """
+        rows = await self._db.execute(
+            "get_participated_thread_roots",
+            "SELECT r.relates_to_id, MAX(e.stream_ordering) AS latest FROM event_relations r"
+            " JOIN events e ON e.event_nid = r.event_nid"
+            " LEFT JOIN events root ON root.event_id = r.relates_to_id"
+            " WHERE r.room_nid = ? AND r.rel_type = 'm.thread'"
+            " AND e.soft_failed = ? AND e.rejected_reason IS NULL"
+            " AND e.stream_ordering IS NOT NULL"
+            " GROUP BY r.relates_to_id, root.sender"
+            " HAVING (root.sender = ? OR MAX(CASE WHEN e.sender = ? THEN 1 ELSE 0 END) = 1)"
+            + (" AND MAX(e.stream_ordering) < ?" if before is not None else "")
+            + " ORDER BY latest DESC LIMIT ?",
+            room_nid,
+            False,
+            user_id,
+            user_id,
+            *([before] if before is not None else []),
+            limit,
+        )
+        return [(root, int(latest)) for root, latest in rows]
+
+    async def get_room_summaries(
+        self, room_nids: Collection[int], *, exclude_user: str, heroes: int = 5
+    ) -> dict[int, RoomMemberSummary]:
+        """Joined/invited counts and the first ``heroes`` joined or invited members
+        (by stream order, leaving out ``exclude_user``) of each room, in one go.
+
+        spec: client-server-api/_index.md#calculating-the-display-name-for-a-room
+        """
+
+        def read(txn: Transaction) -> dict[int, RoomMemberSummary]:
+            result = {nid: RoomMemberSummary() for nid in room_nids}
+            for part in chunks(sorted(room_nids)):
+                marks = ",".join("?" * len(part))
+                txn.execute(
+                    "SELECT room_nid, membership, COUNT(*) FROM room_memberships"
+                    f" WHERE room_nid IN ({marks}) AND membership IN ('join', 'invite')"
+                    " GROUP BY room_nid, membership",
+                    part,
+                )
+                for nid, membership, count in txn.fetchall():
+                    summary = result[int(nid)]
+                    if membership == "join":
+                        summary.joined = int(count)
+                    else:
+                        summary.invited = int(count)
+                txn.execute(
+                    "SELECT room_nid, user_id FROM (SELECT m.room_nid, m.user_id,"
+                    " ROW_NUMBER() OVER (PARTITION BY m.room_nid ORDER BY e.stream_ordering)"
+                    " AS place FROM room_memberships m JOIN events e ON e.event_nid = m.event_nid"
+                    f" WHERE m.room_nid IN ({marks}) AND m.membership IN ('join', 'invite')"
+                    " AND m.user_id <> ?) ranked WHERE place <= ? ORDER BY room_nid, place",
+                    (*part, exclude_user, heroes),
+                )
+                for nid, user_id in txn.fetchall():
+                    result[int(nid)].heroes.append(user_id)
+            return result
+
+        if not room_nids:
+            return {}
+        return await self._db.run_interaction("get_room_summaries", read)
+
+
+def _membership_row(row: Sequence[object]) -> MembershipRow:
+    room_id, room_nid, membership, event_id, stream = row
+    return MembershipRow(
+        str(room_id), int(str(room_nid)), str(membership), str(event_id), int(str(stream))
+    )
