@@ -12,6 +12,7 @@ from typing import Any
 from twisted.web import server
 
 from homeserver.http import errors
+from homeserver.identifiers import is_valid_room_id
 
 # A JSON escape for a UTF-16 surrogate: only then can a parsed string hold a lone
 # surrogate, which cannot be encoded as UTF-8 (so could never be stored or sent on).
@@ -116,3 +117,21 @@ def optional_bool(body: dict[str, Any], key: str, default: bool) -> bool:
     if not isinstance(value, bool):
         raise errors.bad_json(f"{key!r} must be a boolean")
     return value
+
+
+def query_bool(request: server.Request, name: str) -> bool | None:
+    """A ``true``/``false`` query parameter; None if absent, 400 if anything else."""
+    value = query_str(request, name)
+    if value is None:
+        return None
+    if value == "true":
+        return True
+    if value == "false":
+        return False
+    raise errors.invalid_param(f"Query parameter {name!r} must be 'true' or 'false'")
+
+
+def check_room_id(room_id: str) -> None:
+    """400 ``M_INVALID_PARAM`` unless ``room_id`` (from a path) is a room ID."""
+    if not is_valid_room_id(room_id):
+        raise errors.invalid_param(f"{room_id!r} is not a valid room ID")
