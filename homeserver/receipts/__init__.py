@@ -1,0 +1,1 @@
+"""Read receipts (``m.read``, ``m.read.private``) and the ``receipts`` stream."""

@@ -1,0 +1,170 @@
+"""Read receipts: the rules of setting them and their ``m.receipt`` form for /sync.
+
+A receipt is an "up to and including" marker per (user, room, receipt type, thread):
+only the latest matters, and it never moves back to an earlier event.  Each change
+gets a position in the ``receipts`` stream; ``m.read.private`` receipts are shown
+(and announced) to their own user only.  ``m.fully_read`` through the receipt
+endpoint sets the fully-read marker, which lives in room account data: this handler
+checks the request and hands it to the ``on_fully_read`` callbacks.
+
+Positions are allocated by the database; writes are serialised in this process so
+they commit in position order and a reader never skips a position that commits later
+(with several writer processes this needs a multi-writer position tracker).
+
+spec: client-server-api/_index.md#receipts, #post_matrixclientv3roomsroomidreceiptreceipttypeeventid,
+#private-read-receipts, #threaded-read-receipts, #fully-read-markers
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Collection
+from typing import Any
+
+from twisted.internet import defer
+
+from homeserver.clock import Clock
+from homeserver.events.event import Event
+from homeserver.http import errors
+from homeserver.receipts.threads import MAIN_THREAD, find_thread
+from homeserver.storage.events import EventStore
+from homeserver.storage.receipts import Outcome, ReceiptStore
+from homeserver.streams.notifier import Notifier
+
+READ = "m.read"
+READ_PRIVATE = "m.read.private"
+FULLY_READ = "m.fully_read"
+#: The receipt types stored here (``m.fully_read`` is a marker, not a receipt).
+RECEIPT_TYPES = (READ, READ_PRIVATE)
+
+#: ``on_fully_read`` callback: (user ID, room ID, event ID).
+FullyReadCallback = Callable[[str, str, str], Awaitable[None]]
+
+
+class ReceiptsHandler:
+    def __init__(
+        self,
+        *,
+        store: ReceiptStore,
+        events: EventStore,
+        clock: Clock,
+        notifier: Notifier,
+        position: int,
+    ) -> None:
+        """``position``: the stream's current position, ``await store.get_max_position()``."""
+        self._store = store
+        self._events = events
+        self._clock = clock
+        self._notifier = notifier
+        self._position = position
+        self._write_lock = defer.DeferredLock()
+        #: Called for ``m.fully_read`` sent to the receipt endpoint, after the checks.
+        self.on_fully_read: list[FullyReadCallback] = []
+
+    def current_position(self) -> int:
+        """The newest position of the receipts stream written by this process."""
+        return self._position
+
+    async def set_receipt(
+        self,
+        user_id: str,
+        room_id: str,
+        receipt_type: str,
+        event_id: str,
+        thread_id: str | None,
+    ) -> None:
+        """Move ``user_id``'s receipt of ``receipt_type`` in ``room_id`` to ``event_id``.
+
+        400 ``M_INVALID_PARAM`` for an unknown type or a bad ``thread_id``, 403 if the
+        user is not joined to the room, 404 if the event is not in the room.
+        """
+        if receipt_type not in (*RECEIPT_TYPES, FULLY_READ):
+            raise errors.invalid_param(
+                f"Unknown receipt type {receipt_type!r}; expected one of "
+                f"{READ}, {READ_PRIVATE}, {FULLY_READ}"
+            )
+        if thread_id is not None:
+            _check_thread_id_shape(receipt_type, thread_id)
+        if not await self._store.is_joined(user_id, room_id):
+            raise errors.forbidden("You are not joined to this room")
+        event = await self._load(event_id)
+        if event is None or event.room_id != room_id or event.internal.outlier:
+            raise errors.not_found("Unknown event in this room")
+        if thread_id is not None:
+            await self._check_event_in_thread(event, thread_id)
+        if receipt_type == FULLY_READ:
+            await self._set_fully_read(user_id, room_id, event_id)
+            return
+        async with self._write_lock:
+            result = await self._store.set_receipt(
+                room_id, user_id, receipt_type, thread_id, event_id, self._clock.time_msec()
+            )
+            if result.outcome is Outcome.UNKNOWN_EVENT:
+                raise errors.not_found("Unknown event in this room")
+            if result.outcome is not Outcome.STORED:
+                return
+            assert result.stream_id is not None
+            self._position = max(self._position, result.stream_id)
+            if receipt_type == READ_PRIVATE:
+                self._notifier.notify("receipts", result.stream_id, users=[user_id])
+            else:
+                self._notifier.notify("receipts", result.stream_id, rooms=[room_id])
+
+    async def receipts_for_rooms(
+        self,
+        room_ids: Collection[str],
+        from_position: int,
+        to_position: int,
+        *,
+        for_user: str,
+    ) -> dict[str, dict[str, Any]]:
+        """room ID -> the ``m.receipt`` ephemeral event with the receipts that changed in
+        (from, to]; ``from_position`` 0 gives everyone's latest receipts (initial sync).
+
+        Rooms without such receipts are left out.  ``m.read.private`` receipts are
+        included only when they are ``for_user``'s.
+        """
+        if not room_ids or to_position <= from_position:
+            return {}
+        receipts = await self._store.get_receipts(
+            room_ids, from_position, to_position, for_user=for_user, private_type=READ_PRIVATE
+        )
+        contents: dict[str, dict[str, Any]] = {}
+        for receipt in receipts:
+            data: dict[str, Any] = {"ts": receipt.ts}
+            if receipt.thread_id is not None:
+                data["thread_id"] = receipt.thread_id
+            by_type = contents.setdefault(receipt.room_id, {}).setdefault(receipt.event_id, {})
+            by_type.setdefault(receipt.receipt_type, {})[receipt.user_id] = data
+        return {
+            room_id: {"type": "m.receipt", "content": content}
+            for room_id, content in contents.items()
+        }
+
+    async def _set_fully_read(self, user_id: str, room_id: str, event_id: str) -> None:
+        if not self.on_fully_read:
+            raise errors.invalid_param(f"{FULLY_READ} is not supported on this server")
+        for callback in self.on_fully_read:
+            await callback(user_id, room_id, event_id)
+
+    async def _load(self, event_id: str) -> Event | None:
+        return (await self._events.get_events([event_id])).get(event_id)
+
+    async def _check_event_in_thread(self, event: Event, thread_id: str) -> None:
+        """spec: 400 when "the event_id is not related to the thread_id"."""
+        thread = await find_thread(event, self._load)
+        if thread_id == MAIN_THREAD:
+            if thread is not None:
+                raise errors.invalid_param(
+                    f"The event is in thread {thread}, not the main timeline"
+                )
+        elif thread != thread_id and event.event_id != thread_id:
+            raise errors.invalid_param(f"The event is not in thread {thread_id}")
+
+
+def _check_thread_id_shape(receipt_type: str, thread_id: str) -> None:
+    if receipt_type == FULLY_READ:
+        raise errors.invalid_param(f"thread_id cannot be given for {FULLY_READ}")
+    if not thread_id:
+        raise errors.invalid_param("thread_id field must be a non-empty string")
+    if thread_id != MAIN_THREAD and not thread_id.startswith("$"):
+        raise errors.invalid_param("thread_id must be 'main' or a thread root's event ID")

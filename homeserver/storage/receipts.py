@@ -1,0 +1,192 @@
+"""Read receipts: SQL only.
+
+Owns ``receipts`` (schema/0010_receipts.py): the latest receipt per (room, user,
+receipt type, thread), each change numbered in the ``receipts`` stream.  Reads
+``rooms``, ``events`` and ``room_memberships`` (owned by storage.events) to resolve
+room and event IDs and to answer "is this user joined".
+
+spec: client-server-api/_index.md#receipts
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Collection
+
+import attrs
+
+from homeserver.storage.database import Database
+from homeserver.storage.state import chunks
+from homeserver.storage.transaction import Transaction
+
+#: ``thread_id`` stored for an unthreaded receipt.
+UNTHREADED = ""
+
+
+@attrs.frozen
+class Receipt:
+    room_id: str
+    user_id: str
+    receipt_type: str
+    #: None for an unthreaded receipt; ``main`` or a thread root's event ID otherwise.
+    thread_id: str | None
+    event_id: str
+    ts: int
+    stream_id: int
+
+
+class Outcome(enum.Enum):
+    #: The receipt moved forward and got a new stream position.
+    STORED = "stored"
+    #: The receipt points at or before the one already stored: nothing changed.
+    NOT_NEWER = "not_newer"
+    #: The event is not a (non-outlier) event of that room.
+    UNKNOWN_EVENT = "unknown_event"
+
+
+@attrs.frozen
+class SetResult:
+    outcome: Outcome
+    #: The new stream position when ``outcome`` is STORED.
+    stream_id: int | None = None
+
+
+class ReceiptStore:
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def is_joined(self, user_id: str, room_id: str) -> bool:
+        """Whether ``user_id`` is joined to ``room_id`` in its current state."""
+        rows = await self._db.execute(
+            "receipts_is_joined",
+            "SELECT m.membership FROM rooms r JOIN room_memberships m"
+            " ON m.room_nid = r.room_nid AND m.user_id = ? WHERE r.room_id = ?",
+            user_id,
+            room_id,
+        )
+        return bool(rows) and rows[0][0] == "join"
+
+    async def set_receipt(
+        self,
+        room_id: str,
+        user_id: str,
+        receipt_type: str,
+        thread_id: str | None,
+        event_id: str,
+        ts: int,
+    ) -> SetResult:
+        """Move the user's receipt to ``event_id`` unless it is already there or later.
+
+        "Later" is by the events' stream positions: a receipt is an "up to and
+        including" marker, so it never moves backwards.
+        """
+        return await self._db.run_interaction(
+            "set_receipt",
+            _set_receipt_txn,
+            room_id,
+            user_id,
+            receipt_type,
+            UNTHREADED if thread_id is None else thread_id,
+            event_id,
+            ts,
+        )
+
+    async def get_receipts(
+        self,
+        room_ids: Collection[str],
+        from_position: int,
+        to_position: int,
+        *,
+        for_user: str,
+        private_type: str,
+    ) -> list[Receipt]:
+        """Receipts in ``room_ids`` whose latest change is in (from, to].
+
+        Receipts of ``private_type`` are returned only when they are ``for_user``'s.
+        """
+
+        def read(txn: Transaction) -> list[Receipt]:
+            found: list[Receipt] = []
+            for part in chunks(sorted(room_ids)):
+                marks = ",".join("?" * len(part))
+                txn.execute(
+                    "SELECT r.room_id, c.user_id, c.receipt_type, c.thread_id, c.event_id,"
+                    " c.ts, c.stream_id FROM rooms r JOIN receipts c ON c.room_nid = r.room_nid"
+                    f" WHERE r.room_id IN ({marks}) AND c.stream_id > ? AND c.stream_id <= ?"
+                    " AND (c.receipt_type <> ? OR c.user_id = ?)"
+                    " ORDER BY c.stream_id",
+                    (*part, from_position, to_position, private_type, for_user),
+                )
+                found.extend(
+                    Receipt(
+                        room_id,
+                        user_id,
+                        receipt_type,
+                        None if thread_id == UNTHREADED else thread_id,
+                        event_id,
+                        int(ts),
+                        int(stream_id),
+                    )
+                    for room_id, user_id, receipt_type, thread_id, event_id, ts, stream_id in (
+                        txn.fetchall()
+                    )
+                )
+            return found
+
+        return await self._db.run_interaction("get_receipts", read)
+
+    async def get_max_position(self) -> int:
+        """The newest position of the receipts stream (rows are updated in place, and
+        the latest change always carries the highest position)."""
+        rows = await self._db.execute(
+            "receipts_max_position", "SELECT COALESCE(MAX(stream_id), 0) FROM receipts"
+        )
+        return int(rows[0][0])
+
+
+def _set_receipt_txn(
+    txn: Transaction,
+    room_id: str,
+    user_id: str,
+    receipt_type: str,
+    thread_id: str,
+    event_id: str,
+    ts: int,
+) -> SetResult:
+    txn.execute(
+        "SELECT e.room_nid, e.stream_ordering FROM events e"
+        " JOIN rooms r ON r.room_nid = e.room_nid"
+        " WHERE e.event_id = ? AND r.room_id = ? AND e.stream_ordering IS NOT NULL",
+        (event_id, room_id),
+    )
+    row = txn.fetchone()
+    if row is None:
+        return SetResult(Outcome.UNKNOWN_EVENT)
+    room_nid, event_stream_ordering = int(row[0]), int(row[1])
+    txn.execute(
+        "SELECT event_stream_ordering FROM receipts"
+        " WHERE room_nid = ? AND user_id = ? AND receipt_type = ? AND thread_id = ?",
+        (room_nid, user_id, receipt_type, thread_id),
+    )
+    existing = txn.fetchone()
+    if existing is not None and existing[0] is not None and existing[0] >= event_stream_ordering:
+        return SetResult(Outcome.NOT_NEWER)
+    stream_id = txn.engine.next_id(txn, "receipts_stream")
+    txn.execute(
+        "INSERT INTO receipts (room_nid, user_id, receipt_type, thread_id, event_id,"
+        " event_stream_ordering, ts, stream_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (room_nid, user_id, receipt_type, thread_id) DO UPDATE SET"
+        " event_id = excluded.event_id, event_stream_ordering = excluded.event_stream_ordering,"
+        " ts = excluded.ts, stream_id = excluded.stream_id",
+        (
+            room_nid,
+            user_id,
+            receipt_type,
+            thread_id,
+            event_id,
+            event_stream_ordering,
+            ts,
+            stream_id,
+        ),
+    )
+    return SetResult(Outcome.STORED, stream_id)

@@ -1,0 +1,1 @@
+"""Typing notifications: in memory, expiring, with their own stream."""

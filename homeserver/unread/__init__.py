@@ -1,0 +1,1 @@
+"""Unread notification counts, derived from read marks and the default push rules."""
