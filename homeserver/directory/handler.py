@@ -1,0 +1,337 @@
+"""Room aliases and the published room directory (rules only).
+
+- Aliases: only aliases on this server's domain are created and stored here;
+  resolving another server's alias needs federation (404 until it exists).
+- Who may do what (the spec leaves it to servers; these follow Synapse's defaults):
+  creating an alias needs membership of the room (server admins excepted);
+  deleting one is allowed to its creator, server admins, and joined members who may
+  send ``m.room.canonical_alias``; changing a room's directory visibility is allowed
+  to server admins and joined members who may send ``m.room.canonical_alias``;
+  listing a room's local aliases needs membership unless the room is world readable.
+- The directory keeps one summary row per published room, refreshed by
+  :meth:`DirectoryHandler.on_state_changed` (called for every state event) and on
+  publishing, so listing never reads room state.  Refreshes of one room run one at a
+  time, each from the room's state at that moment, so the last one wins.
+
+spec: client-server-api/_index.md#room-aliases, #published-room-directory,
+data/api/client-server/directory.yaml, list_public_rooms.yaml
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from http import HTTPStatus
+
+import attrs
+
+from homeserver.clock import Clock
+from homeserver.directory.summary import (
+    HISTORY_VISIBILITY,
+    SUMMARY_STATE,
+    normalise_search,
+    summarise_room,
+)
+from homeserver.directory.tokens import PageToken, decode_token, encode_token
+from homeserver.events.auth import get_user_power_level, membership_in, required_power_level
+from homeserver.events.event import Event, StateKey
+from homeserver.events.room_versions import get_room_version
+from homeserver.http import errors
+from homeserver.http.errors import Codes, MatrixError
+from homeserver.identifiers import is_valid_room_alias, is_valid_room_id, is_valid_server_name
+from homeserver.storage.directory import DirectoryStore, ListingPosition, PublishedRoom
+from homeserver.storage.events import EventStore, RoomRecord
+from homeserver.storage.state import StateStore
+from homeserver.util.linearizer import Linearizer
+
+logger = logging.getLogger(__name__)
+
+PUBLIC = "public"
+PRIVATE = "private"
+VISIBILITIES = (PUBLIC, PRIVATE)
+
+#: Most rooms one page of the directory holds; also the page size when the client
+#: gives no limit (or 0).
+MAX_PAGE_SIZE = 500
+
+_CREATE = ("m.room.create", "")
+_POWER_LEVELS = ("m.room.power_levels", "")
+_CANONICAL_ALIAS_TYPE = "m.room.canonical_alias"
+
+
+@attrs.frozen
+class PublicRoomsPage:
+    rooms: list[PublishedRoom]
+    next_batch: str | None
+    prev_batch: str | None
+    total_room_count_estimate: int
+
+
+class DirectoryHandler:
+    def __init__(
+        self,
+        *,
+        server_name: str,
+        clock: Clock,
+        directory: DirectoryStore,
+        events: EventStore,
+        state: StateStore,
+    ) -> None:
+        self._server_name = server_name
+        self._clock = clock
+        self._store = directory
+        self._events = events
+        self._state = state
+        self._refresh_linearizer = Linearizer()
+
+    # --- aliases -------------------------------------------------------------------
+
+    async def create_alias(
+        self,
+        requester_user_id: str,
+        alias: str,
+        room_id: str,
+        *,
+        check_can_create: bool = True,
+        is_admin: bool = False,
+    ) -> None:
+        """Map the local ``alias`` to ``room_id``.
+
+        400 ``M_INVALID_PARAM`` for an invalid or non-local alias or an invalid room
+        ID; 409 ``M_UNKNOWN`` if the alias exists.  With ``check_can_create`` the room
+        must exist here (404) and the requester must be joined to it unless
+        ``is_admin`` (403); without it (``/createRoom``) neither is checked.
+        """
+        self._check_local_alias(alias)
+        if not is_valid_room_id(room_id):
+            raise errors.invalid_param("Invalid room ID")
+        if check_can_create:
+            room = await self._room_or_404(room_id)
+            if not is_admin and not await self._is_joined(room, requester_user_id):
+                raise errors.forbidden("You must be in the room to create an alias for it")
+        created = await self._store.create_alias(
+            alias, room_id, requester_user_id, self._clock.time_msec()
+        )
+        if not created:
+            raise MatrixError(
+                HTTPStatus.CONFLICT, Codes.UNKNOWN, f"Room alias {alias} already exists."
+            )
+
+    async def resolve_alias(self, alias: str) -> tuple[str, list[str]]:
+        """``(room_id, servers)`` for ``alias``; 404 ``M_NOT_FOUND`` if it is unknown.
+
+        Another server's alias is 404 too until federation can ask that server.
+        ``servers`` is this server only: it is the one that knows the alias.
+        """
+        if not is_valid_room_alias(alias):
+            raise errors.invalid_param("Room alias invalid")
+        mapping = await self._store.get_alias(alias) if self._is_local_alias(alias) else None
+        if mapping is None:
+            raise errors.not_found(f"Room alias {alias} not found.")
+        return mapping.room_id, [self._server_name]
+
+    async def delete_alias(self, requester_user_id: str, is_admin: bool, alias: str) -> None:
+        """Remove a local alias: for its creator, server admins, and joined members who
+        may send ``m.room.canonical_alias`` (403 for anyone else, 404 if unknown)."""
+        if not is_valid_room_alias(alias):
+            raise errors.invalid_param("Room alias invalid")
+        mapping = await self._store.get_alias(alias) if self._is_local_alias(alias) else None
+        if mapping is None:
+            raise errors.not_found(f"Room alias {alias} not found.")
+        if not (
+            is_admin
+            or mapping.creator == requester_user_id
+            or await self._may_edit_canonical_alias(mapping.room_id, requester_user_id)
+        ):
+            raise errors.forbidden("You don't have permission to delete the alias.")
+        if not await self._store.delete_alias(alias):
+            raise errors.not_found(f"Room alias {alias} not found.")
+
+    async def get_local_aliases(
+        self, requester_user_id: str, is_admin: bool, room_id: str
+    ) -> list[str]:
+        """The room's aliases on this server, for its members (or anyone if it is world
+        readable, or server admins); 403 otherwise, unknown rooms included."""
+        if not is_valid_room_id(room_id):
+            raise errors.invalid_param("Invalid room ID")
+        if not is_admin:
+            room = await self._events.get_room(room_id)
+            if room is None:
+                raise errors.forbidden("You are not a member of the room.")
+            state = await self._current_state(
+                room, [("m.room.member", requester_user_id), HISTORY_VISIBILITY]
+            )
+            history = state.get(HISTORY_VISIBILITY)
+            world_readable = (
+                history is not None
+                and history.content.get("history_visibility") == "world_readable"
+            )
+            if membership_in(state, requester_user_id) != "join" and not world_readable:
+                raise errors.forbidden("You are not a member of the room.")
+        return await self._store.get_aliases_for_room(room_id)
+
+    # --- visibility in the published room directory ------------------------------
+
+    async def get_visibility(self, room_id: str) -> str:
+        """``"public"`` or ``"private"``; 404 ``M_NOT_FOUND`` for unknown rooms."""
+        await self._room_or_404(room_id)
+        return PUBLIC if await self._store.is_published(room_id) else PRIVATE
+
+    async def set_visibility(self, room_id: str, visibility: str) -> None:
+        """Publish (``"public"``) or unpublish (``"private"``) a room, unconditionally.
+
+        400 ``M_INVALID_PARAM`` for another value, 404 for unknown rooms.
+        """
+        if visibility not in VISIBILITIES:
+            raise errors.invalid_param("visibility must be 'public' or 'private'")
+        room = await self._room_or_404(room_id)
+        async with self._refresh_linearizer.queue(room_id):
+            if visibility == PUBLIC:
+                await self._store.publish_room(await self._summarise(room))
+            else:
+                await self._store.unpublish_room(room_id)
+
+    async def change_visibility(
+        self, requester_user_id: str, is_admin: bool, room_id: str, visibility: str
+    ) -> None:
+        """:meth:`set_visibility` for a client: server admins and joined members who may
+        send ``m.room.canonical_alias`` (403 for anyone else)."""
+        if visibility not in VISIBILITIES:
+            raise errors.invalid_param("visibility must be 'public' or 'private'")
+        await self._room_or_404(room_id)
+        if not is_admin and not await self._may_edit_canonical_alias(room_id, requester_user_id):
+            raise errors.forbidden(
+                "You need the power to change the room's canonical alias to publish it"
+            )
+        await self.set_visibility(room_id, visibility)
+
+    async def on_state_changed(self, room_id: str) -> None:
+        """Refresh a published room's summary after a change to its state.
+
+        Await it before answering the request that changed the state, so the sender
+        sees the change in the directory.  It never raises: the event is stored
+        whatever happens here, so a failure is logged (the next change retries).
+        """
+        try:
+            async with self._refresh_linearizer.queue(room_id):
+                if not await self._store.is_published(room_id):
+                    return
+                room = await self._events.get_room(room_id)
+                if room is None:
+                    return
+                await self._store.update_published_room(await self._summarise(room))
+        except Exception:
+            logger.error("could not refresh the directory entry of %s", room_id, exc_info=True)
+
+    # --- listing -------------------------------------------------------------------
+
+    async def list_public_rooms(
+        self,
+        *,
+        server: str | None = None,
+        limit: int | None = None,
+        since: str | None = None,
+        search_term: str | None = None,
+        room_types: Sequence[str | None] | None = None,
+        include_all_networks: bool = False,
+        third_party_instance_id: str | None = None,
+    ) -> PublicRoomsPage:
+        """One page of the directory, most joined members first, then by room ID.
+
+        ``limit`` None or 0 means :data:`MAX_PAGE_SIZE`, larger values are capped to
+        it, negative ones are 400.  An empty ``room_types`` means no filter (as
+        Synapse).  Rooms published for an application service network
+        (``third_party_instance_id``) do not exist yet, so asking for one lists
+        nothing.  Another server's directory needs federation: 404 until then.
+        """
+        if server is not None and server != self._server_name:
+            if not is_valid_server_name(server):
+                raise errors.invalid_param("Invalid server name")
+            raise errors.not_found(f"Cannot fetch the room directory of {server}")
+        if limit is not None and limit < 0:
+            raise errors.invalid_param("limit must not be negative")
+        page_size = min(limit, MAX_PAGE_SIZE) if limit else MAX_PAGE_SIZE
+        if include_all_networks and third_party_instance_id is not None:
+            raise errors.invalid_param(
+                "third_party_instance_id cannot be used with include_all_networks"
+            )
+        token = decode_token(since) if since else None
+        total = await self._store.count_listed_rooms()
+        if third_party_instance_id is not None:
+            return PublicRoomsPage([], None, None, total)
+        search = normalise_search(search_term) if search_term else None
+        types = list(room_types) if room_types else None
+        if token is None or token.forward:
+            rooms, more = await self._store.list_published_rooms(
+                limit=page_size,
+                after=token.position if token else None,
+                search=search,
+                room_types=types,
+            )
+            has_next, has_prev = more, token is not None
+        else:
+            rooms, more = await self._store.list_published_rooms(
+                limit=page_size, before=token.position, search=search, room_types=types
+            )
+            has_next, has_prev = True, more
+        next_batch = prev_batch = None
+        if rooms and has_next:
+            next_batch = encode_token(PageToken(_position(rooms[-1]), forward=True))
+        if rooms and has_prev:
+            prev_batch = encode_token(PageToken(_position(rooms[0]), forward=False))
+        return PublicRoomsPage(rooms, next_batch, prev_batch, total)
+
+    # --- helpers -------------------------------------------------------------------
+
+    def _is_local_alias(self, alias: str) -> bool:
+        return alias.partition(":")[2] == self._server_name
+
+    def _check_local_alias(self, alias: str) -> None:
+        if not is_valid_room_alias(alias):
+            raise errors.invalid_param("Room alias invalid")
+        if not self._is_local_alias(alias):
+            raise errors.invalid_param(f"Room aliases must be on this server ({self._server_name})")
+
+    async def _room_or_404(self, room_id: str) -> RoomRecord:
+        room = await self._events.get_room(room_id) if is_valid_room_id(room_id) else None
+        if room is None:
+            raise errors.not_found("Room not found")
+        return room
+
+    async def _current_state(
+        self, room: RoomRecord, keys: Iterable[StateKey]
+    ) -> dict[StateKey, Event]:
+        """The events at ``keys`` in the room's current state (absent keys left out)."""
+        if room.current_state_group is None:
+            return {}
+        ids = await self._state.get_state_ids(room.current_state_group)
+        wanted = {key: ids[key] for key in keys if key in ids}
+        loaded = await self._events.get_events(list(wanted.values()))
+        return {key: loaded[event_id] for key, event_id in wanted.items() if event_id in loaded}
+
+    async def _is_joined(self, room: RoomRecord, user_id: str) -> bool:
+        state = await self._current_state(room, [("m.room.member", user_id)])
+        return membership_in(state, user_id) == "join"
+
+    async def _may_edit_canonical_alias(self, room_id: str, user_id: str) -> bool:
+        """Whether ``user_id`` is joined and may send ``m.room.canonical_alias``."""
+        room = await self._events.get_room(room_id)
+        if room is None:
+            return False
+        state = await self._current_state(
+            room, [_CREATE, _POWER_LEVELS, ("m.room.member", user_id)]
+        )
+        if membership_in(state, user_id) != "join":
+            return False
+        room_version = get_room_version(room.room_version)
+        needed = required_power_level(room_version, _CANONICAL_ALIAS_TYPE, "", state)
+        return get_user_power_level(room_version, user_id, state) >= needed
+
+    async def _summarise(self, room: RoomRecord) -> PublishedRoom:
+        state = await self._current_state(room, SUMMARY_STATE)
+        joined = len(await self._events.get_room_members(room.room_nid))
+        return summarise_room(room.room_id, state, joined)
+
+
+def _position(room: PublishedRoom) -> ListingPosition:
+    return ListingPosition(room.joined_members, room.room_id)
