@@ -17,14 +17,26 @@ from signedjson.types import SigningKey
 from twisted.internet import defer
 from twisted.internet.error import CannotListenError
 
+from homeserver.accountdata.handler import AccountDataHandler
 from homeserver.api.admin import register as admin_register
 from homeserver.api.admin import registration_tokens as admin_registration_tokens
 from homeserver.api.client import account, discovery
+from homeserver.api.client import account_data as account_data_servlet
 from homeserver.api.client import capabilities as capabilities_servlet
 from homeserver.api.client import devices as devices_servlet
+from homeserver.api.client import directory as directory_servlet
+from homeserver.api.client import filters as filters_servlet
+from homeserver.api.client import hierarchy as hierarchy_servlet
 from homeserver.api.client import login as login_servlet
 from homeserver.api.client import profile as profile_servlet
+from homeserver.api.client import read_markers as read_markers_servlet
+from homeserver.api.client import receipts as receipts_servlet
 from homeserver.api.client import register as register_servlet
+from homeserver.api.client import relations as relations_servlet
+from homeserver.api.client import rooms as rooms_servlet
+from homeserver.api.client import sync as sync_servlet
+from homeserver.api.client import tags as tags_servlet
+from homeserver.api.client import typing as typing_servlet
 from homeserver.auth.account import AccountHandler
 from homeserver.auth.client_registration import ClientRegistrationHandler
 from homeserver.auth.devices import DeviceHandler
@@ -41,19 +53,33 @@ from homeserver.auth.uia import PASSWORD, REGISTRATION_TOKEN, UserInteractiveAut
 from homeserver.clock import Clock
 from homeserver.config.model import HomeServerConfig, ListenerConfig
 from homeserver.crypto.keys import load_or_create_signing_key
+from homeserver.directory.handler import DirectoryHandler
+from homeserver.filtering.handler import FilterHandler
 from homeserver.http.auth import RequestAuthenticator
 from homeserver.http.request import MatrixSite
 from homeserver.http.server import JsonResource, Router
 from homeserver.profile.handler import ProfileHandler
 from homeserver.ratelimit import RateLimiter
+from homeserver.receipts.handler import ReceiptsHandler
+from homeserver.rooms.assembly import RoomServices, build_rooms, connect_directory
+from homeserver.storage.account_data import AccountDataStore
 from homeserver.storage.database import Database
 from homeserver.storage.devices import DeviceStore
+from homeserver.storage.directory import DirectoryStore
+from homeserver.storage.filters import FilterStore
 from homeserver.storage.login_tokens import LoginTokenStore
 from homeserver.storage.migrations import prepare_database
 from homeserver.storage.profiles import ProfileStore
+from homeserver.storage.receipts import ReceiptStore
 from homeserver.storage.refresh_tokens import RefreshTokenStore
 from homeserver.storage.registration_tokens import RegistrationTokenStore
+from homeserver.storage.unread import UnreadStore
 from homeserver.storage.users import UserStore
+from homeserver.streams.notifier import Notifier
+from homeserver.streams.token import StreamToken
+from homeserver.sync.handler import SyncHandler
+from homeserver.typing.handler import TypingHandler
+from homeserver.unread.counter import UnreadCounter
 
 logger = logging.getLogger(__name__)
 
@@ -66,12 +92,15 @@ class StartupError(Exception):
 class Stores:
     users: UserStore
     devices: DeviceStore
-    # --- accounts (login, registration, devices, profiles) ---
     profiles: ProfileStore
     registration_tokens: RegistrationTokenStore
     refresh_tokens: RefreshTokenStore
     login_tokens: LoginTokenStore
-    # --- end accounts ---
+    account_data: AccountDataStore
+    filters: FilterStore
+    directory: DirectoryStore
+    receipts: ReceiptStore
+    unread: UnreadStore
 
 
 @attrs.define
@@ -79,7 +108,8 @@ class Handlers:
     registration: RegistrationHandler
     tokens: AccessTokenHandler
     shared_secret: SharedSecretRegistration
-    # --- accounts (login, registration, devices, profiles) ---
+    rooms: RoomServices
+    sync: SyncHandler
     last_seen: LastSeenTracker
     uia: UserInteractiveAuth
     passwords: PasswordAuthenticator
@@ -92,7 +122,14 @@ class Handlers:
     profile: ProfileHandler
     registration_tokens: RegistrationTokenHandler
     client_registration: ClientRegistrationHandler
-    # --- end accounts ---
+    #: ``account_data.on_ignored_users_changed``: callbacks run with the user ID.
+    account_data: AccountDataHandler
+    filters: FilterHandler
+    directory: DirectoryHandler
+    #: ``receipts.on_fully_read``: callbacks (user, room, event) for ``m.fully_read``.
+    receipts: ReceiptsHandler
+    typing: TypingHandler
+    unread: UnreadCounter
 
 
 @attrs.define
@@ -103,7 +140,7 @@ class HomeServer:
     database: Database
     stores: Stores
     handlers: Handlers
-    signing_key: SigningKey | None
+    signing_key: SigningKey
     ports: list[Any] = attrs.field(factory=list)
     _shutdown_trigger: Any = None
 
@@ -119,6 +156,10 @@ class HomeServer:
             )
             account.register(router, authenticator=RequestAuthenticator(self.handlers.tokens))
             self._register_account_servlets(router)
+            self._register_account_data_servlets(router)
+            self._register_directory_servlets(router)
+            self._register_room_servlets(router)
+            self._register_receipt_servlets(router)
             admin_register.register(
                 router,
                 server_name=self.config.server_name,
@@ -179,6 +220,67 @@ class HomeServer:
             router, authenticator=authenticator, tokens=handlers.registration_tokens
         )
 
+    def _register_account_data_servlets(self, router: Router) -> None:
+        """Account data, room tags and filter endpoints."""
+        authenticator = RequestAuthenticator(self.handlers.tokens)
+        account_data = self.handlers.account_data
+        account_data_servlet.register(
+            router, authenticator=authenticator, account_data=account_data
+        )
+        tags_servlet.register(router, authenticator=authenticator, account_data=account_data)
+        filters_servlet.register(router, authenticator=authenticator, filters=self.handlers.filters)
+
+    def _register_directory_servlets(self, router: Router) -> None:
+        """Room aliases and the published room directory."""
+        directory_servlet.register(
+            router,
+            authenticator=RequestAuthenticator(self.handlers.tokens),
+            directory=self.handlers.directory,
+        )
+
+    def _register_room_servlets(self, router: Router) -> None:
+        """Rooms, sync, read markers, relations and spaces."""
+        rooms = self.handlers.rooms
+        rooms_servlet.register(
+            router,
+            authenticator=RequestAuthenticator(self.handlers.tokens),
+            creation=rooms.creation,
+            membership=rooms.membership,
+            messages=rooms.messages,
+            reader=rooms.reader,
+            timeline=rooms.timeline,
+            resolve_alias=self.handlers.directory.resolve_alias,
+        )
+        sync_servlet.register(
+            router,
+            authenticator=RequestAuthenticator(self.handlers.tokens),
+            sync=self.handlers.sync,
+            filters=self.handlers.filters,
+        )
+        read_markers_servlet.register(
+            router,
+            authenticator=RequestAuthenticator(self.handlers.tokens),
+            receipts=self.handlers.receipts,
+        )
+        relations_servlet.register(
+            router,
+            authenticator=RequestAuthenticator(self.handlers.tokens),
+            relations=rooms.relations,
+        )
+        hierarchy_servlet.register(
+            router,
+            authenticator=RequestAuthenticator(self.handlers.tokens),
+            hierarchy=rooms.hierarchy,
+        )
+
+    def _register_receipt_servlets(self, router: Router) -> None:
+        """Receipts and typing notifications."""
+        authenticator = RequestAuthenticator(self.handlers.tokens)
+        receipts_servlet.register(
+            router, authenticator=authenticator, receipts=self.handlers.receipts
+        )
+        typing_servlet.register(router, authenticator=authenticator, typing=self.handlers.typing)
+
     def start_background_tasks(self) -> None:
         """Start periodic work; the last-seen batch is also written at reactor shutdown."""
         self.handlers.last_seen.start()
@@ -235,19 +337,21 @@ class HomeServer:
         self.database.close()
 
 
+async def _set_fully_read(
+    account_data: AccountDataHandler, user_id: str, room_id: str, event_id: str
+) -> None:
+    """spec: client-server-api/_index.md#fully-read-markers (room account data)"""
+    await account_data.set_room(user_id, room_id, "m.fully_read", {"event_id": event_id})
+
+
 async def build_homeserver(
     config: HomeServerConfig,
     reactor: Any,
     *,
     create_signing_key: bool = False,
-    load_signing_key: bool = True,
 ) -> HomeServer:
     """Connect to the database, migrate it and wire up every component."""
-    signing_key = (
-        load_or_create_signing_key(config.signing_key_path, create=create_signing_key)
-        if load_signing_key
-        else None
-    )
+    signing_key = load_or_create_signing_key(config.signing_key_path, create=create_signing_key)
     if config.database.name == "sqlite3":
         # The embedded default keeps everything under one folder, created on first start.
         Path(config.database.args["database"]).parent.mkdir(parents=True, exist_ok=True)
@@ -271,6 +375,11 @@ async def build_homeserver(
         registration_tokens=RegistrationTokenStore(database),
         refresh_tokens=RefreshTokenStore(database),
         login_tokens=LoginTokenStore(database),
+        account_data=AccountDataStore(database),
+        filters=FilterStore(database),
+        directory=DirectoryStore(database),
+        receipts=ReceiptStore(database),
+        unread=UnreadStore(database),
     )
     hasher = PasswordHasher(rounds=config.bcrypt_rounds, pepper=config.password_pepper)
     registration = RegistrationHandler(
@@ -284,7 +393,6 @@ async def build_homeserver(
         refreshable_lifetime_ms=config.refreshable_access_token_lifetime_ms,
         last_seen=last_seen,
     )
-    # --- accounts (login, registration, devices, profiles) ---
     limits = config.rate_limits
     passwords = PasswordAuthenticator(
         config.server_name,
@@ -299,7 +407,63 @@ async def build_homeserver(
     uia.register_stage(REGISTRATION_TOKEN, registration_tokens.uia_stage)
     uia.on_session_expired.append(registration_tokens.session_expired)
     profile = ProfileHandler(config.server_name, stores.users, stores.profiles)
-    # --- end accounts ---
+    account = AccountHandler(stores.users, stores.devices, tokens, hasher, profile, last_seen)
+    notifier = Notifier(reactor, StreamToken())
+    # ``notifier`` is the one shared by every stream (built in the rooms & sync block).
+    account_data = AccountDataHandler(stores.account_data, notifier)
+    await account_data.load()
+    rooms = build_rooms(
+        config=config,
+        database=database,
+        clock=clock,
+        signing_key=signing_key,
+        notifier=notifier,
+        profiles=profile,
+        account=account,
+        directory=None,
+        ignored_users=account_data.ignored_users,
+    )
+    # The rooms block should pass ``directory`` to build_rooms (``/createRoom``), its
+    # ``resolve_alias`` to the rooms servlets (``/join/#alias``), and call
+    # ``directory.on_state_changed(room_id)`` after each state event.
+    directory = DirectoryHandler(
+        server_name=config.server_name,
+        clock=clock,
+        directory=stores.directory,
+        events=rooms.events,
+        state=rooms.state_store,
+    )
+    receipts = ReceiptsHandler(
+        store=stores.receipts,
+        events=rooms.events,
+        clock=clock,
+        notifier=notifier,
+        position=await stores.receipts.get_max_position(),
+    )
+    typing = TypingHandler(reactor, notifier, stores.receipts.is_joined)
+    unread = UnreadCounter(stores.unread, rooms.events, rooms.state_store)
+    connect_directory(rooms, directory)
+    receipts.on_fully_read.append(
+        lambda user_id, room_id, event_id: _set_fully_read(account_data, user_id, room_id, event_id)
+    )
+    sync = SyncHandler(
+        clock=clock,
+        notifier=notifier,
+        events=rooms.events,
+        timeline=rooms.timeline,
+        state=rooms.state,
+        visibility=rooms.visibility,
+        serializer=rooms.serializer,
+        account_data=account_data,
+        receipts=receipts,
+        typing=typing,
+        unread=unread,
+    )
+    # Every stream's position as of start-up, so the first tokens handed out are right.
+    notifier.notify("events", await rooms.events.get_max_stream_ordering())
+    notifier.notify("account_data", account_data.current_position())
+    notifier.notify("receipts", receipts.current_position())
+    notifier.notify("typing", typing.current_position())
     handlers = Handlers(
         last_seen=last_seen,
         uia=uia,
@@ -315,7 +479,7 @@ async def build_homeserver(
             account_limiter=RateLimiter(clock, limits.login_account),
         ),
         refresh=RefreshHandler(clock, stores.users, stores.refresh_tokens, tokens),
-        account=AccountHandler(stores.users, stores.devices, tokens, hasher, profile, last_seen),
+        account=account,
         devices=DeviceHandler(stores.devices, tokens, last_seen),
         profile=profile,
         registration_tokens=registration_tokens,
@@ -329,6 +493,8 @@ async def build_homeserver(
         ),
         registration=registration,
         tokens=tokens,
+        rooms=rooms,
+        sync=sync,
         shared_secret=SharedSecretRegistration(
             config.registration_shared_secret,
             clock,
@@ -336,6 +502,12 @@ async def build_homeserver(
             tokens,
             failed_attempts=RateLimiter(clock, config.rate_limits.login_failed_attempts),
         ),
+        account_data=account_data,
+        filters=FilterHandler(stores.filters),
+        directory=directory,
+        receipts=receipts,
+        typing=typing,
+        unread=unread,
     )
     return HomeServer(
         config=config,

@@ -225,7 +225,7 @@ def cmd_register_user(args: argparse.Namespace) -> int:
 
     async def register(reactor: Any) -> None:
         try:
-            homeserver = await build_homeserver(config, reactor, load_signing_key=False)
+            homeserver = await build_homeserver(config, reactor, create_signing_key=True)
             try:
                 user_id = await homeserver.handlers.registration.register_user(
                     args.user, password, admin=args.admin

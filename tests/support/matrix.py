@@ -22,6 +22,13 @@ RELAXED_LIMITS: dict[str, Any] = {
         "account": {"per_second": 100, "burst_count": 100},
         "failed_attempts": {"per_second": 100, "burst_count": 100},
     },
+    "rc_message": {"per_second": 1000, "burst_count": 1000},
+    "rc_joins": {"local": {"per_second": 1000, "burst_count": 1000}},
+    "rc_invites": {
+        "per_room": {"per_second": 1000, "burst_count": 1000},
+        "per_user": {"per_second": 1000, "burst_count": 1000},
+        "per_issuer": {"per_second": 1000, "burst_count": 1000},
+    },
 }
 
 

@@ -1,0 +1,54 @@
+"""``GET /sync``.
+
+spec: client-server-api/_index.md#get_matrixclientv3sync
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeserver.filtering.handler import FilterHandler
+from homeserver.http import errors
+from homeserver.http.auth import RequestAuthenticator
+from homeserver.http.parsing import query_bool, query_int, query_str
+from homeserver.http.request import MatrixRequest
+from homeserver.http.server import Router, client_paths
+from homeserver.streams.token import StreamToken
+from homeserver.sync.handler import SyncHandler, SyncRequest
+
+PRESENCE_STATES = ("online", "offline", "unavailable")
+
+
+def register(
+    router: Router,
+    *,
+    authenticator: RequestAuthenticator,
+    sync: SyncHandler,
+    filters: FilterHandler,
+) -> None:
+    async def get_sync(request: MatrixRequest) -> tuple[int, Any]:
+        requester = await authenticator.requester(request)
+        since_param = query_str(request, "since")
+        since = StreamToken.parse(since_param) if since_param else None
+        timeout = query_int(request, "timeout", 0)
+        assert timeout is not None
+        if timeout < 0:
+            raise errors.invalid_param("'timeout' must not be negative")
+        full_state = query_bool(request, "full_state") or False
+        set_presence = query_str(request, "set_presence", "online")
+        if set_presence not in PRESENCE_STATES:
+            raise errors.invalid_param("'set_presence' must be online, offline or unavailable")
+        sync_filter = await filters.resolve(requester.user_id, query_str(request, "filter"))
+        body = await sync.sync(
+            requester,
+            SyncRequest(
+                since=since,
+                timeout_ms=timeout,
+                full_state=full_state,
+                filter=sync_filter,
+            ),
+        )
+        return 200, body
+
+    for path in client_paths("/sync"):
+        router.register("GET", path, get_sync)

@@ -1,0 +1,165 @@
+"""Building the room components in dependency order (app.py calls this once)."""
+
+from __future__ import annotations
+
+import logging
+
+import attrs
+
+from homeserver.auth.account import AccountHandler
+from homeserver.clock import Clock
+from homeserver.config.model import HomeServerConfig
+from homeserver.directory.handler import DirectoryHandler
+from homeserver.events.event import Event
+from homeserver.events.signing import SigningKey
+from homeserver.http.errors import MatrixError
+from homeserver.profile.handler import ProfileHandler
+from homeserver.ratelimit import RateLimiter
+from homeserver.rooms.creation import RoomCreationHandler, RoomDirectory
+from homeserver.rooms.hierarchy import SpaceHierarchyHandler
+from homeserver.rooms.membership import MembershipHandler
+from homeserver.rooms.messages import MessageHandler
+from homeserver.rooms.pipeline import EventPipeline
+from homeserver.rooms.reading import IgnoredUsers, RoomReader
+from homeserver.rooms.relations import RelationsHandler
+from homeserver.rooms.serialize import EventSerializer
+from homeserver.rooms.state import RoomStateReader
+from homeserver.rooms.visibility import HistoryVisibilityFilter
+from homeserver.storage.database import Database
+from homeserver.storage.events import EventStore
+from homeserver.storage.state import StateStore
+from homeserver.storage.timeline import TimelineStore
+from homeserver.streams.notifier import Notifier
+
+logger = logging.getLogger(__name__)
+
+
+@attrs.define
+class RoomServices:
+    events: EventStore
+    state_store: StateStore
+    timeline: TimelineStore
+    pipeline: EventPipeline
+    state: RoomStateReader
+    visibility: HistoryVisibilityFilter
+    serializer: EventSerializer
+    membership: MembershipHandler
+    messages: MessageHandler
+    creation: RoomCreationHandler
+    reader: RoomReader
+    relations: RelationsHandler
+    hierarchy: SpaceHierarchyHandler
+
+
+def build_rooms(
+    *,
+    config: HomeServerConfig,
+    database: Database,
+    clock: Clock,
+    signing_key: SigningKey,
+    notifier: Notifier,
+    profiles: ProfileHandler,
+    account: AccountHandler,
+    directory: RoomDirectory | None,
+    ignored_users: IgnoredUsers,
+) -> RoomServices:
+    state_store = StateStore(database)
+    events = EventStore(database, state_store)
+    timeline = TimelineStore(database, events)
+    pipeline = EventPipeline(
+        server_name=config.server_name,
+        signing_key=signing_key,
+        clock=clock,
+        events=events,
+        state=state_store,
+    )
+    pipeline.on_new_event.append(lambda event, position: _notify(notifier, event, position))
+    state = RoomStateReader(events, state_store, timeline)
+    visibility = HistoryVisibilityFilter(events, state)
+    serializer = EventSerializer(clock, events, timeline)
+    limits = config.rate_limits
+    membership = MembershipHandler(
+        server_name=config.server_name,
+        pipeline=pipeline,
+        state=state,
+        timeline=timeline,
+        profiles=profiles,
+        joins_limiter=RateLimiter(clock, limits.joins_local),
+        invites_per_room=RateLimiter(clock, limits.invites_per_room),
+        invites_per_user=RateLimiter(clock, limits.invites_per_user),
+        invites_per_issuer=RateLimiter(clock, limits.invites_per_issuer),
+    )
+    profiles.on_profile_change.append(membership.update_profile_in_rooms)
+    account.on_deactivate.append(lambda user_id, erase: membership.leave_all_rooms(user_id))
+    messages = MessageHandler(
+        pipeline=pipeline,
+        state=state,
+        events=events,
+        membership=membership,
+        message_limiter=RateLimiter(clock, limits.message),
+    )
+    creation = RoomCreationHandler(
+        server_name=config.server_name,
+        default_room_version=config.default_room_version,
+        pipeline=pipeline,
+        membership=membership,
+        directory=directory,
+        profiles=profiles,
+    )
+    reader = RoomReader(
+        events=events,
+        timeline=timeline,
+        state=state,
+        visibility=visibility,
+        serializer=serializer,
+        ignored_users=ignored_users,
+        current_token=lambda: notifier.current_token,
+    )
+    return RoomServices(
+        events=events,
+        state_store=state_store,
+        timeline=timeline,
+        pipeline=pipeline,
+        state=state,
+        visibility=visibility,
+        serializer=serializer,
+        membership=membership,
+        messages=messages,
+        creation=creation,
+        reader=reader,
+        relations=RelationsHandler(
+            events=events,
+            timeline=timeline,
+            visibility=visibility,
+            serializer=serializer,
+            reader=reader,
+        ),
+        hierarchy=SpaceHierarchyHandler(state=state, timeline=timeline),
+    )
+
+
+def _notify(notifier: Notifier, event: Event, position: int) -> None:
+    # A membership change concerns its target even before they are in the room
+    # (an invite must wake the invitee's /sync).
+    users = [event.state_key] if event.type == "m.room.member" and event.state_key else []
+    notifier.notify("events", position, rooms=[event.room_id], users=users)
+
+
+def connect_directory(rooms: RoomServices, directory: DirectoryHandler) -> None:
+    """Aliases for /createRoom and canonical-alias checks; directory summaries kept
+    current as room state changes (``on_state_changed`` logs its own failures)."""
+    rooms.creation.directory = directory
+
+    async def resolve_local_alias(alias: str) -> str | None:
+        try:
+            room_id, _servers = await directory.resolve_alias(alias)
+        except MatrixError:
+            return None
+        return room_id
+
+    rooms.messages.resolve_local_alias = resolve_local_alias
+
+    async def refresh_summary(event: Event) -> None:
+        await directory.on_state_changed(event.room_id)
+
+    rooms.pipeline.after_state_change.append(refresh_summary)

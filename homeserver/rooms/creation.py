@@ -1,0 +1,269 @@
+"""``/createRoom``: the events a new room starts with, in the spec's order.
+
+1. ``m.room.create``; 2. the creator's join; 3. power levels (defaults merged with
+``power_level_content_override``); 4. ``m.room.canonical_alias`` for
+``room_alias_name``; 5. the preset's join rules, history visibility and guest
+access; 6. ``initial_state`` in order; 7. name and topic; 8. invites.  Every event
+goes through the event pipeline, so a request whose own events the auth rules
+refuse (say, an override that leaves the creator without power to set the name)
+fails with ``M_INVALID_ROOM_STATE``.
+
+spec: client-server-api/_index.md#creation, data/api/client-server/create_room.yaml
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Protocol
+
+import attrs
+
+from homeserver.auth.tokens import Requester
+from homeserver.events.auth import AuthError
+from homeserver.events.errors import EventTooLargeError, InvalidEventError
+from homeserver.events.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
+from homeserver.http import errors
+from homeserver.identifiers import is_valid_room_alias
+from homeserver.profile.handler import ProfileHandler
+from homeserver.rooms.builder import EventDraft
+from homeserver.rooms.membership import MembershipHandler
+from homeserver.rooms.pipeline import EventPipeline
+
+PRESETS = ("private_chat", "trusted_private_chat", "public_chat")
+
+_PRESET_STATE: dict[str, tuple[str, str, str]] = {
+    # preset: (join_rule, history_visibility, guest_access)
+    "private_chat": ("invite", "shared", "can_join"),
+    "trusted_private_chat": ("invite", "shared", "can_join"),
+    "public_chat": ("public", "shared", "forbidden"),
+}
+
+
+class RoomDirectory(Protocol):
+    """What room creation needs of the alias directory."""
+
+    async def create_alias(
+        self,
+        requester_user_id: str,
+        alias: str,
+        room_id: str,
+        *,
+        check_can_create: bool = True,
+    ) -> None: ...
+
+    async def resolve_alias(self, alias: str) -> tuple[str, list[str]]: ...
+
+    async def set_visibility(self, room_id: str, visibility: str) -> None: ...
+
+
+@attrs.frozen
+class RoomCreationRequest:
+    """A validated ``/createRoom`` body."""
+
+    preset: str | None = None
+    visibility: str = "private"
+    room_version: str | None = None
+    name: str | None = None
+    topic: str | None = None
+    room_alias_name: str | None = None
+    creation_content: dict[str, Any] = attrs.field(factory=dict)
+    initial_state: list[tuple[str, str, dict[str, Any]]] = attrs.field(factory=list)
+    invite: list[str] = attrs.field(factory=list)
+    is_direct: bool = False
+    power_level_content_override: dict[str, Any] | None = None
+
+
+class RoomCreationHandler:
+    def __init__(
+        self,
+        *,
+        server_name: str,
+        default_room_version: str,
+        pipeline: EventPipeline,
+        membership: MembershipHandler,
+        directory: RoomDirectory | None,
+        profiles: ProfileHandler,
+    ) -> None:
+        self._server_name = server_name
+        self._default_room_version = default_room_version
+        self._pipeline = pipeline
+        self._membership = membership
+        self.directory = directory
+        self._profiles = profiles
+
+    async def create_room(self, requester: Requester, request: RoomCreationRequest) -> str:
+        creator = requester.user_id
+        version_id = request.room_version or self._default_room_version
+        room_version = KNOWN_ROOM_VERSIONS.get(version_id)
+        if room_version is None or room_version.event_format.name == "V1":
+            raise errors.MatrixError(
+                400,
+                errors.Codes.UNSUPPORTED_ROOM_VERSION,
+                f"This server does not support room version {version_id!r}",
+            )
+        preset = request.preset or (
+            "public_chat" if request.visibility == "public" else "private_chat"
+        )
+        alias = None
+        if request.room_alias_name is not None:
+            alias = f"#{request.room_alias_name}:{self._server_name}"
+            if not is_valid_room_alias(alias) or ":" in request.room_alias_name:
+                raise errors.invalid_param("room_alias_name is not a valid alias localpart")
+            await self._check_alias_free(alias)
+        create_content = copy.deepcopy(request.creation_content)
+        if preset == "trusted_private_chat" and room_version.hydra and request.invite:
+            # spec v1.16: trusted invitees become additional creators in v12+ rooms.
+            existing = create_content.get("additional_creators", [])
+            if not isinstance(existing, list):
+                raise errors.bad_json("additional_creators must be a list of user IDs")
+            create_content["additional_creators"] = list(
+                dict.fromkeys([*existing, *request.invite])
+            )
+        create_content.pop("room_version", None)
+        try:
+            created = await self._pipeline.create_room(version_id, creator, create_content)
+        except (AuthError, InvalidEventError) as invalid:
+            raise errors.bad_json(f"Invalid creation_content: {invalid}") from None
+        room_id = created.event.room_id
+        await self._send(room_id, creator, "m.room.member", creator, await self._join(creator))
+        await self._send(
+            room_id,
+            creator,
+            "m.room.power_levels",
+            "",
+            self._power_levels(room_version, creator, preset, request),
+        )
+        if alias is not None:
+            assert self.directory is not None
+            await self.directory.create_alias(creator, alias, room_id, check_can_create=False)
+            await self._send(room_id, creator, "m.room.canonical_alias", "", {"alias": alias})
+        join_rule, history_visibility, guest_access = _PRESET_STATE[preset]
+        preset_state = {
+            ("m.room.join_rules", ""): {"join_rule": join_rule},
+            ("m.room.history_visibility", ""): {"history_visibility": history_visibility},
+            ("m.room.guest_access", ""): {"guest_access": guest_access},
+        }
+        initial = {(t, k): c for t, k, c in request.initial_state}
+        for (event_type, state_key), content in preset_state.items():
+            # initial_state wins over the preset for the same key.
+            if (event_type, state_key) not in initial:
+                await self._send(room_id, creator, event_type, state_key, content)
+        for event_type, state_key, content in request.initial_state:
+            if (event_type, state_key) in (("m.room.name", ""), ("m.room.topic", "")) and (
+                (event_type == "m.room.name" and request.name is not None)
+                or (event_type == "m.room.topic" and request.topic is not None)
+            ):
+                continue  # overwritten by `name` / `topic` below
+            await self._send(room_id, creator, event_type, state_key, content)
+        if request.name is not None:
+            await self._send(room_id, creator, "m.room.name", "", {"name": request.name})
+        if request.topic is not None:
+            topic_content = {
+                "topic": request.topic,
+                "m.topic": {"m.text": [{"body": request.topic, "mimetype": "text/plain"}]},
+            }
+            await self._send(room_id, creator, "m.room.topic", "", topic_content)
+        for invitee in request.invite:
+            await self._membership.update_membership(
+                requester,
+                room_id,
+                invitee,
+                "invite",
+                is_direct=request.is_direct,
+                ratelimit=False,
+            )
+        if request.visibility == "public" and self.directory is not None:
+            await self.directory.set_visibility(room_id, "public")
+        return room_id
+
+    async def _check_alias_free(self, alias: str) -> None:
+        if self.directory is None:
+            raise errors.MatrixError(400, errors.Codes.UNKNOWN, "Room aliases are not available")
+        try:
+            await self.directory.resolve_alias(alias)
+        except errors.MatrixError as error:
+            if error.status == 404:
+                return
+            raise
+        raise errors.MatrixError(400, errors.Codes.ROOM_IN_USE, f"{alias} is already taken")
+
+    async def _join(self, user_id: str) -> dict[str, Any]:
+        content: dict[str, Any] = {"membership": "join"}
+        try:
+            profile = await self._profiles.get_profile(user_id)
+        except errors.MatrixError:
+            return content
+        if profile.displayname is not None:
+            content["displayname"] = profile.displayname
+        if profile.avatar_url is not None:
+            content["avatar_url"] = profile.avatar_url
+        return content
+
+    def _power_levels(
+        self,
+        room_version: RoomVersion,
+        creator: str,
+        preset: str,
+        request: RoomCreationRequest,
+    ) -> dict[str, Any]:
+        """The default power levels of the spec and deployed servers, then the override.
+
+        In v12+ creators have infinite power and must not be listed in ``users``.
+        """
+        users: dict[str, int] = {} if room_version.hydra else {creator: 100}
+        if preset == "trusted_private_chat" and not room_version.hydra:
+            for invitee in request.invite:
+                users[invitee] = 100
+        content: dict[str, Any] = {
+            "users": users,
+            "users_default": 0,
+            "events": {
+                "m.room.name": 50,
+                "m.room.avatar": 50,
+                "m.room.topic": 50,
+                "m.room.canonical_alias": 50,
+                "m.room.power_levels": 100,
+                "m.room.history_visibility": 100,
+                "m.room.encryption": 100,
+                "m.room.server_acl": 100,
+                "m.room.tombstone": 150 if room_version.hydra else 100,
+            },
+            "events_default": 0,
+            "state_default": 50,
+            "ban": 50,
+            "kick": 50,
+            "redact": 50,
+            "invite": 50 if preset == "public_chat" else 0,
+            "notifications": {"room": 50},
+        }
+        override = request.power_level_content_override
+        if override:
+            content.update(copy.deepcopy(override))
+        return content
+
+    async def _send(
+        self,
+        room_id: str,
+        sender: str,
+        event_type: str,
+        state_key: str,
+        content: dict[str, Any],
+    ) -> None:
+        try:
+            await self._pipeline.send(
+                EventDraft(room_id, event_type, sender, content, state_key=state_key)
+            )
+        except AuthError as refused:
+            raise errors.MatrixError(
+                400,
+                errors.Codes.INVALID_ROOM_STATE,
+                f"The initial state is invalid: {event_type} refused ({refused.reason})",
+            ) from None
+        except EventTooLargeError as invalid:
+            raise errors.MatrixError(413, errors.Codes.TOO_LARGE, invalid.reason) from None
+        except InvalidEventError as invalid:
+            raise errors.MatrixError(
+                400,
+                errors.Codes.INVALID_ROOM_STATE,
+                f"The initial state is invalid: {event_type}: {invalid.reason}",
+            ) from None

@@ -1,0 +1,384 @@
+"""Reading rooms: single events, state, members, history, context, timestamps.
+
+Who may read what: a user sees the events history visibility allows them
+(rooms.visibility); a room's state and members are readable by current members, by
+former members as of when they left, and by anyone in a ``world_readable`` room.
+Unknown rooms and rooms a user may not read answer the same way (403) so room IDs
+cannot be probed — except ``/event``, which answers 404 for anything not visible.
+
+spec: client-server-api/_index.md#getting-events-for-a-room, #get_matrixclientv3roomsroomidmessages,
+#get_matrixclientv3roomsroomidcontexteventid, #get_matrixclientv1roomsroomidtimestamp_to_event
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import attrs
+
+from homeserver.auth.tokens import Requester
+from homeserver.events.event import Event, StateKey
+from homeserver.filtering.model import RoomEventFilter
+from homeserver.http import errors
+from homeserver.rooms.serialize import EventSerializer, Viewer
+from homeserver.rooms.state import RoomStateReader
+from homeserver.rooms.visibility import HISTORY_VISIBILITY_KEY, HistoryVisibilityFilter
+from homeserver.storage.events import EventStore, RoomRecord
+from homeserver.storage.timeline import Direction, MembershipRow, TimelineStore
+from homeserver.streams.token import StreamToken
+
+IgnoredUsers = Callable[[str], Awaitable[frozenset[str]]]
+
+#: Upper bound on rows scanned for one page when filters or visibility hide events.
+_MAX_SCAN_ROUNDS = 10
+
+
+@attrs.frozen
+class RoomAccess:
+    room: RoomRecord
+    membership: MembershipRow | None
+    #: The state group the user may read state from: current, or when they left.
+    state_group: int | None
+
+
+class RoomReader:
+    def __init__(
+        self,
+        *,
+        events: EventStore,
+        timeline: TimelineStore,
+        state: RoomStateReader,
+        visibility: HistoryVisibilityFilter,
+        serializer: EventSerializer,
+        ignored_users: IgnoredUsers,
+        current_token: Callable[[], StreamToken],
+    ) -> None:
+        self._events = events
+        self._timeline = timeline
+        self._state = state
+        self._visibility = visibility
+        self._serializer = serializer
+        self._ignored_users = ignored_users
+        self._current_token = current_token
+
+    async def viewer(self, requester: Requester) -> Viewer:
+        return Viewer(
+            requester.user_id,
+            requester.device_id,
+            await self._ignored_users(requester.user_id),
+        )
+
+    async def access(self, requester: Requester, room_id: str) -> RoomAccess:
+        """What of the room the requester may read; 403 if nothing."""
+        room = await self._state.room(room_id)
+        if room is None:
+            raise errors.forbidden("You are not allowed to read this room")
+        membership = await self._state.membership(room, requester.user_id)
+        if membership is not None and membership.membership == "join":
+            return RoomAccess(room, membership, room.current_state_group)
+        if await self._world_readable(room):
+            return RoomAccess(room, membership, room.current_state_group)
+        if membership is not None and membership.membership in ("leave", "ban"):
+            leave_event = (await self._events.get_events([membership.event_id])).get(
+                membership.event_id
+            )
+            group = leave_event.internal.state_group_before if leave_event is not None else None
+            return RoomAccess(room, membership, group)
+        raise errors.forbidden("You are not allowed to read this room")
+
+    async def get_event(self, requester: Requester, room_id: str, event_id: str) -> dict[str, Any]:
+        """spec: #get_matrixclientv3roomsroomideventeventid"""
+        room = await self._state.room(room_id)
+        event = (await self._events.get_events([event_id])).get(event_id)
+        if (
+            room is None
+            or event is None
+            or event.room_id != room_id
+            or event.internal.outlier
+            or event.rejected
+            or event.internal.soft_failed
+        ):
+            raise errors.not_found("Event not found")
+        membership = await self._state.membership(room, requester.user_id)
+        viewer = await self.viewer(requester)
+        if not await self._visibility.filter(
+            requester.user_id, [event], current=membership, ignored_users=frozenset()
+        ):
+            raise errors.not_found("Event not found")
+        return await self._serializer.serialize_one(event, viewer)
+
+    async def get_state(self, requester: Requester, room_id: str) -> list[dict[str, Any]]:
+        access = await self.access(requester, room_id)
+        state = await self._state.events_for_state(
+            await self._state.state_ids_for_group(access.state_group)
+        )
+        return await self._serializer.serialize(
+            _sorted_state(state), await self.viewer(requester), bundle_aggregations=False
+        )
+
+    async def get_state_event(
+        self, requester: Requester, room_id: str, event_type: str, state_key: str
+    ) -> Event:
+        access = await self.access(requester, room_id)
+        state = await self._state.events_for_state(
+            await self._state.state_ids_for_group(access.state_group), [(event_type, state_key)]
+        )
+        event = state.get((event_type, state_key))
+        if event is None:
+            raise errors.not_found("Event not found")
+        return event
+
+    async def serialize_state_event(self, requester: Requester, event: Event) -> dict[str, Any]:
+        return await self._serializer.serialize_one(event, await self.viewer(requester))
+
+    async def get_members(
+        self,
+        requester: Requester,
+        room_id: str,
+        *,
+        at: str | None,
+        membership: str | None,
+        not_membership: str | None,
+    ) -> list[dict[str, Any]]:
+        """spec: #get_matrixclientv3roomsroomidmembers"""
+        access = await self.access(requester, room_id)
+        group = access.state_group
+        if at is not None:
+            token = StreamToken.parse(at, param="at")
+            group = await self._state_group_at_position(access, token.events)
+        state = await self._state.events_for_state(await self._state.state_ids_for_group(group))
+        members = [
+            event
+            for (event_type, _), event in sorted(state.items())
+            if event_type == "m.room.member"
+            and (membership is None or event.membership == membership)
+            and (not_membership is None or event.membership != not_membership)
+        ]
+        return await self._serializer.serialize(
+            members, await self.viewer(requester), bundle_aggregations=False
+        )
+
+    async def joined_members(self, requester: Requester, room_id: str) -> dict[str, Any]:
+        """spec: #get_matrixclientv3roomsroomidjoined_members (members only)"""
+        room = await self._state.room(room_id)
+        membership = None if room is None else await self._state.membership(room, requester.user_id)
+        if room is None or membership is None or membership.membership != "join":
+            if not requester.is_admin or room is None:
+                raise errors.forbidden("You are not in this room")
+        state = await self._state.current_state(room)
+        joined = {}
+        for (event_type, user_id), event in state.items():
+            if event_type == "m.room.member" and event.membership == "join":
+                profile: dict[str, Any] = {}
+                for key in ("displayname", "avatar_url"):
+                    value = event.content.get(key)
+                    if isinstance(value, str):
+                        profile[key] = value
+                joined[user_id] = profile
+        return {"joined": joined}
+
+    async def messages(
+        self,
+        requester: Requester,
+        room_id: str,
+        *,
+        from_token: str | None,
+        to_token: str | None,
+        direction: Direction,
+        limit: int,
+        event_filter: RoomEventFilter,
+    ) -> dict[str, Any]:
+        """A page of the room's history, with tokens to go on.
+
+        A token at position P sits after every event whose stream position is <= P.
+        spec: #get_matrixclientv3roomsroomidmessages
+        """
+        access = await self.access(requester, room_id)
+        viewer = await self.viewer(requester)
+        if from_token is not None:
+            start = StreamToken.parse(from_token, param="from")
+        elif direction == "b":
+            start = self._current_token()
+        else:
+            start = StreamToken()
+        position = start.events
+        stop = StreamToken.parse(to_token, param="to").events if to_token is not None else None
+        chunk: list[Event] = []
+        exhausted = False
+        for _ in range(_MAX_SCAN_ROUNDS):
+            want = limit - len(chunk)
+            if want <= 0:
+                break
+            if direction == "b":
+                batch = await self._timeline.get_room_events(
+                    access.room.room_nid, after=stop, up_to=position, direction="b", limit=want
+                )
+            else:
+                batch = await self._timeline.get_room_events(
+                    access.room.room_nid, after=position, up_to=stop, direction="f", limit=want
+                )
+            if not batch:
+                exhausted = True
+                break
+            last = batch[-1].internal.stream_ordering or 0
+            position = last - 1 if direction == "b" else last
+            visible = await self._visibility.filter(
+                requester.user_id,
+                batch,
+                current=access.membership,
+                ignored_users=viewer.ignored_users,
+            )
+            chunk.extend(
+                e for e in visible if event_filter.allows(e.type, e.sender, e.room_id, e.content)
+            )
+            if len(batch) < want:
+                exhausted = True
+                break
+        body: dict[str, Any] = {
+            "start": start.to_string(),
+            "chunk": await self._serializer.serialize(chunk, viewer),
+        }
+        if not exhausted:
+            body["end"] = start.with_position("events", max(position, 0)).to_string()
+        if event_filter.lazy_load_members and chunk:
+            body["state"] = await self._member_state_for(chunk, viewer)
+        return body
+
+    async def context(
+        self,
+        requester: Requester,
+        room_id: str,
+        event_id: str,
+        *,
+        limit: int,
+        event_filter: RoomEventFilter,
+    ) -> dict[str, Any]:
+        """spec: #get_matrixclientv3roomsroomidcontexteventid"""
+        access = await self.access(requester, room_id)
+        viewer = await self.viewer(requester)
+        event = (await self._events.get_events([event_id])).get(event_id)
+        if event is None or event.room_id != room_id or event.internal.stream_ordering is None:
+            raise errors.not_found("Event not found")
+        if not await self._visibility.filter(requester.user_id, [event], current=access.membership):
+            raise errors.not_found("Event not found")
+        position = event.internal.stream_ordering
+        before_limit = limit // 2
+        after_limit = limit - before_limit
+        before = await self._visible_page(
+            requester,
+            access,
+            viewer,
+            event_filter,
+            up_to=position - 1,
+            direction="b",
+            limit=before_limit,
+        )
+        after = await self._visible_page(
+            requester,
+            access,
+            viewer,
+            event_filter,
+            after=position,
+            direction="f",
+            limit=after_limit,
+        )
+        start_pos = (before[-1].internal.stream_ordering or 1) - 1 if before else position - 1
+        end_pos = (after[-1].internal.stream_ordering or position) if after else position
+        state_group = event.internal.state_group_before
+        state = await self._state.events_for_state(
+            await self._state.state_ids_for_group(state_group)
+        )
+        state_events = _sorted_state(state)
+        if event_filter.lazy_load_members:
+            senders = {e.sender for e in [event, *before, *after]}
+            state_events = [
+                e for e in state_events if e.type != "m.room.member" or e.state_key in senders
+            ]
+        return {
+            "event": await self._serializer.serialize_one(event, viewer),
+            "events_before": await self._serializer.serialize(before, viewer),
+            "events_after": await self._serializer.serialize(after, viewer),
+            "start": StreamToken(events=max(start_pos, 0)).to_string(),
+            "end": StreamToken(events=end_pos).to_string(),
+            "state": await self._serializer.serialize(
+                state_events, viewer, bundle_aggregations=False
+            ),
+        }
+
+    async def timestamp_to_event(
+        self, requester: Requester, room_id: str, ts: int, direction: Direction
+    ) -> dict[str, Any]:
+        """spec: #get_matrixclientv1roomsroomidtimestamp_to_event"""
+        access = await self.access(requester, room_id)
+        event = await self._timeline.get_event_near_timestamp(access.room.room_nid, ts, direction)
+        while event is not None:
+            if await self._visibility.filter(requester.user_id, [event], current=access.membership):
+                return {"event_id": event.event_id, "origin_server_ts": event.origin_server_ts}
+            step = -1 if direction == "b" else 1
+            event = await self._timeline.get_event_near_timestamp(
+                access.room.room_nid, event.origin_server_ts + step, direction
+            )
+        raise errors.not_found("No event found near that time")
+
+    async def visible_events(
+        self, requester: Requester, access: RoomAccess, events: Sequence[Event]
+    ) -> list[Event]:
+        viewer = await self.viewer(requester)
+        return await self._visibility.filter(
+            requester.user_id, events, current=access.membership, ignored_users=viewer.ignored_users
+        )
+
+    async def _visible_page(
+        self,
+        requester: Requester,
+        access: RoomAccess,
+        viewer: Viewer,
+        event_filter: RoomEventFilter,
+        *,
+        direction: Direction,
+        limit: int,
+        after: int | None = None,
+        up_to: int | None = None,
+    ) -> list[Event]:
+        if limit <= 0:
+            return []
+        batch = await self._timeline.get_room_events(
+            access.room.room_nid, after=after, up_to=up_to, direction=direction, limit=limit
+        )
+        visible = await self._visibility.filter(
+            requester.user_id, batch, current=access.membership, ignored_users=viewer.ignored_users
+        )
+        return [e for e in visible if event_filter.allows(e.type, e.sender, e.room_id, e.content)]
+
+    async def _member_state_for(
+        self, chunk: Sequence[Event], viewer: Viewer
+    ) -> list[dict[str, Any]]:
+        """The senders' member events as of the oldest event of the page."""
+        oldest = min(chunk, key=lambda e: e.internal.stream_ordering or 0)
+        state = await self._state.state_after(oldest)
+        senders = sorted({e.sender for e in chunk})
+        members = await self._state.events_for_state(
+            state, [("m.room.member", sender) for sender in senders]
+        )
+        return await self._serializer.serialize(
+            list(members.values()), viewer, bundle_aggregations=False
+        )
+
+    async def _state_group_at_position(self, access: RoomAccess, position: int) -> int | None:
+        events = await self._timeline.get_room_events(
+            access.room.room_nid, after=None, up_to=position, direction="b", limit=1
+        )
+        if not events:
+            return access.state_group
+        after = await self._timeline.get_state_group_at(events[0].event_id, after=True)
+        return after if after is not None else access.state_group
+
+    async def _world_readable(self, room: RoomRecord) -> bool:
+        state = await self._state.current_state(room, [HISTORY_VISIBILITY_KEY])
+        event = state.get(HISTORY_VISIBILITY_KEY)
+        return event is not None and event.content.get("history_visibility") == "world_readable"
+
+
+def _sorted_state(state: dict[StateKey, Event]) -> list[Event]:
+    return [state[key] for key in sorted(state)]

@@ -1,0 +1,1 @@
+"""/sync: the changes a user has not seen yet."""

@@ -1,0 +1,503 @@
+"""``/sync``: everything that changed for a user since a token, or a snapshot.
+
+Initial sync (no ``since``): for each joined room the last ``limit`` timeline events
+with the state at the start of that timeline; invites with their stripped state;
+left rooms only when the filter's ``include_leave`` asks.  Incremental: rooms whose
+membership changed (new joins get a full room, leaves their timeline up to the
+leave), joined rooms with new events (state delta only when the timeline is
+``limited``), receipts, typing, account data, unread counts.  When nothing has
+changed, the request waits on the notifier until something concerning the user
+does, or ``timeout`` passes.
+
+Work is proportional to what changed: which joined rooms have news is answered from
+the notifier's in-memory history when possible, the database otherwise; events and
+state come from the stores' caches; serialisation (redactions, edits, threads) is
+one batch across all rooms.
+
+spec: client-server-api/_index.md#syncing, #get_matrixclientv3sync,
+#lazy-loading-room-members, #stripped-state
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+import attrs
+
+from homeserver.accountdata.handler import AccountDataHandler
+from homeserver.auth.tokens import Requester
+from homeserver.clock import Clock
+from homeserver.events.event import Event, StateKey
+from homeserver.filtering.model import FilterCollection, RoomEventFilter
+from homeserver.receipts.handler import ReceiptsHandler
+from homeserver.rooms.serialize import EventSerializer, Viewer
+from homeserver.rooms.state import RoomStateReader
+from homeserver.rooms.visibility import HistoryVisibilityFilter
+from homeserver.storage.events import EventStore, RoomRecord
+from homeserver.storage.timeline import MembershipRow, TimelineStore
+from homeserver.streams.notifier import Notifier
+from homeserver.streams.token import StreamToken
+from homeserver.typing.handler import TypingHandler
+from homeserver.unread.counter import UnreadCounter
+
+DEFAULT_TIMELINE_LIMIT = 10
+MAX_TIMELINE_LIMIT = 1000
+MAX_TIMEOUT_MS = 5 * 60 * 1000
+
+#: State shown to invitees and knockers before they join.
+#: spec: client-server-api/_index.md#stripped-state
+STRIPPED_STATE_KEYS: tuple[StateKey, ...] = (
+    ("m.room.create", ""),
+    ("m.room.name", ""),
+    ("m.room.avatar", ""),
+    ("m.room.topic", ""),
+    ("m.room.join_rules", ""),
+    ("m.room.canonical_alias", ""),
+    ("m.room.encryption", ""),
+)
+
+
+NAMING_STATE_KEYS: tuple[StateKey, ...] = (("m.room.name", ""), ("m.room.canonical_alias", ""))
+
+
+@attrs.frozen
+class SyncRequest:
+    since: StreamToken | None
+    timeout_ms: int
+    full_state: bool
+    filter: FilterCollection
+
+
+@attrs.define
+class _RoomPlan:
+    """What one room contributes to the response, before serialisation."""
+
+    room_id: str
+    section: str  # join, invite, leave, knock
+    membership: MembershipRow
+    timeline: list[Event] = attrs.field(factory=list)
+    limited: bool = False
+    prev_batch: int = 0
+    state: list[Event] = attrs.field(factory=list)
+    stripped: list[dict[str, Any]] = attrs.field(factory=list)
+    #: The member counts or heroes may have changed (spec: RoomSummary).
+    needs_summary: bool = False
+
+
+class SyncHandler:
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        notifier: Notifier,
+        events: EventStore,
+        timeline: TimelineStore,
+        state: RoomStateReader,
+        visibility: HistoryVisibilityFilter,
+        serializer: EventSerializer,
+        account_data: AccountDataHandler,
+        receipts: ReceiptsHandler,
+        typing: TypingHandler,
+        unread: UnreadCounter,
+    ) -> None:
+        self._clock = clock
+        self._notifier = notifier
+        self._events = events
+        self._timeline = timeline
+        self._state = state
+        self._visibility = visibility
+        self._serializer = serializer
+        self._account_data = account_data
+        self._receipts = receipts
+        self._typing = typing
+        self._unread = unread
+
+    async def sync(self, requester: Requester, request: SyncRequest) -> dict[str, Any]:
+        deadline = self._clock.time_msec() + min(max(request.timeout_ms, 0), MAX_TIMEOUT_MS)
+        since = request.since
+        while True:
+            now = self._notifier.current_token
+            response, rooms = await self._build(requester, request, since, now)
+            remaining = deadline - self._clock.time_msec()
+            if since is None or request.full_state or _has_news(response) or remaining <= 0:
+                return response
+            woken = await self._notifier.wait_for_changes(
+                requester.user_id, rooms, now, int(remaining)
+            )
+            if not woken:
+                # Nothing happened: an empty answer moving the token to now.
+                response["next_batch"] = self._notifier.current_token.advanced_to(now).to_string()
+                return response
+
+    async def _build(
+        self,
+        requester: Requester,
+        request: SyncRequest,
+        since: StreamToken | None,
+        now: StreamToken,
+    ) -> tuple[dict[str, Any], list[str]]:
+        user_id = requester.user_id
+        filters = request.filter
+        ignored = await self._account_data.ignored_users(user_id)
+        viewer = Viewer(user_id, requester.device_id, ignored)
+        memberships = await self._timeline.get_memberships_for_user(user_id)
+        forgotten = await self._timeline.get_forgotten_rooms(user_id)
+        joined_rooms = [m.room_id for m in memberships if m.membership == "join"]
+        plans = await self._plan_rooms(
+            user_id, request, since, now, memberships, forgotten, ignored
+        )
+        plans = [p for p in plans if filters.room_allowed(p.room_id)]
+        serialized = await self._serialize_plans(plans, viewer, filters)
+        since_pos = since if since is not None else StreamToken()
+        joined_set = {p.room_id for p in plans if p.section == "join"} | set(joined_rooms)
+        joined_allowed = [r for r in joined_set if filters.room_allowed(r)]
+        ephemeral = await self._ephemeral(user_id, joined_allowed, since_pos, now, filters)
+        account = await self._account_data.changes(
+            user_id, since_pos.account_data, now.account_data
+        )
+        rooms_body: dict[str, dict[str, Any]] = {"join": {}, "invite": {}, "leave": {}, "knock": {}}
+        for plan in plans:
+            rooms_body[plan.section][plan.room_id] = serialized[plan.room_id]
+        summaries = await self._summaries(
+            user_id, [p for p in plans if p.section == "join" and p.needs_summary]
+        )
+        for room_id, summary in summaries.items():
+            rooms_body["join"][room_id]["summary"] = summary
+        # Joined rooms with only ephemeral or account data news still appear.
+        room_account = {
+            room_id: [{"type": t, "content": c} for t, c in sorted(data.items())]
+            for room_id, data in account.room_data.items()
+            if filters.room_allowed(room_id)
+        }
+        news_only = (set(ephemeral) | set(room_account)) & set(joined_rooms)
+        for room_id in news_only:
+            rooms_body["join"].setdefault(room_id, _empty_joined_room())
+        for room_id, room in rooms_body["join"].items():
+            room["ephemeral"] = {"events": ephemeral.get(room_id, [])}
+            room["account_data"] = {
+                "events": filters.room.account_data.filter(
+                    room_account.get(room_id, []), room_id=room_id
+                )
+            }
+        unread = await self._unread.counts(user_id, list(rooms_body["join"]))
+        threaded = filters.room.timeline.unread_thread_notifications
+        for room_id, room in rooms_body["join"].items():
+            counts = unread.get(room_id)
+            if counts is not None:
+                room.update(counts.sync_json(threaded=threaded))
+            else:
+                room["unread_notifications"] = {"highlight_count": 0, "notification_count": 0}
+        global_account = [{"type": t, "content": c} for t, c in sorted(account.global_data.items())]
+        response: dict[str, Any] = {
+            "next_batch": now.to_string(),
+            "rooms": {section: body for section, body in rooms_body.items() if body},
+            "account_data": {"events": filters.account_data.filter(global_account)},
+            "presence": {"events": []},
+        }
+        return response, joined_rooms
+
+    async def _plan_rooms(
+        self,
+        user_id: str,
+        request: SyncRequest,
+        since: StreamToken | None,
+        now: StreamToken,
+        memberships: list[MembershipRow],
+        forgotten: set[str],
+        ignored: frozenset[str],
+    ) -> list[_RoomPlan]:
+        timeline_filter = request.filter.room.timeline
+        limit = timeline_filter.effective_limit(DEFAULT_TIMELINE_LIMIT, MAX_TIMELINE_LIMIT)
+        plans: list[_RoomPlan | None] = []
+        if since is None:
+            for row in memberships:
+                if row.stream_ordering > now.events:
+                    continue
+                if row.membership == "leave" or row.membership == "ban":
+                    if not request.filter.include_leave or row.room_id in forgotten:
+                        continue
+                plans.append(
+                    await self._room_plan(
+                        user_id, row, None, now.events, limit, timeline_filter, True, ignored
+                    )
+                )
+            return [plan for plan in plans if plan is not None]
+        changes = await self._timeline.get_membership_changes(user_id, since.events, now.events)
+        changed = {row.room_id: row for row in changes}  # the latest change per room wins
+        for row in changed.values():
+            if row.room_id in forgotten:
+                continue
+            was_joined = await self._was_joined_at(user_id, row, since.events)
+            full = request.full_state or not was_joined
+            up_to = row.stream_ordering if row.membership != "join" else now.events
+            after = None if full and row.membership == "join" else since.events
+            plans.append(
+                await self._room_plan(
+                    user_id,
+                    row,
+                    after,
+                    up_to,
+                    limit,
+                    timeline_filter,
+                    full,
+                    ignored,
+                    since=since.events,
+                )
+            )
+        joined = {
+            m.room_nid: m
+            for m in memberships
+            if m.membership == "join" and m.room_id not in changed
+        }
+        if request.full_state:
+            busy = set(joined)
+        else:
+            busy = await self._timeline.get_rooms_with_events_after(
+                list(joined), since.events, now.events
+            )
+        for room_nid in busy:
+            row = joined[room_nid]
+            plans.append(
+                await self._room_plan(
+                    user_id,
+                    row,
+                    since.events,
+                    now.events,
+                    limit,
+                    timeline_filter,
+                    request.full_state,
+                    ignored,
+                    since=since.events,
+                )
+            )
+        return [plan for plan in plans if plan is not None]
+
+    async def _room_plan(
+        self,
+        user_id: str,
+        row: MembershipRow,
+        after: int | None,
+        up_to: int,
+        limit: int,
+        timeline_filter: RoomEventFilter,
+        full_state: bool,
+        ignored: frozenset[str],
+        *,
+        since: int | None = None,
+    ) -> _RoomPlan | None:
+        section = {"join": "join", "invite": "invite", "knock": "knock"}.get(
+            row.membership, "leave"
+        )
+        plan = _RoomPlan(row.room_id, section, row)
+        if section == "invite" and await self._invited_by(row) in ignored:
+            # spec: #ignoring-users — invites from ignored users are not shown.
+            return None
+        if section in ("invite", "knock"):
+            plan.stripped = await self._stripped_state(row)
+            return plan
+        fetched = await self._timeline.get_room_events(
+            row.room_nid, after=after, up_to=up_to, direction="b", limit=limit + 1
+        )
+        plan.limited = len(fetched) > limit
+        fetched = fetched[:limit]
+        fetched.reverse()
+        visible = await self._visibility.filter(
+            user_id, fetched, current=row, ignored_users=ignored
+        )
+        plan.timeline = [
+            e for e in visible if timeline_filter.allows(e.type, e.sender, e.room_id, e.content)
+        ]
+        first = fetched[0] if fetched else None
+        plan.prev_batch = (first.internal.stream_ordering or 1) - 1 if first is not None else up_to
+        start_state = (
+            await self._state.state_before(first)
+            if first is not None
+            else await self._state_at_position(row, up_to)
+        )
+        if full_state:
+            state_ids = start_state
+        elif plan.limited and since is not None:
+            before = await self._state_at_position(row, since)
+            state_ids = {k: v for k, v in start_state.items() if before.get(k) != v}
+        else:
+            state_ids = {}
+        state_filter_senders = None
+        if timeline_filter.lazy_load_members:
+            state_filter_senders = {e.sender for e in plan.timeline} | {user_id}
+        state = await self._state.events_for_state(state_ids)
+        plan.needs_summary = full_state or any(
+            e.type == "m.room.member" for e in (*plan.timeline, *state.values())
+        )
+        plan.state = [
+            state[key]
+            for key in sorted(state)
+            if state_filter_senders is None
+            or key[0] != "m.room.member"
+            or key[1] in state_filter_senders
+        ]
+        return plan
+
+    async def _serialize_plans(
+        self, plans: list[_RoomPlan], viewer: Viewer, filters: FilterCollection
+    ) -> dict[str, dict[str, Any]]:
+        state_filter = filters.room.state
+        everything: list[Event] = []
+        for plan in plans:
+            everything.extend(plan.timeline)
+            everything.extend(plan.state)
+        bodies = {
+            body["event_id"]: body
+            for body in await self._serializer.serialize(
+                list({e.event_id: e for e in everything}.values()),
+                viewer,
+                include_room_id=False,
+            )
+        }
+
+        def shaped(event: Event) -> dict[str, Any]:
+            return filters.apply_event_fields(bodies[event.event_id])
+
+        result: dict[str, dict[str, Any]] = {}
+        for plan in plans:
+            if plan.section in ("invite", "knock"):
+                key = "invite_state" if plan.section == "invite" else "knock_state"
+                result[plan.room_id] = {key: {"events": plan.stripped}}
+                continue
+            state = [
+                shaped(e)
+                for e in plan.state
+                if state_filter.allows(e.type, e.sender, e.room_id, e.content)
+            ]
+            result[plan.room_id] = {
+                "timeline": {
+                    "events": [shaped(e) for e in plan.timeline],
+                    "limited": plan.limited,
+                    "prev_batch": StreamToken(events=max(plan.prev_batch, 0)).to_string(),
+                },
+                "state": {"events": state},
+            }
+            if plan.section == "leave":
+                result[plan.room_id]["account_data"] = {"events": []}
+        return result
+
+    async def _ephemeral(
+        self,
+        user_id: str,
+        room_ids: Collection[str],
+        since: StreamToken,
+        now: StreamToken,
+        filters: FilterCollection,
+    ) -> dict[str, list[dict[str, Any]]]:
+        ephemeral_filter = filters.room.ephemeral
+        if ephemeral_filter.excludes_everything or not room_ids:
+            return {}
+        result: dict[str, list[dict[str, Any]]] = {}
+        typing_from = since.typing if since.typing <= now.typing else 0
+        for room_id, event in self._typing.typing_events(room_ids, typing_from).items():
+            result.setdefault(room_id, []).append(event)
+        receipts_from = since.receipts if since.receipts <= now.receipts else 0
+        receipts = await self._receipts.receipts_for_rooms(
+            room_ids, receipts_from, now.receipts, for_user=user_id
+        )
+        for room_id, event in receipts.items():
+            result.setdefault(room_id, []).append(event)
+        return {
+            room_id: ephemeral_filter.filter(events, room_id=room_id)
+            for room_id, events in result.items()
+            if ephemeral_filter.filter(events, room_id=room_id)
+        }
+
+    async def _summaries(self, user_id: str, plans: list[_RoomPlan]) -> dict[str, dict[str, Any]]:
+        """``summary`` of each room: member counts, and heroes when the room has no name
+        or canonical alias for clients to show.
+
+        spec: client-server-api/_index.md#get_matrixclientv3sync (RoomSummary),
+        #calculating-the-display-name-for-a-room
+        """
+        if not plans:
+            return {}
+        by_nid = {plan.membership.room_nid: plan for plan in plans}
+        rows = await self._timeline.get_room_summaries(list(by_nid), exclude_user=user_id)
+        summaries = {}
+        for room_nid, row in rows.items():
+            plan = by_nid[room_nid]
+            summary: dict[str, Any] = {
+                "m.joined_member_count": row.joined,
+                "m.invited_member_count": row.invited,
+            }
+            room = await self._state.room(plan.room_id)
+            named = room is not None and await self._has_name(room)
+            if not named:
+                summary["m.heroes"] = row.heroes
+            summaries[plan.room_id] = summary
+        return summaries
+
+    async def _has_name(self, room: RoomRecord) -> bool:
+        state = await self._state.current_state(room, NAMING_STATE_KEYS)
+        name = state.get(("m.room.name", ""))
+        alias = state.get(("m.room.canonical_alias", ""))
+        return bool(name is not None and name.content.get("name")) or bool(
+            alias is not None and alias.content.get("alias")
+        )
+
+    async def _stripped_state(self, row: MembershipRow) -> list[dict[str, Any]]:
+        room = await self._state.room(row.room_id)
+        if room is None:
+            return []
+        state = await self._state.current_state(room, STRIPPED_STATE_KEYS)
+        stripped = [
+            {
+                "type": e.type,
+                "state_key": e.state_key,
+                "content": e.content,
+                "sender": e.sender,
+            }
+            for _, e in sorted(state.items())
+        ]
+        membership = (await self._events.get_events([row.event_id])).get(row.event_id)
+        if membership is not None:
+            invite_event: dict[str, Any] = {
+                "type": membership.type,
+                "state_key": membership.state_key,
+                "content": membership.content,
+                "sender": membership.sender,
+                "event_id": membership.event_id,
+                "origin_server_ts": membership.origin_server_ts,
+            }
+            stripped.append(invite_event)
+        return stripped
+
+    async def _invited_by(self, row: MembershipRow) -> str | None:
+        event = (await self._events.get_events([row.event_id])).get(row.event_id)
+        return event.sender if event is not None else None
+
+    async def _state_at_position(self, row: MembershipRow, position: int) -> dict[StateKey, str]:
+        """The room state after the last event at or before ``position``."""
+        events = await self._timeline.get_room_events(
+            row.room_nid, after=None, up_to=position, direction="b", limit=1
+        )
+        if not events:
+            return {}
+        return await self._state.state_after(events[0])
+
+    async def _was_joined_at(self, user_id: str, row: MembershipRow, position: int) -> bool:
+        state = await self._state_at_position(row, position)
+        event_id = state.get(("m.room.member", user_id))
+        if event_id is None:
+            return False
+        event = (await self._events.get_events([event_id])).get(event_id)
+        return event is not None and event.membership == "join"
+
+
+def _empty_joined_room() -> dict[str, Any]:
+    return {
+        "timeline": {"events": [], "limited": False},
+        "state": {"events": []},
+    }
+
+
+def _has_news(response: dict[str, Any]) -> bool:
+    if response["account_data"]["events"]:
+        return True
+    return any(response["rooms"].values())

@@ -1,0 +1,94 @@
+"""Creating rooms, membership and sending, over HTTP against the real server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.support.matrix import call, register
+from tests.support.server_process import ServerProcess
+
+
+def create_room(server: ServerProcess, token: str, **body: Any) -> str:
+    response = call(server, "POST", "/createRoom", token=token, body=body)
+    assert response.status == 200, response.body
+    room_id: str = response.json()["room_id"]
+    return room_id
+
+
+def send_text(server: ServerProcess, token: str, room_id: str, body: str, txn: str) -> Any:
+    return call(
+        server,
+        "PUT",
+        f"/rooms/{room_id}/send/m.room.message/{txn}",
+        token=token,
+        body={"msgtype": "m.text", "body": body},
+    )
+
+
+def test_private_group_invite_join_and_talk(open_server: ServerProcess) -> None:
+    alice = register(open_server, "alice")["access_token"]
+    bob = register(open_server, "bob")["access_token"]
+    room_id = create_room(open_server, alice, preset="private_chat", name="Team", topic="Plans")
+    # Not invited yet: the room is invite-only.
+    refused = call(open_server, "POST", f"/rooms/{room_id}/join", token=bob, body={})
+    assert (refused.status, refused.json()["errcode"]) == (403, "M_FORBIDDEN")
+    invite = call(
+        open_server,
+        "POST",
+        f"/rooms/{room_id}/invite",
+        token=alice,
+        body={"user_id": "@bob:localhost"},
+    )
+    assert invite.status == 200, invite.body
+    joined = call(open_server, "POST", f"/join/{room_id}", token=bob, body={})
+    assert joined.json() == {"room_id": room_id}
+    sent = send_text(open_server, bob, room_id, "hello", "t1")
+    assert sent.status == 200, sent.body
+    event_id = sent.json()["event_id"]
+    event = call(open_server, "GET", f"/rooms/{room_id}/event/{event_id}", token=alice).json()
+    assert event["content"]["body"] == "hello"
+    assert event["sender"] == "@bob:localhost"
+    name = call(open_server, "GET", f"/rooms/{room_id}/state/m.room.name", token=bob)
+    assert name.json() == {"name": "Team"}
+    members = call(open_server, "GET", f"/rooms/{room_id}/joined_members", token=bob).json()
+    assert sorted(members["joined"]) == ["@alice:localhost", "@bob:localhost"]
+    rooms = call(open_server, "GET", "/joined_rooms", token=bob).json()
+    assert rooms == {"joined_rooms": [room_id]}
+
+
+def test_send_is_idempotent_per_transaction(open_server: ServerProcess) -> None:
+    alice = register(open_server, "alice")["access_token"]
+    room_id = create_room(open_server, alice)
+    first = send_text(open_server, alice, room_id, "once", "same-txn").json()["event_id"]
+    again = send_text(open_server, alice, room_id, "once", "same-txn").json()["event_id"]
+    assert first == again
+    other = send_text(open_server, alice, room_id, "twice", "other-txn").json()["event_id"]
+    assert other != first
+
+
+def test_muted_member_cannot_send(open_server: ServerProcess) -> None:
+    alice = register(open_server, "alice")["access_token"]
+    bob = register(open_server, "bob")["access_token"]
+    room_id = create_room(open_server, alice, preset="public_chat")
+    call(open_server, "POST", f"/rooms/{room_id}/join", token=bob, body={})
+    levels = call(open_server, "GET", f"/rooms/{room_id}/state/m.room.power_levels", token=alice)
+    content = levels.json()
+    content["users"]["@bob:localhost"] = -1
+    put = call(
+        open_server,
+        "PUT",
+        f"/rooms/{room_id}/state/m.room.power_levels",
+        token=alice,
+        body=content,
+    )
+    assert put.status == 200, put.body
+    refused = send_text(open_server, bob, room_id, "can I talk?", "t1")
+    assert (refused.status, refused.json()["errcode"]) == (403, "M_FORBIDDEN")
+    rename = call(
+        open_server,
+        "PUT",
+        f"/rooms/{room_id}/state/m.room.name/",
+        token=bob,
+        body={"name": "mine"},
+    )
+    assert rename.status == 403
