@@ -54,3 +54,16 @@ def ops_per_second(func: Callable[[], object], *, min_seconds: float = 1.0) -> f
         if count % 16 == 0 and time.perf_counter() >= deadline:
             break
     return count / (time.perf_counter() - start)
+
+
+def synapse_python_with_postgres() -> Path:
+    """:func:`synapse_python`, plus psycopg2 so Synapse can use PostgreSQL.
+
+    Synapse's ``postgres`` extra builds psycopg2 from source (needs ``pg_config`` and
+    a compiler); the binary wheel is the same driver and installs anywhere.
+    """
+    python = synapse_python()
+    probe = subprocess.run([str(python), "-c", "import psycopg2"], capture_output=True)
+    if probe.returncode != 0:
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "psycopg2-binary"], check=True)
+    return python
