@@ -237,3 +237,28 @@ def test_state_endpoints_and_bad_input(open_server: ServerProcess) -> None:
     assert (
         call(open_server, "GET", f"/rooms/{room_id}/state/m.room.nope", token=alice).status == 404
     )
+
+
+def test_timestamp_to_event_finds_the_nearest_visible_event(open_server: ServerProcess) -> None:
+    alice = register(open_server, "alice")["access_token"]
+    room_id = create_room(open_server, alice)
+    ids = [
+        send_text(open_server, alice, room_id, f"m{i}", f"t{i}").json()["event_id"]
+        for i in range(3)
+    ]
+    last = call(open_server, "GET", f"/rooms/{room_id}/event/{ids[-1]}", token=alice).json()
+    path = f"/rooms/{room_id}/timestamp_to_event"
+    base = "/_matrix/client/v1"
+    headers = {"Authorization": f"Bearer {alice}"}
+    backwards = open_server.request(
+        "GET", f"{base}{path}?ts={last['origin_server_ts'] + 60_000}&dir=b", headers=headers
+    ).json()
+    assert backwards["event_id"] == ids[-1]
+    forwards = open_server.request("GET", f"{base}{path}?ts=0&dir=f", headers=headers).json()
+    assert forwards["event_id"].startswith("$")  # the room's create event
+    nothing = open_server.request(
+        "GET", f"{base}{path}?ts={last['origin_server_ts'] + 60_000}&dir=f", headers=headers
+    )
+    assert nothing.status == 404
+    missing = open_server.request("GET", f"{base}{path}?dir=f", headers=headers)
+    assert (missing.status, missing.json()["errcode"]) == (400, "M_MISSING_PARAM")

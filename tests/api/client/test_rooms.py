@@ -92,3 +92,47 @@ def test_muted_member_cannot_send(open_server: ServerProcess) -> None:
         body={"name": "mine"},
     )
     assert rename.status == 403
+
+
+def test_one_user_creating_rooms_at_once_gets_distinct_rooms(open_server: ServerProcess) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    alice = register(open_server, "alice")["access_token"]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        responses = list(
+            pool.map(
+                lambda _: call(open_server, "POST", "/createRoom", token=alice, body={}),
+                range(8),
+            )
+        )
+    assert [r.status for r in responses] == [200] * 8
+    assert len({r.json()["room_id"] for r in responses}) == 8
+
+
+def test_create_room_rejects_bad_input(open_server: ServerProcess) -> None:
+    alice = register(open_server, "alice")["access_token"]
+    cases: list[tuple[Any, int, str]] = [
+        ({"preset": "party"}, 400, "M_BAD_JSON"),
+        ({"room_version": "999"}, 400, "M_UNSUPPORTED_ROOM_VERSION"),
+        ({"initial_state": [{"type": "m.room.name"}]}, 400, "M_BAD_JSON"),
+        ({"invite": ["not-a-user"]}, 400, "M_INVALID_PARAM"),
+        ({"name": 5}, 400, "M_BAD_JSON"),
+        (
+            {
+                # In v12 the creator's power is infinite; before, 200 is out of reach.
+                "room_version": "11",
+                "power_level_content_override": {"events": {"m.room.name": 200}},
+                "name": "x",
+            },
+            400,
+            "M_INVALID_ROOM_STATE",
+        ),
+    ]
+    for body, status, errcode in cases:
+        response = call(open_server, "POST", "/createRoom", token=alice, body=body)
+        assert (response.status, response.json()["errcode"]) == (status, errcode), body
+    aliased = create_room(open_server, alice, room_alias_name="lobby")
+    taken = call(open_server, "POST", "/createRoom", token=alice, body={"room_alias_name": "lobby"})
+    assert (taken.status, taken.json()["errcode"]) == (400, "M_ROOM_IN_USE")
+    resolved = call(open_server, "GET", "/directory/room/%23lobby:localhost").json()
+    assert resolved["room_id"] == aliased
