@@ -75,15 +75,17 @@ class EventStore:
 
     async def create_room(self, room_id: str, room_version: str, created_ts: int) -> int:
         def create(txn: Transaction) -> int:
-            txn.execute("SELECT 1 FROM rooms WHERE room_id = ?", (room_id,))
-            if txn.fetchone() is not None:
-                raise RoomExistsError(room_id)
             room_nid = txn.engine.next_id(txn, "room_nids")
+            # A concurrent creation of the same room ID conflicts here rather than
+            # failing on the unique index (PostgreSQL reports it as a serialization
+            # failure, which is retried and then finds the row).
             txn.execute(
                 "INSERT INTO rooms (room_nid, room_id, room_version, created_ts)"
-                " VALUES (?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?) ON CONFLICT (room_id) DO NOTHING",
                 (room_nid, room_id, room_version, created_ts),
             )
+            if txn.rowcount == 0:
+                raise RoomExistsError(room_id)
             return room_nid
 
         return await self._db.run_interaction("create_room", create)
