@@ -408,8 +408,8 @@ async def build_homeserver(
     uia.on_session_expired.append(registration_tokens.session_expired)
     profile = ProfileHandler(config.server_name, stores.users, stores.profiles)
     account = AccountHandler(stores.users, stores.devices, tokens, hasher, profile, last_seen)
+    # One notifier for every stream; its positions are set once all streams are loaded.
     notifier = Notifier(reactor, StreamToken())
-    # ``notifier`` is the one shared by every stream (built in the rooms & sync block).
     account_data = AccountDataHandler(stores.account_data, notifier)
     await account_data.load()
     rooms = build_rooms(
@@ -420,7 +420,6 @@ async def build_homeserver(
         notifier=notifier,
         profiles=profile,
         account=account,
-        directory=None,
         ignored_users=account_data.ignored_users,
     )
     # The rooms block should pass ``directory`` to build_rooms (``/createRoom``), its
@@ -430,8 +429,8 @@ async def build_homeserver(
         server_name=config.server_name,
         clock=clock,
         directory=stores.directory,
-        events=rooms.events,
-        state=rooms.state_store,
+        rooms=rooms.state,
+        timeline=rooms.timeline,
     )
     receipts = ReceiptsHandler(
         store=stores.receipts,
@@ -439,9 +438,10 @@ async def build_homeserver(
         clock=clock,
         notifier=notifier,
         position=await stores.receipts.get_max_position(),
+        is_joined=rooms.timeline.is_joined,
     )
-    typing = TypingHandler(reactor, notifier, stores.receipts.is_joined)
-    unread = UnreadCounter(stores.unread, rooms.events, rooms.state_store)
+    typing = TypingHandler(reactor, notifier, rooms.timeline.is_joined)
+    unread = UnreadCounter(stores.unread, rooms.events, rooms.state)
     connect_directory(rooms, directory)
     receipts.on_fully_read.append(
         lambda user_id, room_id, event_id: _set_fully_read(account_data, user_id, room_id, event_id)

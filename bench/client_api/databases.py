@@ -8,19 +8,12 @@ when the benchmark ends.
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 from typing import Any
 
 import attrs
-import psycopg2
 
-DEFAULT_DSN = "host=127.0.0.1 port=5432 user=hs_test password=hs_test dbname=postgres"
-
-
-def maintenance_dsn() -> str:
-    return os.environ.get("HS_TEST_POSTGRES", DEFAULT_DSN)
+from tests.support.postgres import PostgresUnavailable, create_database, drop_database
 
 
 @attrs.frozen
@@ -42,54 +35,18 @@ def sqlite_database(path: Path) -> Database:
     return Database(engine="sqlite3", args={"database": str(path)})
 
 
-def _connect() -> Any:
-    try:
-        conn = psycopg2.connect(maintenance_dsn(), connect_timeout=5)
-    except psycopg2.OperationalError as error:
-        raise SystemExit(
-            f"PostgreSQL is not reachable ({str(error).strip()}); start it with "
-            "scripts/services.sh or set HS_TEST_POSTGRES"
-        ) from None
-    conn.autocommit = True
-    return conn
-
-
 def create_postgres_database(prefix: str) -> Database:
     """A new empty database named ``<prefix>_<random>``; drop it with :func:`drop`."""
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    conn = _connect()
     try:
-        with conn.cursor() as cursor:
-            cursor.execute(
-                f"CREATE DATABASE {name} ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'"
-                " TEMPLATE template0"
-            )
-        params = conn.get_dsn_parameters()
-    finally:
-        conn.close()
-    args: dict[str, Any] = {
-        "host": params.get("host", "127.0.0.1"),
-        "port": int(params.get("port", 5432)),
-        "user": params.get("user", "hs_test"),
-        "database": name,
-        # Both servers' defaults; stated so the two pools are the same size.
-        "cp_min": 5,
-        "cp_max": 10,
-    }
-    password = psycopg2.extensions.parse_dsn(maintenance_dsn()).get("password")
-    if password:
-        args["password"] = password
-    return Database(engine="psycopg2", args=args)
+        args = create_database(prefix)
+    except PostgresUnavailable as unavailable:
+        raise SystemExit(str(unavailable)) from None
+    # Both servers' defaults; stated so the two pools are the same size.
+    return Database(engine="psycopg2", args={**args, "cp_min": 5, "cp_max": 10})
 
 
 def drop(database: Database) -> None:
     """Drop a database made by :func:`create_postgres_database`; SQLite files go with
     their temporary folder."""
-    if database.engine != "psycopg2":
-        return
-    conn = _connect()
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS {database.args['database']} WITH (FORCE)")
-    finally:
-        conn.close()
+    if database.engine == "psycopg2":
+        drop_database(database.args["database"])

@@ -20,7 +20,7 @@ data/api/client-server/directory.yaml, list_public_rooms.yaml
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from http import HTTPStatus
 
 import attrs
@@ -34,14 +34,14 @@ from homeserver.directory.summary import (
 )
 from homeserver.directory.tokens import PageToken, decode_token, encode_token
 from homeserver.events.auth import get_user_power_level, membership_in, required_power_level
-from homeserver.events.event import Event, StateKey
 from homeserver.events.room_versions import get_room_version
 from homeserver.http import errors
 from homeserver.http.errors import Codes, MatrixError
 from homeserver.identifiers import is_valid_room_alias, is_valid_room_id, is_valid_server_name
+from homeserver.rooms.state import RoomStateReader
 from homeserver.storage.directory import DirectoryStore, ListingPosition, PublishedRoom
-from homeserver.storage.events import EventStore, RoomRecord
-from homeserver.storage.state import StateStore
+from homeserver.storage.events import RoomRecord
+from homeserver.storage.timeline import TimelineStore
 from homeserver.util.linearizer import Linearizer
 
 logger = logging.getLogger(__name__)
@@ -74,14 +74,14 @@ class DirectoryHandler:
         server_name: str,
         clock: Clock,
         directory: DirectoryStore,
-        events: EventStore,
-        state: StateStore,
+        rooms: RoomStateReader,
+        timeline: TimelineStore,
     ) -> None:
         self._server_name = server_name
         self._clock = clock
         self._store = directory
-        self._events = events
-        self._state = state
+        self._rooms = rooms
+        self._timeline = timeline
         self._refresh_linearizer = Linearizer()
 
     # --- aliases -------------------------------------------------------------------
@@ -106,8 +106,8 @@ class DirectoryHandler:
         if not is_valid_room_id(room_id):
             raise errors.invalid_param("Invalid room ID")
         if check_can_create:
-            room = await self._room_or_404(room_id)
-            if not is_admin and not await self._is_joined(room, requester_user_id):
+            await self._room_or_404(room_id)
+            if not is_admin and not await self._timeline.is_joined(requester_user_id, room_id):
                 raise errors.forbidden("You must be in the room to create an alias for it")
         created = await self._store.create_alias(
             alias, room_id, requester_user_id, self._clock.time_msec()
@@ -155,10 +155,10 @@ class DirectoryHandler:
         if not is_valid_room_id(room_id):
             raise errors.invalid_param("Invalid room ID")
         if not is_admin:
-            room = await self._events.get_room(room_id)
+            room = await self._rooms.room(room_id)
             if room is None:
                 raise errors.forbidden("You are not a member of the room.")
-            state = await self._current_state(
+            state = await self._rooms.current_state(
                 room, [("m.room.member", requester_user_id), HISTORY_VISIBILITY]
             )
             history = state.get(HISTORY_VISIBILITY)
@@ -216,7 +216,7 @@ class DirectoryHandler:
             async with self._refresh_linearizer.queue(room_id):
                 if not await self._store.is_published(room_id):
                     return
-                room = await self._events.get_room(room_id)
+                room = await self._rooms.room(room_id)
                 if room is None:
                     return
                 await self._store.update_published_room(await self._summarise(room))
@@ -293,32 +293,17 @@ class DirectoryHandler:
             raise errors.invalid_param(f"Room aliases must be on this server ({self._server_name})")
 
     async def _room_or_404(self, room_id: str) -> RoomRecord:
-        room = await self._events.get_room(room_id) if is_valid_room_id(room_id) else None
+        room = await self._rooms.room(room_id) if is_valid_room_id(room_id) else None
         if room is None:
             raise errors.not_found("Room not found")
         return room
 
-    async def _current_state(
-        self, room: RoomRecord, keys: Iterable[StateKey]
-    ) -> dict[StateKey, Event]:
-        """The events at ``keys`` in the room's current state (absent keys left out)."""
-        if room.current_state_group is None:
-            return {}
-        ids = await self._state.get_state_ids(room.current_state_group)
-        wanted = {key: ids[key] for key in keys if key in ids}
-        loaded = await self._events.get_events(list(wanted.values()))
-        return {key: loaded[event_id] for key, event_id in wanted.items() if event_id in loaded}
-
-    async def _is_joined(self, room: RoomRecord, user_id: str) -> bool:
-        state = await self._current_state(room, [("m.room.member", user_id)])
-        return membership_in(state, user_id) == "join"
-
     async def _may_edit_canonical_alias(self, room_id: str, user_id: str) -> bool:
         """Whether ``user_id`` is joined and may send ``m.room.canonical_alias``."""
-        room = await self._events.get_room(room_id)
+        room = await self._rooms.room(room_id)
         if room is None:
             return False
-        state = await self._current_state(
+        state = await self._rooms.current_state(
             room, [_CREATE, _POWER_LEVELS, ("m.room.member", user_id)]
         )
         if membership_in(state, user_id) != "join":
@@ -328,8 +313,8 @@ class DirectoryHandler:
         return get_user_power_level(room_version, user_id, state) >= needed
 
     async def _summarise(self, room: RoomRecord) -> PublishedRoom:
-        state = await self._current_state(room, SUMMARY_STATE)
-        joined = len(await self._events.get_room_members(room.room_nid))
+        state = await self._rooms.current_state(room, SUMMARY_STATE)
+        joined = await self._timeline.count_joined_members(room.room_nid)
         return summarise_room(room.room_id, state, joined)
 
 

@@ -13,17 +13,11 @@ is specified solely by which token is supplied")
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-import re
-
 import attrs
 
-from homeserver.http import errors
 from homeserver.storage.directory import ListingPosition
+from homeserver.util.opaque_tokens import decode_array, encode_array, invalid_token
 
-_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{1,2048}")
 _FORWARD = "f"
 _MAX_BIGINT = 2**63 - 1
 _BACKWARD = "b"
@@ -37,27 +31,19 @@ class PageToken:
 
 
 def encode_token(token: PageToken) -> str:
-    payload = [
-        _FORWARD if token.forward else _BACKWARD,
-        token.position.joined_members,
-        token.position.room_id,
-    ]
-    raw = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+    return encode_array(
+        [
+            _FORWARD if token.forward else _BACKWARD,
+            token.position.joined_members,
+            token.position.room_id,
+        ]
+    )
 
 
 def decode_token(token: str) -> PageToken:
     """The position in ``token``; 400 ``M_INVALID_PARAM`` if it is not one of ours."""
-    invalid = errors.invalid_param("Invalid pagination token")
-    if _TOKEN_RE.fullmatch(token) is None:
-        raise invalid
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        payload = json.loads(raw.decode("utf-8"))
-    except (binascii.Error, ValueError):
-        raise invalid from None
-    if not (isinstance(payload, list) and len(payload) == 3):
-        raise invalid
+    invalid = invalid_token()
+    payload = decode_array(token, 3)
     direction, joined_members, room_id = payload
     if (
         direction not in (_FORWARD, _BACKWARD)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, Literal
 
 from twisted.web import server
 
@@ -135,3 +135,13 @@ def check_room_id(room_id: str) -> None:
     """400 ``M_INVALID_PARAM`` unless ``room_id`` (from a path) is a room ID."""
     if not is_valid_room_id(room_id):
         raise errors.invalid_param(f"{room_id!r} is not a valid room ID")
+
+
+def query_direction(request: server.Request) -> Literal["b", "f"]:
+    """The ``dir`` query parameter of paginated endpoints: ``b`` (default) or ``f``."""
+    value = query_str(request, "dir", "b")
+    if value == "b":
+        return "b"
+    if value == "f":
+        return "f"
+    raise errors.invalid_param("'dir' must be 'b' or 'f'")

@@ -49,9 +49,12 @@ class ReceiptsHandler:
         clock: Clock,
         notifier: Notifier,
         position: int,
+        is_joined: Callable[[str, str], Awaitable[bool]],
     ) -> None:
-        """``position``: the stream's current position, ``await store.get_max_position()``."""
+        """``position``: the stream's current position, ``await store.get_max_position()``;
+        ``is_joined(user_id, room_id)``."""
         self._store = store
+        self._is_joined = is_joined
         self._events = events
         self._clock = clock
         self._notifier = notifier
@@ -84,7 +87,7 @@ class ReceiptsHandler:
             )
         if thread_id is not None:
             _check_thread_id_shape(receipt_type, thread_id)
-        if not await self._store.is_joined(user_id, room_id):
+        if not await self._is_joined(user_id, room_id):
             raise errors.forbidden("You are not joined to this room")
         event = await self._load(event_id)
         if event is None or event.room_id != room_id or event.internal.outlier:

@@ -15,7 +15,7 @@ from homeserver.events.signing import SigningKey
 from homeserver.http.errors import MatrixError
 from homeserver.profile.handler import ProfileHandler
 from homeserver.ratelimit import RateLimiter
-from homeserver.rooms.creation import RoomCreationHandler, RoomDirectory
+from homeserver.rooms.creation import RoomCreationHandler
 from homeserver.rooms.hierarchy import SpaceHierarchyHandler
 from homeserver.rooms.membership import MembershipHandler
 from homeserver.rooms.messages import MessageHandler
@@ -60,7 +60,6 @@ def build_rooms(
     notifier: Notifier,
     profiles: ProfileHandler,
     account: AccountHandler,
-    directory: RoomDirectory | None,
     ignored_users: IgnoredUsers,
 ) -> RoomServices:
     state_store = StateStore(database)
@@ -103,7 +102,6 @@ def build_rooms(
         default_room_version=config.default_room_version,
         pipeline=pipeline,
         membership=membership,
-        directory=directory,
         profiles=profiles,
     )
     reader = RoomReader(

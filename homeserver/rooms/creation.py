@@ -81,14 +81,14 @@ class RoomCreationHandler:
         default_room_version: str,
         pipeline: EventPipeline,
         membership: MembershipHandler,
-        directory: RoomDirectory | None,
         profiles: ProfileHandler,
     ) -> None:
         self._server_name = server_name
         self._default_room_version = default_room_version
         self._pipeline = pipeline
         self._membership = membership
-        self.directory = directory
+        #: Aliases and publishing; set by ``connect_directory`` once the directory exists.
+        self.directory: RoomDirectory | None = None
         self._profiles = profiles
 
     async def create_room(self, requester: Requester, request: RoomCreationRequest) -> str:

@@ -32,9 +32,6 @@ data/api/client-server/space_hierarchy.yaml, definitions/room_summary.yaml
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
 from typing import Any
 
@@ -50,6 +47,7 @@ from homeserver.identifiers import is_valid_room_id
 from homeserver.rooms.state import RoomStateReader
 from homeserver.storage.events import RoomRecord
 from homeserver.storage.timeline import TimelineStore
+from homeserver.util.opaque_tokens import decode_array, encode_array, invalid_token
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
@@ -62,7 +60,6 @@ _ENCRYPTION = ("m.room.encryption", "")
 _RESTRICTED_RULES = frozenset({"restricted", "knock_restricted"})
 #: A valid ``order``: 1-50 characters from \x20 (space) to \x7E (~).
 _ORDER_RE = re.compile(r"[\x20-\x7E]{1,50}")
-_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{1,4096}")
 _MAX_OFFSET = 2**31 - 1
 
 
@@ -78,22 +75,13 @@ class HierarchyToken:
 
 
 def encode_token(token: HierarchyToken) -> str:
-    payload = [token.room_id, token.suggested_only, token.max_depth, token.offset]
-    raw = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+    return encode_array([token.room_id, token.suggested_only, token.max_depth, token.offset])
 
 
 def decode_token(token: str) -> HierarchyToken:
     """The token's contents; 400 ``M_INVALID_PARAM`` if it is not one of ours."""
-    invalid = errors.invalid_param("Invalid pagination token")
-    if _TOKEN_RE.fullmatch(token) is None:
-        raise invalid
-    try:
-        payload = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except (binascii.Error, ValueError):
-        raise invalid from None
-    if not (isinstance(payload, list) and len(payload) == 4):
-        raise invalid
+    invalid = invalid_token()
+    payload = decode_array(token, 4)
     room_id, suggested_only, max_depth, offset = payload
     if (
         not isinstance(room_id, str)

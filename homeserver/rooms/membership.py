@@ -20,6 +20,7 @@ from homeserver.auth.tokens import Requester
 from homeserver.events.auth import AuthError, PowerLevels
 from homeserver.events.errors import InvalidEventError
 from homeserver.events.event import Event
+from homeserver.events.room_versions import get_room_version
 from homeserver.http import errors
 from homeserver.identifiers import UserID
 from homeserver.profile.handler import ProfileHandler
@@ -128,9 +129,7 @@ class MembershipHandler:
 
     async def forget(self, requester: Requester, room_id: str) -> None:
         """spec: client-server-api/_index.md#post_matrixclientv3roomsroomidforget"""
-        room = await self._state.room(room_id)
-        if room is None:
-            raise errors.not_found("Unknown room")
+        room = await self._state.room_or_404(room_id)
         membership = await self._state.membership(room, requester.user_id)
         if membership is None:
             raise errors.not_found("You have never been in this room")
@@ -260,7 +259,7 @@ class MembershipHandler:
             if rule == "knock_restricted":
                 raise errors.forbidden("You need an invite, or to knock first")
             raise errors.forbidden("You are not a member of a room that grants access")
-        room_version = await self._state.room_version(room)
+        room_version = get_room_version(room.room_version)
         levels = PowerLevels.from_state(room_version, current)
         invite_level = levels.named_level("invite")
         for (event_type, member), event in sorted(current.items()):

@@ -20,6 +20,7 @@ from homeserver.auth.tokens import Requester
 from homeserver.events.auth import AuthError, PowerLevels, redaction_applies
 from homeserver.events.errors import EventTooLargeError, InvalidEventError
 from homeserver.events.event import Event, InternalMetadata, StateMap
+from homeserver.events.room_versions import get_room_version
 from homeserver.http import errors
 from homeserver.ratelimit import RateLimiter
 from homeserver.rooms.builder import EventDraft
@@ -87,9 +88,7 @@ class MessageHandler:
             return await self._send_membership_as_state(requester, room_id, state_key, content)
         if event_type == "m.room.canonical_alias":
             await self._check_canonical_alias(room_id, content)
-        room = await self._state.room(room_id)
-        if room is None:
-            raise errors.not_found("Unknown room")
+        room = await self._state.room_or_404(room_id)
         current = (await self._state.current_state(room, [(event_type, state_key)])).get(
             (event_type, state_key)
         )
@@ -127,13 +126,11 @@ class MessageHandler:
         reason: str | None,
         txn_id: str,
     ) -> str:
-        room = await self._state.room(room_id)
-        if room is None:
-            raise errors.not_found("Unknown room")
+        room = await self._state.room_or_404(room_id)
         target = (await self._events.get_events([event_id])).get(event_id)
         if target is None or target.room_id != room_id or target.internal.outlier:
             raise errors.not_found("Event not found")
-        room_version = await self._state.room_version(room)
+        room_version = get_room_version(room.room_version)
         content: dict[str, Any] = {}
         if reason is not None:
             content["reason"] = reason
@@ -202,9 +199,7 @@ class MessageHandler:
         # then finds its event, instead of sending a second one.
         key = (requester.user_id, requester.device_id, room_id, event_type, txn_id)
         async with self._transactions.queue(key):
-            room = await self._state.room(room_id)
-            if room is None:
-                raise errors.not_found("Unknown room")
+            room = await self._state.room_or_404(room_id)
             existing = await self._events.get_event_id_for_transaction(
                 requester.user_id,
                 requester.device_id,

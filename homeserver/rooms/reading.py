@@ -143,11 +143,13 @@ class RoomReader:
     ) -> list[dict[str, Any]]:
         """spec: #get_matrixclientv3roomsroomidmembers"""
         access = await self.access(requester, room_id)
-        group = access.state_group
+        state_ids = None
         if at is not None:
             token = StreamToken.parse(at, param="at")
-            group = await self._state_group_at_position(access, token.events)
-        state = await self._state.events_for_state(await self._state.state_ids_for_group(group))
+            state_ids = await self._state.state_at_position(access.room.room_nid, token.events)
+        if state_ids is None:
+            state_ids = await self._state.state_ids_for_group(access.state_group)
+        state = await self._state.events_for_state(state_ids)
         members = [
             event
             for (event_type, _), event in sorted(state.items())
@@ -364,15 +366,6 @@ class RoomReader:
         return await self._serializer.serialize(
             list(members.values()), viewer, bundle_aggregations=False
         )
-
-    async def _state_group_at_position(self, access: RoomAccess, position: int) -> int | None:
-        events = await self._timeline.get_room_events(
-            access.room.room_nid, after=None, up_to=position, direction="b", limit=1
-        )
-        if not events:
-            return access.state_group
-        after = await self._timeline.get_state_group_at(events[0].event_id, after=True)
-        return after if after is not None else access.state_group
 
     async def _world_readable(self, room: RoomRecord) -> bool:
         state = await self._state.current_state(room, [HISTORY_VISIBILITY_KEY])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from homeserver.events.event import Event, StateKey
-from homeserver.events.room_versions import RoomVersion, get_room_version
+from homeserver.http import errors
 from homeserver.storage.events import EventStore, RoomRecord
 from homeserver.storage.state import StateStore
 from homeserver.storage.timeline import MembershipRow, TimelineStore
@@ -20,8 +20,11 @@ class RoomStateReader:
     async def room(self, room_id: str) -> RoomRecord | None:
         return await self._events.get_room(room_id)
 
-    async def room_version(self, room: RoomRecord) -> RoomVersion:
-        return get_room_version(room.room_version)
+    async def room_or_404(self, room_id: str) -> RoomRecord:
+        room = await self._events.get_room(room_id)
+        if room is None:
+            raise errors.not_found("Unknown room")
+        return room
 
     async def current_state_ids(self, room: RoomRecord) -> dict[StateKey, str]:
         if room.current_state_group is None:
@@ -55,6 +58,14 @@ class RoomStateReader:
         if event.is_state() and not event.rejected and not event.internal.soft_failed:
             return {**state, event.state_key_tuple: event.event_id}
         return state
+
+    async def state_at_position(self, room_nid: int, position: int) -> dict[StateKey, str] | None:
+        """The state after the room's last visible event at or before stream
+        ``position``; None if the room has no event that early."""
+        events = await self._timeline.get_room_events(
+            room_nid, after=None, up_to=position, direction="b", limit=1
+        )
+        return await self.state_after(events[0]) if events else None
 
     async def membership(self, room: RoomRecord, user_id: str) -> MembershipRow | None:
         return await self._timeline.get_membership(room.room_nid, user_id)

@@ -2,8 +2,7 @@
 
 Owns ``receipts`` (schema/0010_receipts.py): the latest receipt per (room, user,
 receipt type, thread), each change numbered in the ``receipts`` stream.  Reads
-``rooms``, ``events`` and ``room_memberships`` (owned by storage.events) to resolve
-room and event IDs and to answer "is this user joined".
+``rooms`` and ``events`` (owned by storage.events) to resolve room and event IDs.
 
 spec: client-server-api/_index.md#receipts
 """
@@ -54,17 +53,6 @@ class SetResult:
 class ReceiptStore:
     def __init__(self, database: Database) -> None:
         self._db = database
-
-    async def is_joined(self, user_id: str, room_id: str) -> bool:
-        """Whether ``user_id`` is joined to ``room_id`` in its current state."""
-        rows = await self._db.execute(
-            "receipts_is_joined",
-            "SELECT m.membership FROM rooms r JOIN room_memberships m"
-            " ON m.room_nid = r.room_nid AND m.user_id = ? WHERE r.room_id = ?",
-            user_id,
-            room_id,
-        )
-        return bool(rows) and rows[0][0] == "join"
 
     async def set_receipt(
         self,

@@ -32,6 +32,8 @@ class MembershipRow:
     membership: str
     event_id: str
     stream_ordering: int
+    #: The user forgot the room at this membership (and has not rejoined since).
+    forgotten: bool = False
 
 
 @attrs.define
@@ -115,9 +117,13 @@ class TimelineStore:
         """The user's current membership in every room the server knows them in."""
         rows = await self._db.execute(
             "get_memberships_for_user",
-            "SELECT r.room_id, r.room_nid, m.membership, e.event_id, e.stream_ordering"
+            "SELECT r.room_id, r.room_nid, m.membership, e.event_id, e.stream_ordering,"
+            " f.user_id IS NOT NULL"
             " FROM room_memberships m JOIN rooms r ON r.room_nid = m.room_nid"
-            " JOIN events e ON e.event_nid = m.event_nid WHERE m.user_id = ?",
+            " JOIN events e ON e.event_nid = m.event_nid"
+            " LEFT JOIN room_forgets f ON f.user_id = m.user_id AND f.room_nid = m.room_nid"
+            " AND f.membership_event_nid = m.event_nid"
+            " WHERE m.user_id = ?",
             user_id,
         )
         return [_membership_row(row) for row in rows]
@@ -160,21 +166,16 @@ class TimelineStore:
         )
         return _membership_row(rows[0]) if rows else None
 
-    async def get_members_with_events(
-        self, room_nid: int, memberships: Collection[str]
-    ) -> dict[str, str]:
-        """user ID -> current membership event ID, for the given memberships."""
-        if not memberships:
-            return {}
+    async def is_joined(self, user_id: str, room_id: str) -> bool:
+        """Whether ``user_id`` is joined to ``room_id`` in its current state."""
         rows = await self._db.execute(
-            "get_members_with_events",
-            "SELECT m.user_id, e.event_id FROM room_memberships m"
-            " JOIN events e ON e.event_nid = m.event_nid WHERE m.room_nid = ?"
-            f" AND m.membership IN ({','.join('?' * len(memberships))})",
-            room_nid,
-            *memberships,
+            "is_joined",
+            "SELECT m.membership FROM rooms r JOIN room_memberships m"
+            " ON m.room_nid = r.room_nid AND m.user_id = ? WHERE r.room_id = ?",
+            user_id,
+            room_id,
         )
-        return {user_id: event_id for user_id, event_id in rows}
+        return bool(rows) and rows[0][0] == "join"
 
     async def count_joined_members(self, room_nid: int) -> int:
         rows = await self._db.execute(
@@ -183,14 +184,6 @@ class TimelineStore:
             room_nid,
         )
         return int(rows[0][0])
-
-    async def get_state_group_at(self, event_id: str, *, after: bool) -> int | None:
-        """The state group before (or after) ``event_id``."""
-        column = "state_group_after" if after else "state_group_before"
-        rows = await self._db.execute(
-            "get_state_group_at", f"SELECT {column} FROM events WHERE event_id = ?", event_id
-        )
-        return None if not rows or rows[0][0] is None else int(rows[0][0])
 
     async def get_redactions(self, event_ids: Sequence[str]) -> dict[str, str]:
         """target event ID -> the ID of the (first) redaction that applies to it."""
@@ -299,17 +292,6 @@ class TimelineStore:
             )
 
         await self._db.run_interaction("forget_room", forget)
-
-    async def get_forgotten_rooms(self, user_id: str) -> set[str]:
-        """Rooms the user forgot and has not rejoined since."""
-        rows = await self._db.execute(
-            "get_forgotten_rooms",
-            "SELECT r.room_id FROM room_forgets f JOIN rooms r ON r.room_nid = f.room_nid"
-            " JOIN room_memberships m ON m.room_nid = f.room_nid AND m.user_id = f.user_id"
-            " WHERE f.user_id = ? AND m.event_nid = f.membership_event_nid",
-            user_id,
-        )
-        return {row[0] for row in rows}
 
     async def _in_order(self, event_ids: list[str]) -> list[Event]:
         events = await self._events.get_events(event_ids)
@@ -457,7 +439,12 @@ class TimelineStore:
 
 
 def _membership_row(row: Sequence[object]) -> MembershipRow:
-    room_id, room_nid, membership, event_id, stream = row
+    room_id, room_nid, membership, event_id, stream, *forgotten = row
     return MembershipRow(
-        str(room_id), int(str(room_nid)), str(membership), str(event_id), int(str(stream))
+        str(room_id),
+        int(str(room_nid)),
+        str(membership),
+        str(event_id),
+        int(str(stream)),
+        bool(forgotten and forgotten[0]),
     )

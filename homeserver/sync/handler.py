@@ -142,7 +142,7 @@ class SyncHandler:
         ignored = await self._account_data.ignored_users(user_id)
         viewer = Viewer(user_id, requester.device_id, ignored)
         memberships = await self._timeline.get_memberships_for_user(user_id)
-        forgotten = await self._timeline.get_forgotten_rooms(user_id)
+        forgotten = {m.room_id for m in memberships if m.forgotten}
         joined_rooms = [m.room_id for m in memberships if m.membership == "join"]
         plans = await self._plan_rooms(
             user_id, request, since, now, memberships, forgotten, ignored
@@ -473,13 +473,7 @@ class SyncHandler:
         return event.sender if event is not None else None
 
     async def _state_at_position(self, row: MembershipRow, position: int) -> dict[StateKey, str]:
-        """The room state after the last event at or before ``position``."""
-        events = await self._timeline.get_room_events(
-            row.room_nid, after=None, up_to=position, direction="b", limit=1
-        )
-        if not events:
-            return {}
-        return await self._state.state_after(events[0])
+        return await self._state.state_at_position(row.room_nid, position) or {}
 
     async def _was_joined_at(self, user_id: str, row: MembershipRow, position: int) -> bool:
         state = await self._state_at_position(row, position)

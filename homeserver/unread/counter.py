@@ -38,15 +38,14 @@ from homeserver.events.auth.power_levels import (
     CREATE_KEY,
     POWER_LEVELS_KEY,
     PowerLevels,
-    get_room_creators,
     parse_power_level,
 )
 from homeserver.events.event import Event
 from homeserver.events.room_versions import get_room_version
 from homeserver.receipts.handler import RECEIPT_TYPES
 from homeserver.receipts.threads import MAIN_THREAD, direct_thread
+from homeserver.rooms.state import RoomStateReader
 from homeserver.storage.events import EventStore
-from homeserver.storage.state import StateStore
 from homeserver.storage.unread import RoomReadState, UnreadStore
 from homeserver.unread.push_rules import Actions, evaluate, mentions_room
 
@@ -102,7 +101,7 @@ class UnreadCounter:
         self,
         store: UnreadStore,
         events: EventStore,
-        state: StateStore,
+        state: RoomStateReader,
         *,
         scan_limit: int = MAX_SCANNED_EVENTS,
     ) -> None:
@@ -169,16 +168,12 @@ class UnreadCounter:
     async def _power_levels(self, room: RoomReadState) -> tuple[PowerLevels, int]:
         """The room's current power levels and its ``notifications.room`` level."""
         room_version = get_room_version(room.room_version)
-        state = (
-            await self._state.get_state_ids(room.current_state_group)
-            if room.current_state_group is not None
-            else {}
+        state = await self._state.events_for_state(
+            await self._state.state_ids_for_group(room.current_state_group),
+            (CREATE_KEY, POWER_LEVELS_KEY),
         )
-        wanted = {key: state[key] for key in (CREATE_KEY, POWER_LEVELS_KEY) if key in state}
-        loaded = await self._events.get_events(list(wanted.values()))
-        create = loaded.get(wanted.get(CREATE_KEY, ""))
-        power_event = loaded.get(wanted.get(POWER_LEVELS_KEY, ""))
-        power = PowerLevels(room_version, power_event, get_room_creators(room_version, create))
+        power = PowerLevels.from_state(room_version, state)
+        power_event = state.get(POWER_LEVELS_KEY)
         level = DEFAULT_ROOM_NOTIFICATION_LEVEL
         content = power_event.content if power_event is not None else None
         notifications = content.get("notifications") if isinstance(content, dict) else None

@@ -14,10 +14,12 @@ from homeserver.clock import Clock
 from homeserver.directory.handler import DirectoryHandler
 from homeserver.rooms.builder import EventDraft
 from homeserver.rooms.pipeline import EventPipeline, SentEvent
+from homeserver.rooms.state import RoomStateReader
 from homeserver.storage.database import Database
 from homeserver.storage.directory import DirectoryStore
 from homeserver.storage.events import EventStore
 from homeserver.storage.state import StateStore
+from homeserver.storage.timeline import TimelineStore
 
 SERVER = "example.org"
 ALICE = "@alice:example.org"
@@ -82,7 +84,12 @@ async def rooms(db: Database) -> AsyncIterator[Rooms]:
         events=events,
         state=state,
     )
+    timeline = TimelineStore(db, events)
     directory = DirectoryHandler(
-        server_name=SERVER, clock=clock, directory=store, events=events, state=state
+        server_name=SERVER,
+        clock=clock,
+        directory=store,
+        rooms=RoomStateReader(events, state, timeline),
+        timeline=timeline,
     )
     yield Rooms(pipeline, directory, store)

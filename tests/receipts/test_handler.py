@@ -15,6 +15,7 @@ from homeserver.http.errors import MatrixError
 from homeserver.receipts.handler import ReceiptsHandler
 from homeserver.storage.database import Database
 from homeserver.storage.receipts import ReceiptStore
+from homeserver.storage.timeline import TimelineStore
 from homeserver.streams.notifier import Notifier
 from homeserver.streams.token import StreamToken
 from tests.receipts.rooms import ALICE, BOB, CAROL, Rooms
@@ -24,6 +25,7 @@ class Setup:
     def __init__(self, db: Database) -> None:
         self.rooms = Rooms.on(db)
         self.store = ReceiptStore(db)
+        self.timeline = TimelineStore(db, self.rooms.events)
         self.clock = task.Clock()
         self.clock.advance(1_700_000_000)
         self.notifier = Notifier(self.clock, StreamToken())
@@ -35,6 +37,7 @@ class Setup:
             clock=Clock(self.clock),
             notifier=self.notifier,
             position=await self.store.get_max_position(),
+            is_joined=self.timeline.is_joined,
         )
 
     async def woken(self, user_id: str, room_id: str, since: int) -> bool:

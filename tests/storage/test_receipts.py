@@ -125,15 +125,3 @@ async def test_receipts_need_an_event_of_that_room(db: Database) -> None:
         result = await store.set_receipt(room, BOB, "m.read", None, event_id, 1)
         assert result == SetResult(Outcome.UNKNOWN_EVENT)
     assert await store.get_max_position() == 0
-
-
-@pytest_twisted.ensureDeferred
-async def test_is_joined_follows_current_membership(db: Database) -> None:
-    rooms = Rooms.on(db)
-    store = ReceiptStore(db)
-    room = await rooms.public_room(BOB)
-    assert await store.is_joined(BOB, room)
-    assert not await store.is_joined(CAROL, room)
-    assert not await store.is_joined(BOB, "!nowhere:example.org")
-    await rooms.leave(room, BOB)
-    assert not await store.is_joined(BOB, room)

@@ -11,7 +11,7 @@ from twisted.internet import task
 
 from homeserver.http.errors import MatrixError
 from homeserver.storage.database import Database
-from homeserver.storage.receipts import ReceiptStore
+from homeserver.storage.timeline import TimelineStore
 from homeserver.streams.notifier import Notifier
 from homeserver.streams.token import StreamToken
 from homeserver.typing.handler import MAX_TIMEOUT_MS, TypingHandler
@@ -23,7 +23,9 @@ class Setup:
         self.rooms = Rooms.on(db)
         self.clock = task.Clock()
         self.notifier = Notifier(self.clock, StreamToken())
-        self.typing = TypingHandler(self.clock, self.notifier, ReceiptStore(db).is_joined)
+        self.typing = TypingHandler(
+            self.clock, self.notifier, TimelineStore(db, self.rooms.events).is_joined
+        )
 
     def users(self, room_id: str, since: int = 0) -> list[str] | None:
         """The typing list /sync would send for ``room_id`` (None: nothing to send)."""
@@ -126,7 +128,9 @@ async def test_a_token_from_the_future_gets_the_full_state(setup: Setup) -> None
 async def test_positions_start_at_the_clock_so_they_grow_across_restarts(db: Database) -> None:
     clock = task.Clock()
     clock.advance(1_234.5)
-    handler = TypingHandler(clock, Notifier(clock, StreamToken()), ReceiptStore(db).is_joined)
+    handler = TypingHandler(
+        clock, Notifier(clock, StreamToken()), TimelineStore(db, Rooms.on(db).events).is_joined
+    )
     assert handler.current_position() == 1_234_500
 
 

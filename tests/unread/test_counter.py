@@ -9,8 +9,10 @@ from typing import Any
 import pytest_twisted
 
 from homeserver.events.event import InternalMetadata
+from homeserver.rooms.state import RoomStateReader
 from homeserver.storage.database import Database
 from homeserver.storage.receipts import ReceiptStore
+from homeserver.storage.timeline import TimelineStore
 from homeserver.storage.unread import UnreadStore
 from homeserver.unread.counter import NotificationCounts, UnreadCounter, UnreadCounts
 from tests.receipts.rooms import ALICE, BOB, CAROL, Rooms
@@ -21,7 +23,12 @@ class Setup:
         self.rooms = Rooms.on(db)
         self.receipts = ReceiptStore(db)
         self.counter = UnreadCounter(
-            UnreadStore(db), self.rooms.events, self.rooms.state, scan_limit=scan_limit
+            UnreadStore(db),
+            self.rooms.events,
+            RoomStateReader(
+                self.rooms.events, self.rooms.state, TimelineStore(db, self.rooms.events)
+            ),
+            scan_limit=scan_limit,
         )
 
     async def counts(self, user_id: str, room_id: str) -> UnreadCounts:

@@ -13,11 +13,10 @@ from twisted.web import server
 
 from homeserver.http import errors
 from homeserver.http.auth import RequestAuthenticator
-from homeserver.http.parsing import check_room_id, query_bool, query_int, query_str
+from homeserver.http.parsing import check_room_id, query_bool, query_direction, query_int, query_str
 from homeserver.http.request import MatrixRequest
 from homeserver.http.server import Router, client_paths
 from homeserver.rooms.relations import RelationsHandler, RelationsQuery, ThreadInclude
-from homeserver.storage.timeline import Direction
 
 #: ``limit`` of ``/relations`` and ``/threads`` when the client gives none, and the most
 #: either returns whatever the client asks.
@@ -45,7 +44,7 @@ def register(
                 raise errors.invalid_param(f"{name!r} is longer than 255 bytes")
         query = RelationsQuery(
             limit=page_limit(request),
-            direction=_direction(request),
+            direction=query_direction(request),
             rel_type=rel_type,
             event_type=event_type,
             from_token=query_str(request, "from"),
@@ -87,12 +86,3 @@ def page_limit(request: server.Request) -> int:
     if limit < 1:
         raise errors.invalid_param("'limit' must be at least 1")
     return min(limit, MAX_LIMIT)
-
-
-def _direction(request: server.Request) -> Direction:
-    value = query_str(request, "dir", "b")
-    if value == "b":
-        return "b"
-    if value == "f":
-        return "f"
-    raise errors.invalid_param("'dir' must be 'b' or 'f'")

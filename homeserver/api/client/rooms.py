@@ -19,6 +19,7 @@ from homeserver.http.parsing import (
     optional_str,
     parse_json_object,
     parse_optional_json_object,
+    query_direction,
     query_int,
     query_str,
     require_str,
@@ -30,7 +31,7 @@ from homeserver.rooms.creation import PRESETS, RoomCreationHandler, RoomCreation
 from homeserver.rooms.membership import MembershipAction, MembershipHandler
 from homeserver.rooms.messages import MessageHandler
 from homeserver.rooms.reading import RoomReader
-from homeserver.storage.timeline import Direction, TimelineStore
+from homeserver.storage.timeline import TimelineStore
 
 #: Resolves a room alias to (room ID, servers); raises a 404 MatrixError if unknown.
 AliasResolver = Callable[[str], Awaitable[tuple[str, list[str]]]]
@@ -67,35 +68,38 @@ def register(
             return room_id
         raise errors.invalid_param(f"{room_id_or_alias!r} is neither a room ID nor an alias")
 
-    async def join(request: MatrixRequest, room_id_or_alias: str) -> tuple[int, Any]:
+    async def change_own_membership(
+        request: MatrixRequest,
+        room: str,
+        action: MembershipAction,
+        resolve: Callable[[str], Awaitable[str]],
+    ) -> str:
         requester = await authenticator.requester(request)
         body = parse_optional_json_object(request)
-        room_id = await resolve_room(room_id_or_alias)
+        room_id = await resolve(room)
         await membership.update_membership(
-            requester, room_id, requester.user_id, "join", reason=optional_str(body, "reason")
+            requester, room_id, requester.user_id, action, reason=optional_str(body, "reason")
         )
+        return room_id
+
+    async def room_id_only(room_id: str) -> str:
+        check_room_id(room_id)
+        return room_id
+
+    async def join(request: MatrixRequest, room_id_or_alias: str) -> tuple[int, Any]:
+        room_id = await change_own_membership(request, room_id_or_alias, "join", resolve_room)
         return 200, {"room_id": room_id}
 
     async def join_by_id(request: MatrixRequest, room_id: str) -> tuple[int, Any]:
-        check_room_id(room_id)
-        return await join(request, room_id)
+        await change_own_membership(request, room_id, "join", room_id_only)
+        return 200, {"room_id": room_id}
 
     async def knock(request: MatrixRequest, room_id_or_alias: str) -> tuple[int, Any]:
-        requester = await authenticator.requester(request)
-        body = parse_optional_json_object(request)
-        room_id = await resolve_room(room_id_or_alias)
-        await membership.update_membership(
-            requester, room_id, requester.user_id, "knock", reason=optional_str(body, "reason")
-        )
+        room_id = await change_own_membership(request, room_id_or_alias, "knock", resolve_room)
         return 200, {"room_id": room_id}
 
     async def leave(request: MatrixRequest, room_id: str) -> tuple[int, Any]:
-        requester = await authenticator.requester(request)
-        body = parse_optional_json_object(request)
-        check_room_id(room_id)
-        await membership.update_membership(
-            requester, room_id, requester.user_id, "leave", reason=optional_str(body, "reason")
-        )
+        await change_own_membership(request, room_id, "leave", room_id_only)
         return 200, {}
 
     def targeted(action: MembershipAction) -> Callable[..., Awaitable[tuple[int, Any]]]:
@@ -201,7 +205,7 @@ def register(
     async def room_messages(request: MatrixRequest, room_id: str) -> tuple[int, Any]:
         requester = await authenticator.requester(request)
         check_room_id(room_id)
-        direction = _direction(request)
+        direction = query_direction(request)
         event_filter = _room_event_filter(request)
         limit = _limit(request, default=10, event_filter=event_filter)
         return 200, await reader.messages(
@@ -229,7 +233,9 @@ def register(
         ts = query_int(request, "ts")
         if ts is None:
             raise errors.missing_param("ts")
-        return 200, await reader.timestamp_to_event(requester, room_id, ts, _direction(request))
+        return 200, await reader.timestamp_to_event(
+            requester, room_id, ts, query_direction(request)
+        )
 
     router_paths: list[tuple[str, str, Callable[..., Awaitable[tuple[int, Any]]]]] = [
         ("POST", "/createRoom", create_room),
@@ -275,15 +281,6 @@ def _membership_param(request: MatrixRequest, name: str) -> str | None:
     if value is not None and value not in ("join", "invite", "knock", "leave", "ban"):
         raise errors.invalid_param(f"{name!r} must be join, invite, knock, leave or ban")
     return value
-
-
-def _direction(request: MatrixRequest) -> Direction:
-    value = query_str(request, "dir", "b")
-    if value == "b":
-        return "b"
-    if value == "f":
-        return "f"
-    raise errors.invalid_param("'dir' must be 'b' or 'f'")
 
 
 def _room_event_filter(request: MatrixRequest) -> RoomEventFilter:
