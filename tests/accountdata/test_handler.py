@@ -227,15 +227,20 @@ def test_server_managed_types_cannot_be_set_by_clients() -> None:
 
 
 class _PausingStore(AccountDataStore):
-    """The real store, except that the first read waits for ``release`` after reading."""
+    """The real store, except that the first read waits for ``release`` after reading.
+
+    The gate is claimed when the read is *called*, not when it finishes: reads run on
+    a thread pool, so a later read (the writer's look at the old list) may finish
+    first, and it must not be the one left waiting on a gate released only after it.
+    """
 
     def __init__(self, db: Database) -> None:
         super().__init__(db)
         self.release: defer.Deferred[None] | None = defer.Deferred()
 
     async def get(self, user_id: str, room_id: str | None, data_type: str) -> Any:
-        content = await super().get(user_id, room_id, data_type)
         gate, self.release = self.release, None
+        content = await super().get(user_id, room_id, data_type)
         if gate is not None:
             await gate
         return content
