@@ -3,10 +3,11 @@
 1. ``m.room.create``; 2. the creator's join; 3. power levels (defaults merged with
 ``power_level_content_override``); 4. ``m.room.canonical_alias`` for
 ``room_alias_name``; 5. the preset's join rules, history visibility and guest
-access; 6. ``initial_state`` in order; 7. name and topic; 8. invites.  Every event
-goes through the event pipeline, so a request whose own events the auth rules
-refuse (say, an override that leaves the creator without power to set the name)
-fails with ``M_INVALID_ROOM_STATE``.
+access; 6. ``initial_state`` in order; 7. name and topic; 8. invites.  All of them
+are built and auth-checked before any is stored, then stored together: a request
+whose own events the auth rules refuse (say, an override that leaves the creator
+without power to set the name or to invite) fails with ``M_INVALID_ROOM_STATE`` and
+leaves no room behind.
 
 spec: client-server-api/_index.md#creation, data/api/client-server/create_room.yaml
 """
@@ -25,9 +26,8 @@ from homeserver.events.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
 from homeserver.http import errors
 from homeserver.identifiers import is_valid_room_alias
 from homeserver.profile.handler import ProfileHandler
-from homeserver.rooms.builder import EventDraft
 from homeserver.rooms.membership import MembershipHandler
-from homeserver.rooms.pipeline import EventPipeline
+from homeserver.rooms.pipeline import EventPipeline, InitialEvent, InitialEventRefused
 
 PRESETS = ("private_chat", "trusted_private_chat", "public_chat")
 
@@ -120,23 +120,51 @@ class RoomCreationHandler:
                 dict.fromkeys([*existing, *request.invite])
             )
         create_content.pop("room_version", None)
+        if creator in request.invite:
+            raise errors.invalid_param("You cannot invite yourself to your own room")
+        initial = await self._initial_events(room_version, creator, preset, alias, request)
+
+        async def claim_alias(room_id: str) -> None:
+            if alias is not None:
+                assert self.directory is not None
+                await self.directory.create_alias(creator, alias, room_id, check_can_create=False)
+
         try:
-            created = await self._pipeline.create_room(version_id, creator, create_content)
+            sent = await self._pipeline.create_room(
+                version_id, creator, create_content, initial, before_persist=claim_alias
+            )
         except (AuthError, InvalidEventError) as invalid:
             raise errors.bad_json(f"Invalid creation_content: {invalid}") from None
-        room_id = created.event.room_id
-        await self._send(room_id, creator, "m.room.member", creator, await self._join(creator))
-        await self._send(
-            room_id,
-            creator,
-            "m.room.power_levels",
-            "",
-            self._power_levels(room_version, creator, preset, request),
-        )
+        except InitialEventRefused as refused:
+            raise _refusal_error(refused) from None
+        room_id = sent[0].event.room_id
+        if request.visibility == "public" and self.directory is not None:
+            await self.directory.set_visibility(room_id, "public")
+        return room_id
+
+    async def _initial_events(
+        self,
+        room_version: RoomVersion,
+        creator: str,
+        preset: str,
+        alias: str | None,
+        request: RoomCreationRequest,
+    ) -> list[InitialEvent]:
+        """Everything after ``m.room.create``, in the spec's order."""
+
+        def state(event_type: str, state_key: str, content: dict[str, Any]) -> InitialEvent:
+            return InitialEvent(event_type, creator, content, state_key)
+
+        events = [
+            state("m.room.member", creator, await self._join(creator)),
+            state(
+                "m.room.power_levels",
+                "",
+                self._power_levels(room_version, creator, preset, request),
+            ),
+        ]
         if alias is not None:
-            assert self.directory is not None
-            await self.directory.create_alias(creator, alias, room_id, check_can_create=False)
-            await self._send(room_id, creator, "m.room.canonical_alias", "", {"alias": alias})
+            events.append(state("m.room.canonical_alias", "", {"alias": alias}))
         join_rule, history_visibility, guest_access = _PRESET_STATE[preset]
         preset_state = {
             ("m.room.join_rules", ""): {"join_rule": join_rule},
@@ -147,34 +175,26 @@ class RoomCreationHandler:
         for (event_type, state_key), content in preset_state.items():
             # initial_state wins over the preset for the same key.
             if (event_type, state_key) not in initial:
-                await self._send(room_id, creator, event_type, state_key, content)
+                events.append(state(event_type, state_key, content))
         for event_type, state_key, content in request.initial_state:
             if (event_type, state_key) in (("m.room.name", ""), ("m.room.topic", "")) and (
                 (event_type == "m.room.name" and request.name is not None)
                 or (event_type == "m.room.topic" and request.topic is not None)
             ):
                 continue  # overwritten by `name` / `topic` below
-            await self._send(room_id, creator, event_type, state_key, content)
+            events.append(state(event_type, state_key, content))
         if request.name is not None:
-            await self._send(room_id, creator, "m.room.name", "", {"name": request.name})
+            events.append(state("m.room.name", "", {"name": request.name}))
         if request.topic is not None:
             topic_content = {
                 "topic": request.topic,
                 "m.topic": {"m.text": [{"body": request.topic, "mimetype": "text/plain"}]},
             }
-            await self._send(room_id, creator, "m.room.topic", "", topic_content)
+            events.append(state("m.room.topic", "", topic_content))
         for invitee in request.invite:
-            await self._membership.update_membership(
-                requester,
-                room_id,
-                invitee,
-                "invite",
-                is_direct=request.is_direct,
-                ratelimit=False,
-            )
-        if request.visibility == "public" and self.directory is not None:
-            await self.directory.set_visibility(room_id, "public")
-        return room_id
+            content = await self._membership.invite_content(invitee, is_direct=request.is_direct)
+            events.append(state("m.room.member", invitee, content))
+        return events
 
     async def _check_alias_free(self, alias: str) -> None:
         if self.directory is None:
@@ -241,29 +261,19 @@ class RoomCreationHandler:
             content.update(copy.deepcopy(override))
         return content
 
-    async def _send(
-        self,
-        room_id: str,
-        sender: str,
-        event_type: str,
-        state_key: str,
-        content: dict[str, Any],
-    ) -> None:
-        try:
-            await self._pipeline.send(
-                EventDraft(room_id, event_type, sender, content, state_key=state_key)
-            )
-        except AuthError as refused:
-            raise errors.MatrixError(
-                400,
-                errors.Codes.INVALID_ROOM_STATE,
-                f"The initial state is invalid: {event_type} refused ({refused.reason})",
-            ) from None
-        except EventTooLargeError as invalid:
-            raise errors.MatrixError(413, errors.Codes.TOO_LARGE, invalid.reason) from None
-        except InvalidEventError as invalid:
-            raise errors.MatrixError(
-                400,
-                errors.Codes.INVALID_ROOM_STATE,
-                f"The initial state is invalid: {event_type}: {invalid.reason}",
-            ) from None
+
+def _refusal_error(refused: InitialEventRefused) -> errors.MatrixError:
+    """The client error for a new room's event that is invalid or refused."""
+    event_type, cause = refused.initial.event_type, refused.cause
+    if isinstance(cause, EventTooLargeError):
+        return errors.MatrixError(413, errors.Codes.TOO_LARGE, cause.reason)
+    reason = cause.reason if isinstance(cause, (AuthError, InvalidEventError)) else str(cause)
+    if event_type == "m.room.member" and refused.initial.state_key != refused.initial.sender:
+        what = f"the invite of {refused.initial.state_key}"
+    else:
+        what = event_type
+    return errors.MatrixError(
+        400,
+        errors.Codes.INVALID_ROOM_STATE,
+        f"The initial state is invalid: {what} refused ({reason})",
+    )

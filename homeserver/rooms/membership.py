@@ -113,6 +113,14 @@ class MembershipHandler:
             return SentEvent(existing, existing.internal.stream_ordering or 0)
         return await self.send_member_event(room_id, requester.user_id, target, content)
 
+    async def invite_content(self, target: str, *, is_direct: bool) -> dict[str, Any]:
+        """The content of an invite of ``target`` (for a new room's initial invites)."""
+        content: dict[str, Any] = {"membership": "invite"}
+        await self._add_profile(content, target)
+        if is_direct:
+            content["is_direct"] = True
+        return content
+
     async def send_member_event(
         self, room_id: str, sender: str, target: str, content: dict[str, Any]
     ) -> SentEvent:

@@ -20,6 +20,7 @@ import attrs
 
 from homeserver.clock import Clock
 from homeserver.events.auth import AuthError, auth_types_for_event, check_auth_rules
+from homeserver.events.errors import InvalidEventError
 from homeserver.events.event import Event, InternalMetadata, StateKey, StateMap
 from homeserver.events.room_versions import get_room_version
 from homeserver.events.signing import SigningKey
@@ -49,6 +50,27 @@ class SentEvent:
     stream_ordering: int
 
 
+@attrs.frozen
+class InitialEvent:
+    """One of the events a new room starts with, after ``m.room.create``."""
+
+    event_type: str
+    sender: str
+    content: dict[str, Any]
+    state_key: str | None = None
+
+
+class InitialEventRefused(Exception):
+    """A new room's ``initial_events[index]`` is invalid or refused by the auth rules;
+    ``cause`` is the InvalidEventError or AuthError.  Nothing was stored."""
+
+    def __init__(self, index: int, initial: InitialEvent, cause: Exception) -> None:
+        super().__init__(f"{initial.event_type} refused: {cause}")
+        self.index = index
+        self.initial = initial
+        self.cause = cause
+
+
 class EventPipeline:
     def __init__(
         self,
@@ -72,9 +94,23 @@ class EventPipeline:
         self.after_state_change: list[Callable[[Event], Awaitable[None]]] = []
 
     async def create_room(
-        self, room_version_id: str, creator: str, create_content: Mapping[str, Any]
-    ) -> SentEvent:
-        """Persist a new room's ``m.room.create`` event; the room ID is in the result.
+        self,
+        room_version_id: str,
+        creator: str,
+        create_content: Mapping[str, Any],
+        initial_events: Sequence[InitialEvent] = (),
+        *,
+        before_persist: Callable[[str], Awaitable[None]] | None = None,
+    ) -> list[SentEvent]:
+        """Create a room: its ``m.room.create`` event, then ``initial_events`` in order.
+
+        Every event is built and auth-checked in memory against the state the
+        previous ones make before anything is stored; the events are then persisted
+        in one transaction.  A request the auth rules refuse part-way therefore
+        leaves nothing behind.  Raises AuthError / InvalidEventError for the create
+        event itself, :class:`InitialEventRefused` for a later one.
+        ``before_persist`` gets the room ID once the room is reserved and every event
+        has passed, before they are stored (e.g. to claim an alias the events name).
 
         Before v12 the room ID is random with our server name; from v12 it is derived
         from the create event itself.  spec: client-server-api/_index.md#creation,
@@ -87,7 +123,7 @@ class EventPipeline:
         origin_server_ts = self._clock.time_msec()
         for _attempt in range(_MAX_ROOM_ID_ATTEMPTS):
             room_id = "" if room_version.hydra else f"!{_random_localpart()}:{self._server_name}"
-            event = build_local_event(
+            create = build_local_event(
                 room_version,
                 EventDraft(room_id, "m.room.create", creator, content, state_key=""),
                 RoomPosition(prev_event_ids=[], max_prev_depth=0, state_before={}),
@@ -95,10 +131,11 @@ class EventPipeline:
                 signing_key=self._signing_key,
                 origin_server_ts=origin_server_ts,
             )
-            check_auth_rules(room_version, event, {})
+            check_auth_rules(room_version, create, {})
+            events = self._plan_initial_events(create, initial_events, origin_server_ts)
             try:
                 room_nid = await self._events.create_room(
-                    event.room_id, room_version_id, origin_server_ts
+                    create.room_id, room_version_id, origin_server_ts
                 )
                 break
             except RoomExistsError:
@@ -108,14 +145,72 @@ class EventPipeline:
                 origin_server_ts += 1
         else:
             raise RuntimeError("could not find a free room ID")
+        if before_persist is not None:
+            await before_persist(create.room_id)
         empty = await self._state.store_state_group(room_nid, {})
-        [persisted] = await self._events.persist_events(
-            room_nid, [EventToPersist(event, empty)], advance_current_state=True
+        persisted = await self._events.persist_events(
+            room_nid,
+            [EventToPersist(event, empty) for event in events],
+            chained=True,
+            advance_current_state=True,
         )
-        assert persisted.stream_ordering is not None
-        for callback in self.on_new_event:
-            callback(event, persisted.stream_ordering)
-        return SentEvent(event, persisted.stream_ordering)
+        sent = []
+        for event, result in zip(events, persisted, strict=True):
+            assert result.stream_ordering is not None
+            sent.append(SentEvent(event, result.stream_ordering))
+            for callback in self.on_new_event:
+                callback(event, result.stream_ordering)
+        for event in events:
+            if event.is_state():
+                for after in self.after_state_change:
+                    await after(event)
+        return sent
+
+    def _plan_initial_events(
+        self, create: Event, initial_events: Sequence[InitialEvent], origin_server_ts: int
+    ) -> list[Event]:
+        """``create`` and the events after it, each built on the one before and
+        checked against the state they make (nothing is stored)."""
+        room_version = create.room_version
+        state: dict[StateKey, Event] = {create.state_key_tuple: create}
+        events = [create]
+        for index, initial in enumerate(initial_events):
+            previous = events[-1]
+            draft = EventDraft(
+                create.room_id,
+                initial.event_type,
+                initial.sender,
+                initial.content,
+                state_key=initial.state_key,
+            )
+            try:
+                event = build_local_event(
+                    room_version,
+                    draft,
+                    RoomPosition(
+                        prev_event_ids=[previous.event_id],
+                        max_prev_depth=previous.depth,
+                        state_before={key: e.event_id for key, e in state.items()},
+                    ),
+                    server_name=self._server_name,
+                    signing_key=self._signing_key,
+                    origin_server_ts=origin_server_ts,
+                )
+                keys = auth_types_for_event(
+                    room_version, event.type, event.sender, event.state_key, event.content
+                )
+                keys.add(("m.room.create", ""))
+                check_auth_rules(
+                    room_version, event, {key: state[key] for key in keys if key in state}
+                )
+            except (AuthError, InvalidEventError) as refused:
+                raise InitialEventRefused(index, initial, refused) from None
+            if event.is_state():
+                replaced = state.get(event.state_key_tuple)
+                event.internal.replaces_state = None if replaced is None else replaced.event_id
+                state[event.state_key_tuple] = event
+            events.append(event)
+        return events
 
     async def send(
         self,

@@ -55,6 +55,7 @@ class EventToPersist:
 class PersistedEvent:
     event_id: str
     stream_ordering: int | None
+    state_group_before: int | None
     state_group_after: int | None
 
 
@@ -116,6 +117,7 @@ class EventStore:
         *,
         new_current_state_group: int | None = None,
         advance_current_state: bool = False,
+        chained: bool = False,
     ) -> list[PersistedEvent]:
         """Store ``batch`` in one transaction, in order.
 
@@ -125,7 +127,10 @@ class EventStore:
         events never become extremities.  If ``new_current_state_group`` is given,
         the room's current state moves there and the membership index follows;
         ``advance_current_state`` moves it to the state after the batch's last event
-        (a local send on top of the current state).
+        (a local send on top of the current state).  With ``chained`` each event
+        follows the one before it: only the first item's ``state_group_before`` is
+        read, the others get the state group after their predecessor (a new room's
+        initial events, stored all or nothing).
         """
         stream = await self._stream_positions()
         positions = [None if item.event.internal.outlier else stream.allocate() for item in batch]
@@ -138,6 +143,7 @@ class EventStore:
                 positions,
                 new_current_state_group,
                 advance_current_state,
+                chained,
             )
         finally:
             for position in positions:
@@ -150,7 +156,7 @@ class EventStore:
             await stream.wait_until_visible(max(allocated))
         for item, result in zip(batch, persisted, strict=True):
             item.event.internal.stream_ordering = result.stream_ordering
-            item.event.internal.state_group_before = item.state_group_before
+            item.event.internal.state_group_before = result.state_group_before
             self._events.set(item.event.event_id, item.event)
         return persisted
 
@@ -162,11 +168,13 @@ class EventStore:
         positions: Sequence[int | None],
         new_current_state_group: int | None,
         advance_current_state: bool,
+        chained: bool,
     ) -> list[PersistedEvent]:
-        results = [
-            self._persist_one_txn(txn, room_nid, item, position)
-            for item, position in zip(batch, positions, strict=True)
-        ]
+        results: list[PersistedEvent] = []
+        for item, position in zip(batch, positions, strict=True):
+            if chained and results:
+                item = attrs.evolve(item, state_group_before=results[-1].state_group_after)
+            results.append(self._persist_one_txn(txn, room_nid, item, position))
         if advance_current_state and results:
             new_current_state_group = results[-1].state_group_after
         if new_current_state_group is not None:
@@ -247,7 +255,7 @@ class EventStore:
         )
         if not internal.outlier:
             self._update_extremities_txn(txn, room_nid, event_nid, event)
-        return PersistedEvent(event.event_id, stream_ordering, group_after)
+        return PersistedEvent(event.event_id, stream_ordering, item.state_group_before, group_after)
 
     def _insert_event_txn(
         self,

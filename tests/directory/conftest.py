@@ -60,7 +60,7 @@ class Rooms:
         version: str = "10",
     ) -> str:
         """Alice creates a room (power 100), sets the join rule; ``members`` join."""
-        created = await self.pipeline.create_room(version, ALICE, create or {})
+        [created, *_] = await self.pipeline.create_room(version, ALICE, create or {})
         room_id = created.event.room_id
         await self.send(room_id, "m.room.member", ALICE, {"membership": "join"}, ALICE)
         levels = {} if version == "12" else {"users": {ALICE: 100}}

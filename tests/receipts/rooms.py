@@ -73,7 +73,7 @@ class Rooms:
 
     async def public_room(self, *members: str, creator: str = ALICE) -> str:
         """``creator`` (power 100) makes a public room; each of ``members`` joins."""
-        created = await self.pipeline.create_room("10", creator, {})
+        [created, *_] = await self.pipeline.create_room("10", creator, {})
         room_id = created.event.room_id
         await self.join(room_id, creator)
         await self.send(room_id, "m.room.power_levels", creator, {"users": {creator: 100}}, "")

@@ -52,7 +52,7 @@ class Spaces:
         version: str = "10",
         extra: dict[str, Any] | None = None,
     ) -> str:
-        created = await self.pipeline.create_room(
+        [created, *_] = await self.pipeline.create_room(
             version, ALICE, {"type": "m.space"} if space else {}
         )
         room_id = created.event.room_id

@@ -14,7 +14,13 @@ from homeserver.clock import Clock
 from homeserver.events.auth import AuthError
 from homeserver.events.event import Event
 from homeserver.rooms.builder import EventDraft
-from homeserver.rooms.pipeline import EventPipeline, SentEvent, UnknownRoomError
+from homeserver.rooms.pipeline import (
+    EventPipeline,
+    InitialEvent,
+    InitialEventRefused,
+    SentEvent,
+    UnknownRoomError,
+)
 from homeserver.storage.database import Database
 from homeserver.storage.events import EventStore, EventToPersist
 from homeserver.storage.state import StateStore
@@ -48,7 +54,7 @@ async def send(
 
 async def public_room(p: EventPipeline, version: str = "10") -> str:
     """Alice creates a public room, Bob joins."""
-    created = await p.create_room(version, ALICE, {})
+    [created, *_] = await p.create_room(version, ALICE, {})
     room_id = created.event.room_id
     await send(p, room_id, "m.room.member", ALICE, {"membership": "join"}, ALICE)
     await send(
@@ -156,3 +162,69 @@ async def test_new_events_are_announced_in_stream_order(pipeline: EventPipeline)
 async def test_sending_to_an_unknown_room_fails(pipeline: EventPipeline) -> None:
     with pytest.raises(UnknownRoomError):
         await send(pipeline, "!nope:example.org", "m.room.message", ALICE, {})
+
+
+def _initial_public_room(version: str) -> list[InitialEvent]:
+    levels = {"users": {ALICE: 100}} if version != "12" else {}
+    return [
+        InitialEvent("m.room.member", ALICE, {"membership": "join"}, ALICE),
+        InitialEvent("m.room.power_levels", ALICE, levels, ""),
+        InitialEvent("m.room.join_rules", ALICE, {"join_rule": "public"}, ""),
+        InitialEvent("m.room.name", ALICE, {"name": "first"}, ""),
+        InitialEvent("m.room.name", ALICE, {"name": "second"}, ""),
+    ]
+
+
+@pytest.mark.parametrize("version", ["10", "12"])
+@pytest_twisted.ensureDeferred
+async def test_a_room_created_with_its_initial_events_is_one_chain(
+    pipeline: EventPipeline, db: Database, version: str
+) -> None:
+    announced: list[int] = []
+    pipeline.on_new_event.append(lambda event, position: announced.append(position))
+    sent = await pipeline.create_room(version, ALICE, {}, _initial_public_room(version))
+    events = [s.event for s in sent]
+    room_id = events[0].room_id
+    assert [e.type for e in events][:2] == ["m.room.create", "m.room.member"]
+    for earlier, later in zip(events, events[1:], strict=False):
+        assert later.prev_event_ids == [earlier.event_id]
+        assert later.depth == earlier.depth + 1
+    assert announced == [s.stream_ordering for s in sent] == sorted(announced)
+    first_name, second_name = events[-2], events[-1]
+    assert second_name.internal.replaces_state == first_name.event_id
+    assert first_name.internal.replaces_state is None
+    store = pipeline._events
+    room = await store.get_room(room_id)
+    assert room is not None
+    assert await store.get_forward_extremities(room.room_nid) == [second_name.event_id]
+    # The stored state after the chain is every event's, the later name winning.
+    [group] = (await store.get_state_groups_after([second_name.event_id])).values()
+    state = await pipeline._state.get_state_ids(group)
+    assert state[("m.room.name", "")] == second_name.event_id
+    assert state[("m.room.member", ALICE)] == events[1].event_id
+    assert len(state) == 5  # create, member, power levels, join rules, name
+    # The room works like any other: Bob joins (public) and talks.
+    await send(pipeline, room_id, "m.room.member", BOB, {"membership": "join"}, BOB)
+    await send(pipeline, room_id, "m.room.message", BOB, {"body": "hello"})
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_refused_initial_event_stores_nothing(
+    pipeline: EventPipeline, db: Database
+) -> None:
+    [before] = await db.execute("x", "SELECT COUNT(*) FROM events")
+    reserved: list[str] = []
+
+    async def reserve(room_id: str) -> None:
+        reserved.append(room_id)
+
+    initial = _initial_public_room("10")
+    # Bob was never invited to this room: his message is refused, the fifth event.
+    initial.insert(3, InitialEvent("m.room.message", BOB, {"body": "sneaky"}))
+    with pytest.raises(InitialEventRefused) as refused:
+        await pipeline.create_room("10", ALICE, {}, initial, before_persist=reserve)
+    assert refused.value.index == 3
+    assert isinstance(refused.value.cause, AuthError)
+    assert reserved == []
+    assert await db.execute("x", "SELECT COUNT(*) FROM events") == [before]
+    assert await db.execute("x", "SELECT COUNT(*) FROM rooms") == [(0,)]

@@ -64,7 +64,7 @@ class Rooms:
 
     async def room(self, history_visibility: str = "shared") -> str:
         """Alice's public room with the given history visibility."""
-        created = await self.pipeline.create_room("10", ALICE, {})
+        [created, *_] = await self.pipeline.create_room("10", ALICE, {})
         room_id = created.event.room_id
         await self.send(room_id, ALICE, {"membership": "join"}, "m.room.member", ALICE)
         await self.send(room_id, ALICE, {"users": {ALICE: 100}}, "m.room.power_levels", "")

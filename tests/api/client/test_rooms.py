@@ -109,6 +109,52 @@ def test_one_user_creating_rooms_at_once_gets_distinct_rooms(open_server: Server
     assert len({r.json()["room_id"] for r in responses}) == 8
 
 
+def test_a_refused_create_room_leaves_no_room_alias_or_invite(
+    open_server: ServerProcess,
+) -> None:
+    alice = register(open_server, "alice")["access_token"]
+    bob = register(open_server, "bob")["access_token"]
+    # Alice keeps power to set the name but not to invite: the last event of the
+    # request is refused, after the alias, the name and the preset state passed.
+    refused = call(
+        open_server,
+        "POST",
+        "/createRoom",
+        token=alice,
+        body={
+            "room_version": "11",
+            "room_alias_name": "halfway",
+            "name": "Half a room",
+            "invite": ["@bob:localhost"],
+            "power_level_content_override": {"invite": 101},
+        },
+    )
+    assert (refused.status, refused.json()["errcode"]) == (400, "M_INVALID_ROOM_STATE")
+    assert "@bob:localhost" in refused.json()["error"]
+    assert call(open_server, "GET", "/joined_rooms", token=alice).json() == {"joined_rooms": []}
+    missing = call(open_server, "GET", "/directory/room/%23halfway:localhost")
+    assert (missing.status, missing.json()["errcode"]) == (404, "M_NOT_FOUND")
+    for token in (alice, bob):
+        rooms = call(open_server, "GET", "/sync", token=token).json()["rooms"]
+        assert not any(rooms.get(section) for section in ("join", "invite", "leave", "knock"))
+    # The alias was never taken, so the corrected request may have it.
+    room_id = create_room(open_server, alice, room_alias_name="halfway", invite=["@bob:localhost"])
+    assert call(open_server, "GET", "/joined_rooms", token=alice).json() == {
+        "joined_rooms": [room_id]
+    }
+    invited = call(open_server, "GET", "/sync", token=bob).json()["rooms"]["invite"]
+    assert list(invited) == [room_id]
+
+
+def test_inviting_yourself_at_creation_is_refused(open_server: ServerProcess) -> None:
+    alice = register(open_server, "alice")["access_token"]
+    response = call(
+        open_server, "POST", "/createRoom", token=alice, body={"invite": ["@alice:localhost"]}
+    )
+    assert (response.status, response.json()["errcode"]) == (400, "M_INVALID_PARAM")
+    assert call(open_server, "GET", "/joined_rooms", token=alice).json() == {"joined_rooms": []}
+
+
 def test_create_room_rejects_bad_input(open_server: ServerProcess) -> None:
     alice = register(open_server, "alice")["access_token"]
     cases: list[tuple[Any, int, str]] = [
