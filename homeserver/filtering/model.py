@@ -238,6 +238,20 @@ class FilterCollection:
     def include_leave(self) -> bool:
         return self.room.include_leave
 
+    @property
+    def lazy_load_members(self) -> bool:
+        """Lazy-load members in ``/sync``.  Clients (Element, matrix-js-sdk) and
+        Synapse put the flag on the room *state* filter; the timeline filter's is
+        honoured too, as the spec defines it on every RoomEventFilter."""
+        return self.room.state.lazy_load_members or self.room.timeline.lazy_load_members
+
+    @property
+    def include_redundant_members(self) -> bool:
+        """Send members the device already holds (only with :attr:`lazy_load_members`)."""
+        return self.room.state.include_redundant_members or (
+            self.room.timeline.include_redundant_members
+        )
+
     def room_allowed(self, room_id: str) -> bool:
         return self.room.room_allowed(room_id)
 

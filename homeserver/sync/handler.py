@@ -20,7 +20,7 @@ spec: client-server-api/_index.md#syncing, #get_matrixclientv3sync,
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import attrs
@@ -29,7 +29,7 @@ from homeserver.accountdata.handler import AccountDataHandler
 from homeserver.auth.tokens import Requester
 from homeserver.clock import Clock
 from homeserver.events.event import Event, StateKey
-from homeserver.filtering.model import FilterCollection, RoomEventFilter
+from homeserver.filtering.model import FilterCollection
 from homeserver.receipts.handler import ReceiptsHandler
 from homeserver.rooms.serialize import EventSerializer, Viewer
 from homeserver.rooms.state import RoomStateReader
@@ -38,6 +38,7 @@ from homeserver.storage.events import EventStore, RoomRecord
 from homeserver.storage.timeline import MembershipRow, TimelineStore
 from homeserver.streams.notifier import Notifier
 from homeserver.streams.token import StreamToken
+from homeserver.sync.lazy_members import LazyMembersSent
 from homeserver.typing.handler import TypingHandler
 from homeserver.unread.counter import UnreadCounter
 
@@ -76,6 +77,8 @@ class _RoomPlan:
     room_id: str
     section: str  # join, invite, leave, knock
     membership: MembershipRow
+    #: The room is sent whole (initial or full-state sync, a new join).
+    full_state: bool = False
     timeline: list[Event] = attrs.field(factory=list)
     limited: bool = False
     prev_batch: int = 0
@@ -83,6 +86,8 @@ class _RoomPlan:
     stripped: list[dict[str, Any]] = attrs.field(factory=list)
     #: The member counts or heroes may have changed (spec: RoomSummary).
     needs_summary: bool = False
+    #: Lazy loading: member → membership event ID this response gives the device.
+    members_sent: dict[str, str] = attrs.field(factory=dict)
 
 
 class SyncHandler:
@@ -112,15 +117,17 @@ class SyncHandler:
         self._receipts = receipts
         self._typing = typing
         self._unread = unread
+        self._lazy_members = LazyMembersSent()
 
     async def sync(self, requester: Requester, request: SyncRequest) -> dict[str, Any]:
         deadline = self._clock.time_msec() + min(max(request.timeout_ms, 0), MAX_TIMEOUT_MS)
         since = request.since
         while True:
             now = self._notifier.current_token
-            response, rooms = await self._build(requester, request, since, now)
+            response, rooms, plans = await self._build(requester, request, since, now)
             remaining = deadline - self._clock.time_msec()
             if since is None or request.full_state or _has_news(response) or remaining <= 0:
+                self._remember_members_sent(requester, request, plans, now)
                 return response
             woken = await self._notifier.wait_for_changes(
                 requester.user_id, rooms, now, int(remaining)
@@ -136,7 +143,7 @@ class SyncHandler:
         request: SyncRequest,
         since: StreamToken | None,
         now: StreamToken,
-    ) -> tuple[dict[str, Any], list[str]]:
+    ) -> tuple[dict[str, Any], list[str], list[_RoomPlan]]:
         user_id = requester.user_id
         filters = request.filter
         ignored = await self._account_data.ignored_users(user_id)
@@ -145,7 +152,7 @@ class SyncHandler:
         forgotten = {m.room_id for m in memberships if m.forgotten}
         joined_rooms = [m.room_id for m in memberships if m.membership == "join"]
         plans = await self._plan_rooms(
-            user_id, request, since, now, memberships, forgotten, ignored
+            requester, request, since, now, memberships, forgotten, ignored
         )
         plans = [p for p in plans if filters.room_allowed(p.room_id)]
         serialized = await self._serialize_plans(plans, viewer, filters)
@@ -195,11 +202,27 @@ class SyncHandler:
             "account_data": {"events": filters.account_data.filter(global_account)},
             "presence": {"events": []},
         }
-        return response, joined_rooms
+        return response, joined_rooms, plans
+
+    def _remember_members_sent(
+        self, requester: Requester, request: SyncRequest, plans: list[_RoomPlan], now: StreamToken
+    ) -> None:
+        if requester.device_id is None or not request.filter.lazy_load_members:
+            return
+        for plan in plans:
+            if plan.section in ("join", "leave"):
+                self._lazy_members.record(
+                    requester.user_id,
+                    requester.device_id,
+                    plan.room_id,
+                    plan.members_sent,
+                    now.events,
+                    fresh=plan.full_state,
+                )
 
     async def _plan_rooms(
         self,
-        user_id: str,
+        requester: Requester,
         request: SyncRequest,
         since: StreamToken | None,
         now: StreamToken,
@@ -207,6 +230,7 @@ class SyncHandler:
         forgotten: set[str],
         ignored: frozenset[str],
     ) -> list[_RoomPlan]:
+        user_id = requester.user_id
         timeline_filter = request.filter.room.timeline
         limit = timeline_filter.effective_limit(DEFAULT_TIMELINE_LIMIT, MAX_TIMELINE_LIMIT)
         plans: list[_RoomPlan | None] = []
@@ -219,7 +243,7 @@ class SyncHandler:
                         continue
                 plans.append(
                     await self._room_plan(
-                        user_id, row, None, now.events, limit, timeline_filter, True, ignored
+                        requester, row, None, now.events, limit, request.filter, True, ignored
                     )
                 )
             return [plan for plan in plans if plan is not None]
@@ -234,12 +258,12 @@ class SyncHandler:
             after = None if full and row.membership == "join" else since.events
             plans.append(
                 await self._room_plan(
-                    user_id,
+                    requester,
                     row,
                     after,
                     up_to,
                     limit,
-                    timeline_filter,
+                    request.filter,
                     full,
                     ignored,
                     since=since.events,
@@ -260,12 +284,12 @@ class SyncHandler:
             row = joined[room_nid]
             plans.append(
                 await self._room_plan(
-                    user_id,
+                    requester,
                     row,
                     since.events,
                     now.events,
                     limit,
-                    timeline_filter,
+                    request.filter,
                     request.full_state,
                     ignored,
                     since=since.events,
@@ -275,21 +299,23 @@ class SyncHandler:
 
     async def _room_plan(
         self,
-        user_id: str,
+        requester: Requester,
         row: MembershipRow,
         after: int | None,
         up_to: int,
         limit: int,
-        timeline_filter: RoomEventFilter,
+        filters: FilterCollection,
         full_state: bool,
         ignored: frozenset[str],
         *,
         since: int | None = None,
     ) -> _RoomPlan | None:
+        user_id = requester.user_id
+        timeline_filter = filters.room.timeline
         section = {"join": "join", "invite": "invite", "knock": "knock"}.get(
             row.membership, "leave"
         )
-        plan = _RoomPlan(row.room_id, section, row)
+        plan = _RoomPlan(row.room_id, section, row, full_state=full_state)
         if section == "invite" and await self._invited_by(row) in ignored:
             # spec: #ignoring-users — invites from ignored users are not shown.
             return None
@@ -322,21 +348,68 @@ class SyncHandler:
             state_ids = {k: v for k, v in start_state.items() if before.get(k) != v}
         else:
             state_ids = {}
-        state_filter_senders = None
-        if timeline_filter.lazy_load_members:
-            state_filter_senders = {e.sender for e in plan.timeline} | {user_id}
+        if filters.lazy_load_members:
+            state_ids = self._lazy_member_state(
+                requester, row, plan, start_state, state_ids, filters, since
+            )
         state = await self._state.events_for_state(state_ids)
         plan.needs_summary = full_state or any(
             e.type == "m.room.member" for e in (*plan.timeline, *state.values())
         )
-        plan.state = [
-            state[key]
-            for key in sorted(state)
-            if state_filter_senders is None
-            or key[0] != "m.room.member"
-            or key[1] in state_filter_senders
-        ]
+        plan.state = [state[key] for key in sorted(state)]
+        if filters.lazy_load_members:
+            # What the client is given: the state its state filter lets through.
+            given = [
+                *(
+                    e
+                    for e in plan.state
+                    if filters.room.state.allows(e.type, e.sender, e.room_id, e.content)
+                ),
+                *plan.timeline,
+            ]
+            for event in given:
+                if event.type == "m.room.member" and event.state_key is not None:
+                    plan.members_sent[event.state_key] = event.event_id
         return plan
+
+    def _lazy_member_state(
+        self,
+        requester: Requester,
+        row: MembershipRow,
+        plan: _RoomPlan,
+        start_state: Mapping[StateKey, str],
+        state_ids: Mapping[StateKey, str],
+        filters: FilterCollection,
+        since: int | None,
+    ) -> dict[StateKey, str]:
+        """The state to send when members are lazy-loaded: everything but memberships,
+        plus the membership (as of the timeline's start) of each timeline sender and
+        the syncing user, less those the device already holds unless the filter asks
+        for redundant members.  spec: client-server-api/_index.md#lazy-loading-room-members
+        """
+        senders = {e.sender for e in plan.timeline} | {requester.user_id}
+        wanted = {
+            key: event_id
+            for key, event_id in state_ids.items()
+            if key[0] != "m.room.member" or key[1] in senders
+        }
+        for sender in senders:
+            key = ("m.room.member", sender)
+            if key in start_state:
+                wanted.setdefault(key, start_state[key])
+        if (
+            plan.full_state
+            or since is None
+            or filters.include_redundant_members
+            or requester.device_id is None
+        ):
+            return wanted
+        held = self._lazy_members.held(requester.user_id, requester.device_id, row.room_id, since)
+        return {
+            key: event_id
+            for key, event_id in wanted.items()
+            if key[0] != "m.room.member" or held.get(key[1]) != event_id
+        }
 
     async def _serialize_plans(
         self, plans: list[_RoomPlan], viewer: Viewer, filters: FilterCollection
