@@ -191,6 +191,8 @@ class RoomCreationHandler:
                 "m.topic": {"m.text": [{"body": request.topic, "mimetype": "text/plain"}]},
             }
             events.append(state("m.room.topic", "", topic_content))
+        # Invites go in the same batch.  A remote invitee's server must co-sign its
+        # invite, so with federation those will be sent after the batch instead.
         for invitee in request.invite:
             content = await self._membership.invite_content(invitee, is_direct=request.is_direct)
             events.append(state("m.room.member", invitee, content))

@@ -196,12 +196,10 @@ class EventPipeline:
                     signing_key=self._signing_key,
                     origin_server_ts=origin_server_ts,
                 )
-                keys = auth_types_for_event(
-                    room_version, event.type, event.sender, event.state_key, event.content
-                )
-                keys.add(("m.room.create", ""))
                 check_auth_rules(
-                    room_version, event, {key: state[key] for key in keys if key in state}
+                    room_version,
+                    event,
+                    {key: state[key] for key in _auth_state_keys(event) if key in state},
                 )
             except (AuthError, InvalidEventError) as refused:
                 raise InitialEventRefused(index, initial, refused) from None
@@ -301,15 +299,20 @@ class EventPipeline:
     async def _auth_state(
         self, event: Event, state: Mapping[StateKey, str]
     ) -> dict[StateKey, Event]:
-        """The state the auth rules need for ``event``: its selected auth events, plus
-        the create event (which v12 leaves out of ``auth_events`` but the rules read)."""
-        keys = auth_types_for_event(
-            event.room_version, event.type, event.sender, event.state_key, event.content
-        )
-        keys.add(("m.room.create", ""))
-        wanted = {key: state[key] for key in keys if key in state}
+        """The events of ``state`` the auth rules read for ``event``."""
+        wanted = {key: state[key] for key in _auth_state_keys(event) if key in state}
         loaded = await self._events.get_events(list(wanted.values()))
         return {key: loaded[event_id] for key, event_id in wanted.items() if event_id in loaded}
+
+
+def _auth_state_keys(event: Event) -> set[StateKey]:
+    """The state the auth rules read for ``event``: its auth event types, plus the
+    create event (which v12 leaves out of ``auth_events`` but the rules still read)."""
+    keys = auth_types_for_event(
+        event.room_version, event.type, event.sender, event.state_key, event.content
+    )
+    keys.add(("m.room.create", ""))
+    return keys
 
 
 def _random_localpart() -> str:
