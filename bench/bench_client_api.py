@@ -87,6 +87,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--sync-repeats", type=int, default=defaults.sync_repeats, help="(c) timed syncs"
     )
     sizes.add_argument("--wakeup-trials", type=int, default=defaults.wakeup_trials, help="(d)")
+    sizes.add_argument("--create-count", type=int, default=defaults.create_count, help="(e)")
     sizes.add_argument(
         "--setup-concurrency",
         type=int,
@@ -117,6 +118,7 @@ def sizes_from(args: argparse.Namespace) -> Sizes:
         sync_room_messages=args.sync_room_messages,
         sync_repeats=args.sync_repeats,
         wakeup_trials=args.wakeup_trials,
+        create_count=args.create_count,
         room_version=None if args.room_version == "default" else args.room_version,
         setup_concurrency=max(1, args.setup_concurrency),
     )

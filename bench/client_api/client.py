@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import secrets
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -109,11 +110,27 @@ class Client:
         answer = (await self.call("POST", ADMIN_REGISTER, body))[0]
         return Account(user_id=answer["user_id"], access_token=answer["access_token"])
 
-    async def create_room(self, *, room_version: str | None, name: str) -> str:
-        body: dict[str, Any] = {"preset": "public_chat", "name": name}
+    async def create_room(
+        self,
+        *,
+        room_version: str | None,
+        name: str,
+        preset: str = "public_chat",
+        topic: str | None = None,
+        invite: Sequence[str] = (),
+    ) -> str:
+        body: dict[str, Any] = {"preset": preset, "name": name}
         if room_version is not None:
             body["room_version"] = room_version
+        if topic is not None:
+            body["topic"] = topic
+        if invite:
+            body["invite"] = list(invite)
         return str((await self.call("POST", f"{CLIENT_PREFIX}/createRoom", body))[0]["room_id"])
+
+    async def joined_rooms(self) -> list[str]:
+        answer = (await self.call("GET", f"{CLIENT_PREFIX}/joined_rooms"))[0]
+        return [str(room_id) for room_id in answer["joined_rooms"]]
 
     async def join(self, room_id: str) -> None:
         await self.call("POST", f"{CLIENT_PREFIX}/join/{quote(room_id, safe='')}", {})

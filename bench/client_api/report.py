@@ -48,6 +48,8 @@ def rows(senders: int, sync_rooms: int) -> list[Row]:
         ),
         Row("(d) /sync wake-up, median", "sync_wakeup", "median_ms", "ms", True),
         Row("(d) /sync wake-up, p95", "sync_wakeup", "p95_ms", "ms", True),
+        Row("(e) /createRoom, private group, median", "create_room", "median_ms", "ms", True),
+        Row("(e) /createRoom, private group, p95", "create_room", "p95_ms", "ms", True),
     ]
 
 

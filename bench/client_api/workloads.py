@@ -11,6 +11,8 @@
 (d) ``sync_wakeup``: B long-polls ``/sync?since=...&timeout=30000``; A sends into
     their shared room; the time from just before A's request to B's sync returning
     with that event (re-polling if a sync returns first without it).
+(e) ``create_room``: one user creates N private groups one after another, each
+    with a name, a topic and one invitee (``POST /createRoom``); median and p95.
 
 Everything a workload needs (accounts, rooms, history) is made in :meth:`setup`,
 before any timing, so setup cost never leaks into a figure.  Every workload starts
@@ -54,6 +56,7 @@ class Sizes:
     sync_room_messages: int = 10
     sync_repeats: int = 10
     wakeup_trials: int = 50
+    create_count: int = 50
     room_version: str | None = "12"
     setup_concurrency: int = 4
 
@@ -164,6 +167,9 @@ class ServerWorkloads:
         self.wake_sender = await self._user("wake_a")
         self.wake_receiver = await self._user("wake_b")
         self.wake_room = await self._room(self.wake_sender, "wake-up", [self.wake_receiver])
+        # (e)
+        self.group_creator = await self._user("creator")
+        self.group_invitee = await self._user("invitee")
 
     async def _sync_room(self, index: int, creator: Client, mates: Sequence[Client]) -> str:
         members = [self.sync_user, *mates]
@@ -290,6 +296,33 @@ class ServerWorkloads:
         figures["extra_polls"] = extra_polls
         return figures
 
+    # -- (e) -----------------------------------------------------------------------------
+
+    async def create_room(self) -> dict[str, float]:
+        creator, invitee = self.group_creator, self.group_invitee
+
+        async def create(label: str) -> str:
+            return await creator.create_room(
+                room_version=self.sizes.room_version,
+                name=label,
+                preset="private_chat",
+                topic=f"the topic of {label}",
+                invite=[invitee.user_id],
+            )
+
+        for number in range(self.sizes.warmup):
+            await create(f"warm-up group {number}")
+        timings = []
+        created = []
+        for number in range(self.sizes.create_count):
+            start = time.perf_counter()
+            created.append(await create(f"group {number}"))
+            timings.append(time.perf_counter() - start)
+        joined = set(await creator.joined_rooms())
+        if len(set(created)) != len(created) or not set(created) <= joined:
+            raise RuntimeError("createRoom answered with rooms the creator is not in")
+        return latency_figures(timings)
+
 
 #: Workload name -> the method that runs it, in the order they run.
 WORKLOADS: dict[str, Callable[[ServerWorkloads], Awaitable[dict[str, float]]]] = {
@@ -298,4 +331,5 @@ WORKLOADS: dict[str, Callable[[ServerWorkloads], Awaitable[dict[str, float]]]] =
     "throughput_many_rooms": ServerWorkloads.throughput_many_rooms,
     "initial_sync": ServerWorkloads.initial_sync,
     "sync_wakeup": ServerWorkloads.sync_wakeup,
+    "create_room": ServerWorkloads.create_room,
 }
