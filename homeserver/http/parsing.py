@@ -70,9 +70,12 @@ def query_str(request: server.Request, name: str, default: str | None = None) ->
     if not values:
         return default
     try:
-        return values[-1].decode("utf-8")
+        value: str = values[-1].decode("utf-8")
     except UnicodeDecodeError:
         raise errors.invalid_param(f"Query parameter {name!r} is not valid UTF-8") from None
+    if "\x00" in value:
+        raise errors.invalid_param(f"Query parameter {name!r} contains a NUL character")
+    return value
 
 
 def query_int(request: server.Request, name: str, default: int | None = None) -> int | None:

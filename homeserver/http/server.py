@@ -23,6 +23,7 @@ from twisted.web import resource, server
 
 from homeserver.http import errors
 from homeserver.http.request import MatrixRequest
+from homeserver.storage.transaction import TextWithNulError
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,15 @@ class Router:
         if method in routes.handlers:
             raise ValueError(f"{method} {path} registered twice")
         routes.handlers[method] = handler
+
+    def routes(self) -> list[tuple[str, str]]:
+        """Every registered ``(method, path pattern)``, exact paths first."""
+        return [
+            (method, path)
+            for table in (self._exact, self._patterns)
+            for path, routes in table.items()
+            for method in routes.handlers
+        ]
 
     def match(self, path: str) -> tuple[dict[str, JsonHandler], dict[str, str]] | None:
         """The handlers by method for ``path``, and its raw (still encoded) parameters."""
@@ -117,6 +127,10 @@ class JsonResource(resource.Resource):
             for name, value in error.headers.items():
                 request.setHeader(name, value)
             status, body = error.status, error.to_json()
+        except TextWithNulError as refused:
+            # A request value no validation caught reached the database.
+            invalid = errors.invalid_param(str(refused))
+            status, body = invalid.status, invalid.to_json()
         except Exception:
             logger.error(
                 "request %s %s failed",
@@ -149,9 +163,13 @@ class JsonResource(resource.Resource):
 
 def _decode_path_param(value: str) -> str:
     try:
-        return unquote(value, errors="strict")
+        decoded = unquote(value, errors="strict")
     except UnicodeDecodeError:
         raise errors.invalid_param("Path parameter is not valid UTF-8") from None
+    if "\x00" in decoded:
+        # No identifier, type or key in the API may hold NUL (nor can PostgreSQL text).
+        raise errors.invalid_param("Path parameter contains a NUL character")
+    return decoded
 
 
 def encode_json(body: Any) -> bytes:

@@ -16,6 +16,22 @@ logger = logging.getLogger(__name__)
 SLOW_QUERY_SECONDS = 0.5
 
 
+class TextWithNulError(ValueError):
+    """A text value to store holds a NUL character.
+
+    PostgreSQL cannot store NUL in text; it is refused on every engine alike, so a
+    value that slipped past validation is a client error (400), never a 500 on one
+    engine and stored data on the other.  JSON columns are unaffected: encoded JSON
+    escapes NUL as ``\\u0000``.
+    """
+
+
+def _check_no_nul(args: Sequence[Any]) -> None:
+    for value in args:
+        if type(value) is str and "\x00" in value:
+            raise TextWithNulError("Text may not contain NUL characters")
+
+
 class Transaction:
     """Executes portable SQL (``?`` placeholders) on one connection's cursor.
 
@@ -31,6 +47,7 @@ class Transaction:
         self.after_commit: list[Callable[[], None]] = []
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> None:
+        _check_no_nul(args)
         started = time.perf_counter()
         self._cursor.execute(self.engine.convert_placeholders(sql), tuple(args))
         elapsed = time.perf_counter() - started
@@ -38,7 +55,10 @@ class Transaction:
             logger.warning("[%s] slow query (%.3fs): %s", self.description, elapsed, sql)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        self._cursor.executemany(self.engine.convert_placeholders(sql), [tuple(r) for r in rows])
+        rows = [tuple(row) for row in rows]
+        for row in rows:
+            _check_no_nul(row)
+        self._cursor.executemany(self.engine.convert_placeholders(sql), rows)
 
     def fetchone(self) -> tuple[Any, ...] | None:
         return self._cursor.fetchone()

@@ -8,7 +8,7 @@ import pytest
 import pytest_twisted
 
 from homeserver.storage.database import Database
-from homeserver.storage.transaction import Transaction
+from homeserver.storage.transaction import TextWithNulError, Transaction
 
 
 def _make_table(txn: Transaction) -> None:
@@ -84,6 +84,25 @@ async def test_non_ascii_text_round_trips(db: Database) -> None:
 
     await db.run_interaction("insert", insert)
     assert await db.execute("read", "SELECT name FROM things WHERE id = ?", 7) == [(name,)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_text_with_nul_is_refused_alike_on_every_engine(db: Database) -> None:
+    await db.run_interaction("make", _make_table)
+
+    def insert_one(txn: Transaction) -> None:
+        txn.execute("INSERT INTO things (id, name) VALUES (?, ?)", (1, "a\x00b"))
+
+    def insert_many(txn: Transaction) -> None:
+        txn.executemany("INSERT INTO things (id, name) VALUES (?, ?)", [(2, "ok"), (3, "\x00")])
+
+    for insert in (insert_one, insert_many):
+        with pytest.raises(TextWithNulError):
+            await db.run_interaction("insert", insert)
+    assert await db.execute("read", "SELECT COUNT(*) FROM things") == [(0,)]
+    # Looking a NUL value up is refused the same way, not an engine error.
+    with pytest.raises(TextWithNulError):
+        await db.execute("read", "SELECT id FROM things WHERE name = ?", "\x00")
 
 
 @pytest_twisted.ensureDeferred
