@@ -227,7 +227,8 @@ def test_server_managed_types_cannot_be_set_by_clients() -> None:
 
 
 class _PausingStore(AccountDataStore):
-    """The real store, except that the first read waits for ``release`` after reading.
+    """The real store, except that the first read fires ``read_done`` once it has
+    read, then waits for ``release``.
 
     The gate is claimed when the read is *called*, not when it finishes: reads run on
     a thread pool, so a later read (the writer's look at the old list) may finish
@@ -237,11 +238,13 @@ class _PausingStore(AccountDataStore):
     def __init__(self, db: Database) -> None:
         super().__init__(db)
         self.release: defer.Deferred[None] | None = defer.Deferred()
+        self.read_done: defer.Deferred[None] = defer.Deferred()
 
     async def get(self, user_id: str, room_id: str | None, data_type: str) -> Any:
         gate, self.release = self.release, None
         content = await super().get(user_id, room_id, data_type)
         if gate is not None:
+            self.read_done.callback(None)
             await gate
         return content
 
@@ -256,6 +259,8 @@ async def test_a_slow_read_never_caches_an_older_ignored_list(db: Database) -> N
     # A read of the (empty) list starts and stalls after reading; meanwhile the list
     # is written.  When the stale read finishes it must not overwrite the cache.
     slow_read = defer.ensureDeferred(handler.ignored_users(ALICE))
+    # On PostgreSQL's pool the read could otherwise run after the write commits.
+    await store.read_done
     await handler.set_global(ALICE, "m.ignored_user_list", {"ignored_users": {BOB: {}}})
     gate.callback(None)
     assert await slow_read == frozenset()
