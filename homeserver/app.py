@@ -29,6 +29,7 @@ from homeserver.api.client import filters as filters_servlet
 from homeserver.api.client import hierarchy as hierarchy_servlet
 from homeserver.api.client import login as login_servlet
 from homeserver.api.client import profile as profile_servlet
+from homeserver.api.client import push_rules as push_rules_servlet
 from homeserver.api.client import read_markers as read_markers_servlet
 from homeserver.api.client import receipts as receipts_servlet
 from homeserver.api.client import register as register_servlet
@@ -59,6 +60,7 @@ from homeserver.http.auth import RequestAuthenticator
 from homeserver.http.request import MatrixSite
 from homeserver.http.server import JsonResource, Router
 from homeserver.profile.handler import ProfileHandler
+from homeserver.push.handler import PushRulesHandler
 from homeserver.ratelimit import RateLimiter
 from homeserver.receipts.handler import ReceiptsHandler
 from homeserver.rooms.assembly import RoomServices, build_rooms, connect_directory
@@ -124,6 +126,7 @@ class Handlers:
     client_registration: ClientRegistrationHandler
     #: ``account_data.on_ignored_users_changed``: callbacks run with the user ID.
     account_data: AccountDataHandler
+    push_rules: PushRulesHandler
     filters: FilterHandler
     directory: DirectoryHandler
     #: ``receipts.on_fully_read``: callbacks (user, room, event) for ``m.fully_read``.
@@ -229,6 +232,9 @@ class HomeServer:
         )
         tags_servlet.register(router, authenticator=authenticator, account_data=account_data)
         filters_servlet.register(router, authenticator=authenticator, filters=self.handlers.filters)
+        push_rules_servlet.register(
+            router, authenticator=authenticator, push_rules=self.handlers.push_rules
+        )
 
     def _register_directory_servlets(self, router: Router) -> None:
         """Room aliases and the published room directory."""
@@ -412,6 +418,7 @@ async def build_homeserver(
     notifier = Notifier(reactor, StreamToken())
     account_data = AccountDataHandler(stores.account_data, notifier)
     await account_data.load()
+    push_rules = PushRulesHandler(account_data)
     rooms = build_rooms(
         config=config,
         database=database,
@@ -441,7 +448,7 @@ async def build_homeserver(
         is_joined=rooms.timeline.is_joined,
     )
     typing = TypingHandler(reactor, notifier, rooms.timeline.is_joined)
-    unread = UnreadCounter(stores.unread, rooms.events, rooms.state)
+    unread = UnreadCounter(stores.unread, rooms.events, rooms.state, push_rules)
     connect_directory(rooms, directory)
     receipts.on_fully_read.append(
         lambda user_id, room_id, event_id: _set_fully_read(account_data, user_id, room_id, event_id)
@@ -503,6 +510,7 @@ async def build_homeserver(
             failed_attempts=RateLimiter(clock, config.rate_limits.login_failed_attempts),
         ),
         account_data=account_data,
+        push_rules=push_rules,
         filters=FilterHandler(stores.filters),
         directory=directory,
         receipts=receipts,

@@ -31,6 +31,9 @@ from homeserver.util.linearizer import Linearizer
 
 logger = logging.getLogger(__name__)
 
+#: Shows a server-managed type's stored content (or None) to the user as clients see it.
+Presenter = Callable[[str, "dict[str, Any] | None"], "dict[str, Any]"]
+
 TAG = "m.tag"
 IGNORED_USER_LIST = "m.ignored_user_list"
 #: Types the server manages; clients may read them but not set them (405).
@@ -130,6 +133,15 @@ class AccountDataHandler:
         self._change_cache_size = change_cache_size
         #: Called with the user ID after the user's set of ignored users changed.
         self.on_ignored_users_changed: list[Callable[[str], None]] = []
+        #: Server-managed global types shown through a presenter (see :meth:`manage`).
+        self._presenters: dict[str, Presenter] = {}
+
+    def manage(self, event_type: str, present: Presenter) -> None:
+        """Show clients ``present(user_id, stored content or None)`` for the global
+        type ``event_type`` wherever they read it (``GET``, ``/sync``), and include it
+        in every initial sync even if nothing is stored.  The owner of the type keeps
+        what it needs in the stored content (e.g. push rule changes, not the defaults)."""
+        self._presenters[event_type] = present
 
     async def load(self) -> None:
         """Start from the newest position in the database."""
@@ -144,6 +156,13 @@ class AccountDataHandler:
     # --- reading -------------------------------------------------------------------------
 
     async def get_global(self, user_id: str, event_type: str) -> dict[str, Any] | None:
+        _check_type(event_type)
+        stored = await self._store.get(user_id, None, event_type)
+        present = self._presenters.get(event_type)
+        return stored if present is None else present(user_id, stored)
+
+    async def get_stored_global(self, user_id: str, event_type: str) -> dict[str, Any] | None:
+        """Global account data as stored, without a presenter (for the type's owner)."""
         _check_type(event_type)
         return await self._store.get(user_id, None, event_type)
 
@@ -168,20 +187,27 @@ class AccountDataHandler:
         return ignored
 
     async def changes(
-        self, user_id: str, from_position: int, to_position: int
+        self, user_id: str, from_position: int, to_position: int, *, initial: bool = False
     ) -> AccountDataChanges:
         """The user's account data last changed in ``(from_position, to_position]``
-        (newest content of each); ``from_position`` 0 gives everything."""
+        (newest content of each); ``from_position`` 0 gives everything.  ``initial``
+        (an initial sync) adds the managed types' content even if nothing is stored."""
+        result = AccountDataChanges()
+        if initial:
+            # Managed types are always part of the full set, stored or not.
+            for event_type, present in self._presenters.items():
+                result.global_data[event_type] = present(user_id, None)
         if to_position <= from_position:
-            return AccountDataChanges()
+            return result
         if from_position >= self._changes_known_after:
             last = self._last_change.get(user_id)
             if last is None or last <= from_position:
-                return AccountDataChanges()
-        result = AccountDataChanges()
+                return result
         for row in await self._store.changes(user_id, from_position, to_position):
             if row.room_id is None:
-                result.global_data[row.data_type] = row.content
+                presenter = self._presenters.get(row.data_type)
+                content = row.content if presenter is None else presenter(user_id, row.content)
+                result.global_data[row.data_type] = content
             else:
                 result.room_data.setdefault(row.room_id, {})[row.data_type] = row.content
         return result
@@ -232,6 +258,22 @@ class AccountDataHandler:
 
         async def write() -> int:
             return await self._store.set(user_id, room_id, event_type, content)
+
+        return await self._write(user_id, write)
+
+    async def update_global(
+        self,
+        user_id: str,
+        event_type: str,
+        update: Callable[[dict[str, Any] | None], dict[str, Any] | None],
+    ) -> int:
+        """Read-modify-write of global account data in one transaction, serialised
+        with the user's other writes; ``update`` runs on a database thread, must be
+        pure, returns None for "no change" and may raise to refuse (nothing changes)."""
+        _check_type(event_type)
+
+        async def write() -> int | None:
+            return await self._store.update(user_id, None, event_type, update)
 
         return await self._write(user_id, write)
 

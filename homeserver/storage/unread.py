@@ -51,6 +51,8 @@ class RoomReadState:
     #: Visible events after ``max(joined_at, unthreaded_mark)``, newest first, at most
     #: the scan limit.
     events: list[ScannedEvent]
+    #: Joined members now (counted only when ``events`` is not empty, else 0).
+    joined_members: int = 0
 
 
 class UnreadStore:
@@ -108,6 +110,7 @@ def _read_states_txn(
             "unthreaded_mark": 0,
             "thread_marks": {},
             "events": [],
+            "joined_members": 0,
         }
     if not rooms:
         return {}
@@ -141,6 +144,17 @@ def _read_states_txn(
     txn.execute(" UNION ALL ".join(selects), args)
     for room_nid, stream_ordering, event_id, sender in txn.fetchall():
         rooms[int(room_nid)]["events"].append(ScannedEvent(int(stream_ordering), event_id, sender))
+    # Member counts only where there is something to evaluate (room_member_count).
+    busy = [nid for nid in nids if rooms[nid]["events"]]
+    if busy:
+        busy_marks = ",".join("?" * len(busy))
+        txn.execute(
+            "SELECT room_nid, COUNT(*) FROM room_memberships"
+            f" WHERE membership = ? AND room_nid IN ({busy_marks}) GROUP BY room_nid",
+            ("join", *busy),
+        )
+        for room_nid, count in txn.fetchall():
+            rooms[int(room_nid)]["joined_members"] = int(count)
     states = {}
     for room in rooms.values():
         room["events"].sort(key=lambda event: event.stream_ordering, reverse=True)

@@ -161,7 +161,7 @@ class SyncHandler:
         joined_allowed = [r for r in joined_set if filters.room_allowed(r)]
         ephemeral = await self._ephemeral(user_id, joined_allowed, since_pos, now, filters)
         account = await self._account_data.changes(
-            user_id, since_pos.account_data, now.account_data
+            user_id, since_pos.account_data, now.account_data, initial=since is None
         )
         rooms_body: dict[str, dict[str, Any]] = {"join": {}, "invite": {}, "leave": {}, "knock": {}}
         for plan in plans:

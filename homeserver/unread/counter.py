@@ -2,7 +2,8 @@
 
 Nothing is stored per member per message (DESIGN.md "Speed by design"): for each
 room, the events after the user's read mark are scanned newest first (one indexed
-query per batch of rooms) and the spec's default push rules are applied to them.
+query per batch of rooms) and the user's push rules (:mod:`homeserver.push`: the
+server defaults merged with the user's own) are applied to them.
 
 The read mark of an event's thread is the newest of: the user's join, their
 unthreaded ``m.read``/``m.read.private`` receipts, their threaded receipts for that
@@ -14,9 +15,10 @@ count.
 Limits, by design:
 - At most :data:`MAX_SCANNED_EVENTS` events after the read mark are looked at per
   room, so counts stop growing there (a client shows "999+" long before).
-- Only the server-default push rules apply (see :mod:`homeserver.unread.push_rules`);
-  per-user push rules are later work.  ``.m.rule.is_room_mention`` uses the room's
-  current power levels, as ``sender_notification_permission`` says.
+- Conditions read the room as it is now: its joined member count
+  (``room_member_count``), power levels (``sender_notification_permission``) and the
+  user's display name there (``contains_display_name``), fetched once per room and
+  only for rooms with something to evaluate.
 - An event's thread is read from its own ``m.thread`` relation: notifying events in
   a thread carry one; relations that reach a thread indirectly (edits, reactions)
   do not notify under the default rules anyway.
@@ -42,19 +44,21 @@ from homeserver.events.auth.power_levels import (
 )
 from homeserver.events.event import Event
 from homeserver.events.room_versions import get_room_version
+from homeserver.push.evaluator import (
+    DEFAULT_NOTIFICATION_LEVELS,
+    Actions,
+    EvaluationContext,
+    PushRuleEvaluator,
+)
+from homeserver.push.handler import PushRulesHandler
 from homeserver.receipts.handler import RECEIPT_TYPES
 from homeserver.receipts.threads import MAIN_THREAD, direct_thread
 from homeserver.rooms.state import RoomStateReader
 from homeserver.storage.events import EventStore
 from homeserver.storage.unread import RoomReadState, UnreadStore
-from homeserver.unread.push_rules import Actions, evaluate, mentions_room
 
 #: Events looked at per room after the read mark; counts stop growing beyond it.
 MAX_SCANNED_EVENTS = 1000
-
-#: ``notifications.room`` when the power levels do not say.
-#: spec: data/event-schemas/schema/m.room.power_levels.yaml
-DEFAULT_ROOM_NOTIFICATION_LEVEL = 50
 
 
 @attrs.frozen
@@ -102,12 +106,14 @@ class UnreadCounter:
         store: UnreadStore,
         events: EventStore,
         state: RoomStateReader,
+        push_rules: PushRulesHandler,
         *,
         scan_limit: int = MAX_SCANNED_EVENTS,
     ) -> None:
         self._store = store
         self._events = events
         self._state = state
+        self._push_rules = push_rules
         self._scan_limit = scan_limit
 
     async def counts(self, user_id: str, room_ids: Collection[str]) -> dict[str, UnreadCounts]:
@@ -117,22 +123,26 @@ class UnreadCounter:
         )
         wanted = [event.event_id for room in read_states.values() for event in room.events]
         loaded = await self._events.get_events(wanted) if wanted else {}
+        evaluator = await self._push_rules.evaluator(user_id) if wanted else None
         result = {}
         for room_id, room in read_states.items():
-            result[room_id] = await self._count_room(user_id, room, loaded)
+            result[room_id] = await self._count_room(user_id, room, loaded, evaluator)
         return result
 
     async def _count_room(
-        self, user_id: str, room: RoomReadState, loaded: Mapping[str, Event]
+        self,
+        user_id: str,
+        room: RoomReadState,
+        loaded: Mapping[str, Event],
+        evaluator: PushRuleEvaluator | None,
     ) -> UnreadCounts:
         #: thread -> position up to which the user has read it
         read_up_to = dict(room.thread_marks)
         counts: dict[str, list[int]] = {}
-        room_power: PowerLevels | None = None
-        room_level = DEFAULT_ROOM_NOTIFICATION_LEVEL
+        facts: _RoomFacts | None = None
         for scanned in room.events:  # newest first
             event = loaded.get(scanned.event_id)
-            if event is None:
+            if event is None or evaluator is None:
                 continue
             content = event.content if isinstance(event.content, dict) else {}
             thread = direct_thread(content) or MAIN_THREAD
@@ -143,19 +153,17 @@ class UnreadCounter:
                 continue
             if scanned.stream_ordering <= read_up_to.get(thread, 0):
                 continue
-            may_notify_room = False
-            if mentions_room(content):
-                if room_power is None:
-                    room_power, room_level = await self._power_levels(room)
-                may_notify_room = room_power.user_level(scanned.sender) >= room_level
-            actions = evaluate(
-                event.type,
-                event.state_key,
-                content,
+            if facts is None:
+                facts = await self._room_facts(user_id, room)
+            context = EvaluationContext(
                 user_id,
-                sender_may_notify_room=may_notify_room,
+                facts.display_name,
+                room.joined_members,
+                _finite(facts.power.user_level(event.sender)),
+                facts.notification_levels,
+                room.room_id,
             )
-            _add(counts, thread, actions)
+            _add(counts, thread, evaluator.evaluate(event.pdu, context))
         main = _counts(counts.get(MAIN_THREAD))
         threads = {root: _counts(values) for root, values in counts.items() if root != MAIN_THREAD}
         return UnreadCounts(
@@ -165,23 +173,44 @@ class UnreadCounter:
             threads={root: c for root, c in threads.items() if c.notification_count},
         )
 
-    async def _power_levels(self, room: RoomReadState) -> tuple[PowerLevels, int]:
-        """The room's current power levels and its ``notifications.room`` level."""
+    async def _room_facts(self, user_id: str, room: RoomReadState) -> _RoomFacts:
+        """What the push rule conditions read of the room's current state: power
+        levels (``sender_notification_permission``) and the user's display name."""
         room_version = get_room_version(room.room_version)
+        own_member = ("m.room.member", user_id)
         state = await self._state.events_for_state(
             await self._state.state_ids_for_group(room.current_state_group),
-            (CREATE_KEY, POWER_LEVELS_KEY),
+            (CREATE_KEY, POWER_LEVELS_KEY, own_member),
         )
         power = PowerLevels.from_state(room_version, state)
+        levels = dict(DEFAULT_NOTIFICATION_LEVELS)
         power_event = state.get(POWER_LEVELS_KEY)
-        level = DEFAULT_ROOM_NOTIFICATION_LEVEL
         content = power_event.content if power_event is not None else None
         notifications = content.get("notifications") if isinstance(content, dict) else None
         if isinstance(notifications, dict):
-            parsed = parse_power_level(notifications.get("room"), room_version)
-            if parsed is not None:
-                level = parsed
-        return power, level
+            for key, value in notifications.items():
+                parsed = parse_power_level(value, room_version)
+                if isinstance(key, str) and parsed is not None:
+                    levels[key] = parsed
+        member = state.get(own_member)
+        name = member.content.get("displayname") if member is not None else None
+        return _RoomFacts(power, levels, name if isinstance(name, str) else None)
+
+
+def _finite(level: int | float) -> int:
+    """v12 creators' infinite power as a level above any a room can set."""
+    return level if isinstance(level, int) else _ABOVE_ANY_LEVEL
+
+
+#: Power levels are canonical JSON integers, at most 2**53 - 1.
+_ABOVE_ANY_LEVEL = 2**53
+
+
+@attrs.frozen
+class _RoomFacts:
+    power: PowerLevels
+    notification_levels: dict[str, int]
+    display_name: str | None
 
 
 def _add(counts: dict[str, list[int]], thread: str, actions: Actions) -> None:

@@ -7,13 +7,19 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest_twisted
+from twisted.internet import reactor
 
+from homeserver.accountdata.handler import AccountDataHandler
 from homeserver.events.event import InternalMetadata
+from homeserver.push.handler import PushRulesHandler
 from homeserver.rooms.state import RoomStateReader
+from homeserver.storage.account_data import AccountDataStore
 from homeserver.storage.database import Database
 from homeserver.storage.receipts import ReceiptStore
 from homeserver.storage.timeline import TimelineStore
 from homeserver.storage.unread import UnreadStore
+from homeserver.streams.notifier import Notifier
+from homeserver.streams.token import StreamToken
 from homeserver.unread.counter import NotificationCounts, UnreadCounter, UnreadCounts
 from tests.receipts.rooms import ALICE, BOB, CAROL, Rooms
 
@@ -22,12 +28,16 @@ class Setup:
     def __init__(self, db: Database, scan_limit: int = 1000) -> None:
         self.rooms = Rooms.on(db)
         self.receipts = ReceiptStore(db)
+        self.push_rules = PushRulesHandler(
+            AccountDataHandler(AccountDataStore(db), Notifier(reactor, StreamToken()))
+        )
         self.counter = UnreadCounter(
             UnreadStore(db),
             self.rooms.events,
             RoomStateReader(
                 self.rooms.events, self.rooms.state, TimelineStore(db, self.rooms.events)
             ),
+            self.push_rules,
             scan_limit=scan_limit,
         )
 
@@ -251,3 +261,34 @@ async def test_counting_stops_at_the_scan_limit(db: Database) -> None:
     for index in range(8):
         await setup.rooms.message(room, ALICE, str(index))
     assert await setup.totals(BOB, room) == (5, 0)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_user_rule_muting_a_room_stops_its_counts(setup: Setup) -> None:
+    room_id = await setup.rooms.public_room(BOB)
+    await setup.rooms.message(room_id, ALICE, "hello")
+    assert await setup.totals(BOB, room_id) == (1, 0)
+    await setup.push_rules.put_rule(BOB, "room", room_id, {"actions": []}, before=None, after=None)
+    await setup.rooms.message(room_id, ALICE, "still talking")
+    assert await setup.totals(BOB, room_id) == (0, 0)
+    # Bob's rules are his alone.
+    await setup.rooms.message(room_id, BOB, "hi alice")
+    assert await setup.totals(ALICE, room_id) == (1, 0)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_keyword_rule_highlights_and_the_master_rule_silences(setup: Setup) -> None:
+    room_id = await setup.rooms.public_room(BOB)
+    await setup.push_rules.put_rule(
+        BOB,
+        "content",
+        "cake",
+        {"pattern": "cake", "actions": ["notify", {"set_tweak": "highlight"}]},
+        before=None,
+        after=None,
+    )
+    await setup.rooms.message(room_id, ALICE, "there is cake in the kitchen")
+    await setup.rooms.message(room_id, ALICE, "cakewalk is not a match")
+    assert await setup.totals(BOB, room_id) == (2, 1)
+    await setup.push_rules.set_enabled(BOB, "override", ".m.rule.master", True)
+    assert await setup.totals(BOB, room_id) == (0, 0)

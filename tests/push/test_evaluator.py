@@ -1,0 +1,976 @@
+"""Applying push rules to events: the spec's default rules, user rules and their
+priorities, every condition kind, glob semantics, and robustness on odd events."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from homeserver.push.evaluator import (
+    DEFAULT_NOTIFICATION_LEVELS,
+    NOTHING,
+    Actions,
+    EvaluationContext,
+    PushRuleEvaluator,
+    actions_of,
+    glob_matcher,
+    split_path,
+)
+from homeserver.push.rules import (
+    Customisations,
+    PushRule,
+    Ruleset,
+    add_or_replace,
+    resolve,
+    set_actions,
+    set_enabled,
+)
+
+ME = "@me:example.org"
+BOB = "@bob:example.org"
+ROOM = "!room:example.org"
+OTHER_ROOM = "!other:example.org"
+
+NOTIFY = Actions(notify=True, highlight=False)
+NOTIFY_SOUND = Actions(notify=True, highlight=False, sound="default")
+HIGHLIGHT = Actions(notify=True, highlight=True)
+HIGHLIGHT_SOUND = Actions(notify=True, highlight=True, sound="default")
+RING = Actions(notify=True, highlight=False, sound="ring")
+
+
+def context(**changes: Any) -> EvaluationContext:
+    base = EvaluationContext(
+        user_id=ME,
+        user_display_name="Me Myself",
+        room_member_count=5,
+        sender_power_level=0,
+        notification_levels=DEFAULT_NOTIFICATION_LEVELS,
+        room_id=ROOM,
+    )
+    return attrs.evolve(base, **changes)
+
+
+def event(
+    event_type: str = "m.room.message",
+    content: Any = None,
+    *,
+    sender: str = BOB,
+    state_key: str | None = None,
+) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "type": event_type,
+        "sender": sender,
+        "content": {"msgtype": "m.text", "body": "hello"} if content is None else content,
+        "room_id": ROOM,
+        "event_id": "$e",
+    }
+    if state_key is not None:
+        result["state_key"] = state_key
+    return result
+
+
+def text(body: str = "hello", /, **extra: Any) -> dict[str, Any]:
+    return {"msgtype": "m.text", "body": body, **extra}
+
+
+DEFAULTS = PushRuleEvaluator(resolve(ME, Customisations()))
+
+
+def evaluate_defaults(ev: dict[str, Any], **changes: Any) -> Actions:
+    return DEFAULTS.evaluate(ev, context(**changes))
+
+
+# --- the default rules ------------------------------------------------------------
+
+CASES: list[tuple[str, dict[str, Any], dict[str, Any], Actions]] = [
+    ("group message", event(), {}, NOTIFY),
+    ("one-to-one message", event(), {"room_member_count": 2}, NOTIFY_SOUND),
+    ("three members is a group", event(), {"room_member_count": 3}, NOTIFY),
+    ("message without content", event(content={}), {}, NOTIFY),
+    ("type matching ignores case", event("M.Room.Message"), {}, NOTIFY),
+    ("group encrypted", event("m.room.encrypted", {"algorithm": "x"}), {}, NOTIFY),
+    (
+        "one-to-one encrypted",
+        event("m.room.encrypted", {"algorithm": "x"}),
+        {"room_member_count": 2},
+        NOTIFY_SOUND,
+    ),
+    ("call invite", event("m.call.invite", {"call_id": "c"}), {}, RING),
+    ("notice", event(content={"msgtype": "m.notice", "body": "bot"}), {}, NOTHING),
+    (
+        "notice in one-to-one",
+        event(content={"msgtype": "m.notice"}),
+        {"room_member_count": 2},
+        NOTHING,
+    ),
+    (
+        "notice mentioning me",
+        event(content={"msgtype": "m.notice", "m.mentions": {"user_ids": [ME]}}),
+        {},
+        NOTHING,
+    ),
+    ("msgtype must match whole", event(content=text(msgtype="m.notice2")), {}, NOTIFY),
+    ("my invite", event("m.room.member", {"membership": "invite"}, state_key=ME), {}, NOTIFY_SOUND),
+    (
+        "someone else's invite",
+        event("m.room.member", {"membership": "invite"}, state_key="@x:y"),
+        {},
+        NOTHING,
+    ),
+    ("a join", event("m.room.member", {"membership": "join"}, state_key=BOB), {}, NOTHING),
+    (
+        "my own join by someone",
+        event("m.room.member", {"membership": "join"}, state_key=ME),
+        {},
+        NOTHING,
+    ),
+    (
+        "user mention",
+        event(content=text(**{"m.mentions": {"user_ids": [ME]}})),
+        {},
+        HIGHLIGHT_SOUND,
+    ),
+    (
+        "mention among others",
+        event(content=text(**{"m.mentions": {"user_ids": ["@x:y", ME]}})),
+        {},
+        HIGHLIGHT_SOUND,
+    ),
+    (
+        "mention of someone else",
+        event(content=text(**{"m.mentions": {"user_ids": ["@x:y"]}})),
+        {},
+        NOTIFY,
+    ),
+    (
+        "mention needs exact ID",
+        event(content=text(**{"m.mentions": {"user_ids": [ME.upper()]}})),
+        {},
+        NOTIFY,
+    ),
+    ("mentions not a list", event(content=text(**{"m.mentions": {"user_ids": ME}})), {}, NOTIFY),
+    (
+        "mention in a custom event type",
+        event("org.example.ping", {"m.mentions": {"user_ids": [ME]}}),
+        {},
+        HIGHLIGHT_SOUND,
+    ),
+    (
+        "nested key is not the dotted key",
+        event(content=text(m={"mentions": {"user_ids": [ME]}})),
+        {},
+        NOTIFY,
+    ),
+    (
+        "legacy body mention does not highlight",
+        event(content=text(f"hey {ME} and Me Myself")),
+        {},
+        NOTIFY,
+    ),
+    (
+        "room mention without power",
+        event(content=text(**{"m.mentions": {"room": True}})),
+        {"sender_power_level": 49},
+        NOTIFY,
+    ),
+    (
+        "room mention with power",
+        event(content=text(**{"m.mentions": {"room": True}})),
+        {"sender_power_level": 50},
+        HIGHLIGHT,
+    ),
+    (
+        "room mention with a lowered level",
+        event(content=text(**{"m.mentions": {"room": True}})),
+        {"sender_power_level": 0, "notification_levels": {"room": 0}},
+        HIGHLIGHT,
+    ),
+    (
+        "room mention with a raised level",
+        event(content=text(**{"m.mentions": {"room": True}})),
+        {"sender_power_level": 99, "notification_levels": {"room": 100}},
+        NOTIFY,
+    ),
+    (
+        "room mention must be exactly true",
+        event(content=text(**{"m.mentions": {"room": 1}})),
+        {"sender_power_level": 100},
+        NOTIFY,
+    ),
+    ("tombstone", event("m.room.tombstone", {"body": "moved"}, state_key=""), {}, HIGHLIGHT),
+    ("tombstone with a state key", event("m.room.tombstone", {}, state_key="x"), {}, NOTHING),
+    ("tombstone without a state key", event("m.room.tombstone", {}), {}, NOTHING),
+    (
+        "reaction",
+        event("m.reaction", {"m.relates_to": {"rel_type": "m.annotation", "key": "x"}}),
+        {"room_member_count": 2},
+        NOTHING,
+    ),
+    ("server acl", event("m.room.server_acl", {"allow": ["*"]}, state_key=""), {}, NOTHING),
+    (
+        "edit",
+        event(
+            content=text("* fixed", **{"m.relates_to": {"rel_type": "m.replace", "event_id": "$a"}})
+        ),
+        {"room_member_count": 2},
+        NOTHING,
+    ),
+    (
+        "reply is not an edit",
+        event(content=text("re", **{"m.relates_to": {"m.in_reply_to": {"event_id": "$a"}}})),
+        {},
+        NOTIFY,
+    ),
+    (
+        "edit that newly mentions me",
+        event(
+            content=text(
+                **{
+                    "m.relates_to": {"rel_type": "m.replace", "event_id": "$a"},
+                    "m.mentions": {"user_ids": [ME]},
+                }
+            )
+        ),
+        {},
+        HIGHLIGHT_SOUND,
+    ),
+    ("topic change", event("m.room.topic", {"topic": "t"}, state_key=""), {}, NOTHING),
+    ("sticker", event("m.sticker", {"body": "s"}), {}, NOTHING),
+    (
+        "my own message",
+        event(content=text(**{"m.mentions": {"user_ids": [ME]}}), sender=ME),
+        {},
+        NOTHING,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("ev", "changes", "expected"),
+    [case[1:] for case in CASES],
+    ids=[case[0] for case in CASES],
+)
+def test_default_rules(ev: dict[str, Any], changes: dict[str, Any], expected: Actions) -> None:
+    assert evaluate_defaults(ev, **changes) == expected
+
+
+def test_client_format_events_without_room_id_work() -> None:
+    ev = event()
+    del ev["room_id"]
+    assert evaluate_defaults(ev) == NOTIFY
+
+
+# --- user rules and priorities --------------------------------------------------------
+
+
+def evaluator(*edits: Callable[[Customisations], Customisations]) -> PushRuleEvaluator:
+    changes = Customisations()
+    for edit in edits:
+        changes = edit(changes)
+    return PushRuleEvaluator(resolve(ME, changes))
+
+
+def put(
+    kind: str, rule_id: str, body: dict[str, Any], **where: str | None
+) -> Callable[[Customisations], Customisations]:
+    return lambda c: add_or_replace(
+        c, ME, kind, rule_id, body, before=where.get("before"), after=where.get("after")
+    )
+
+
+def enable(kind: str, rule_id: str, enabled: bool) -> Callable[[Customisations], Customisations]:
+    return lambda c: set_enabled(c, ME, kind, rule_id, enabled)
+
+
+def actions(kind: str, rule_id: str, value: Any) -> Callable[[Customisations], Customisations]:
+    return lambda c: set_actions(c, ME, kind, rule_id, value)
+
+
+def mute_room_override(room_id: str) -> Callable[[Customisations], Customisations]:
+    """How clients mute a room: an override rule on ``room_id``."""
+    condition = {"kind": "event_match", "key": "room_id", "pattern": room_id}
+    return put("override", room_id, {"actions": ["dont_notify"], "conditions": [condition]})
+
+
+MENTION = event(content=text(**{"m.mentions": {"user_ids": [ME]}}))
+
+
+def test_a_room_muting_override_beats_the_default_overrides() -> None:
+    rules = evaluator(mute_room_override(ROOM))
+    assert rules.evaluate(MENTION, context()) == NOTHING
+    assert rules.evaluate(event("m.room.tombstone", {}, state_key=""), context()) == NOTHING
+    # Other rooms are unaffected, whichever room is evaluated first.
+    assert rules.evaluate(MENTION, context(room_id=OTHER_ROOM)) == HIGHLIGHT_SOUND
+    assert rules.evaluate(MENTION, context()) == NOTHING
+
+
+def test_room_pinned_rules_match_room_ids_case_insensitively() -> None:
+    rules = evaluator(mute_room_override(ROOM.upper()))
+    assert rules.evaluate(event(), context()) == NOTHING
+    assert rules.evaluate(event(), context(room_id=OTHER_ROOM)) == NOTIFY
+
+
+def test_many_muted_rooms() -> None:
+    edits = [mute_room_override(f"!r{i}:example.org") for i in range(300)]
+    rules = evaluator(*edits)
+    for i in (0, 150, 299):
+        assert rules.evaluate(event(), context(room_id=f"!r{i}:example.org")) == NOTHING
+    assert rules.evaluate(event(), context()) == NOTIFY
+
+
+def test_a_room_rule_mutes_a_room_but_not_mentions() -> None:
+    rules = evaluator(put("room", ROOM, {"actions": []}))
+    assert rules.evaluate(event(), context()) == NOTHING
+    assert rules.evaluate(event(), context(room_member_count=2)) == NOTHING
+    assert rules.evaluate(event(), context(room_id=OTHER_ROOM)) == NOTIFY
+    assert rules.evaluate(MENTION, context()) == HIGHLIGHT_SOUND  # overrides come first
+
+
+def test_a_room_rule_can_make_a_room_louder() -> None:
+    rules = evaluator(
+        put("room", ROOM, {"actions": ["notify", {"set_tweak": "sound", "value": "x"}]})
+    )
+    assert rules.evaluate(event("m.sticker", {}), context()) == Actions(True, False, "x")
+
+
+def test_a_sender_rule() -> None:
+    rules = evaluator(put("sender", "@spam:b.test", {"actions": ["dont_notify"]}))
+    assert rules.evaluate(event(sender="@spam:b.test"), context()) == NOTHING
+    assert rules.evaluate(event(sender="@Spam:b.test"), context()) == NOTIFY
+    assert rules.evaluate(event(), context()) == NOTIFY
+
+
+def test_a_content_rule_on_a_keyword() -> None:
+    rules = evaluator(
+        put(
+            "content",
+            "cake",
+            {"pattern": "cake", "actions": ["notify", {"set_tweak": "highlight"}]},
+        )
+    )
+    for body in ("cake", "I love CAKE!", "cake-time", "(cake)", "a_b cake"):
+        assert rules.evaluate(event(content=text(body)), context()) == HIGHLIGHT, body
+    for body in ("cakes", "pancake", "cake_", "c a k e"):
+        assert rules.evaluate(event(content=text(body)), context()) == NOTIFY, body
+    # Content rules look at any event's content.body, not only messages.
+    assert rules.evaluate(event("org.example.x", {"body": "cake"}), context()) == HIGHLIGHT
+    # ...and never at other properties.
+    assert rules.evaluate(event(content={"msgtype": "cake", "body": 1}), context()) == NOTIFY
+
+
+def test_the_order_of_kinds() -> None:
+    """override > content > room > sender > underride."""
+    everything = [
+        put("underride", "u", {"actions": ["notify", {"set_tweak": "sound", "value": "u"}]}),
+        put("sender", BOB, {"actions": ["notify", {"set_tweak": "sound", "value": "s"}]}),
+        put("room", ROOM, {"actions": ["notify", {"set_tweak": "sound", "value": "r"}]}),
+        put(
+            "content",
+            "c",
+            {"pattern": "x", "actions": ["notify", {"set_tweak": "sound", "value": "c"}]},
+        ),
+        put(
+            "override",
+            "o",
+            {
+                "actions": ["notify", {"set_tweak": "sound", "value": "o"}],
+                "conditions": [{"kind": "event_match", "key": "content.body", "pattern": "x"}],
+            },
+        ),
+    ]
+    body_x = event("org.example.e", {"body": "x"})
+    sounds = []
+    for count in range(len(everything), 0, -1):
+        rules = evaluator(*everything[:count])
+        sounds.append(rules.evaluate(body_x, context()).sound)
+    assert sounds == ["o", "c", "r", "s", "u"]
+
+
+def test_user_underrides_come_before_default_underrides() -> None:
+    rules = evaluator(put("underride", "quiet", {"actions": []}))
+    assert rules.evaluate(event(), context(room_member_count=2)) == NOTHING
+    assert rules.evaluate(MENTION, context()) == HIGHLIGHT_SOUND
+
+
+def test_rules_within_a_kind_follow_their_order() -> None:
+    tea = put(
+        "content",
+        "tea",
+        {"pattern": "tea", "actions": ["notify", {"set_tweak": "sound", "value": "tea"}]},
+    )
+    time = put(
+        "content",
+        "time",
+        {"pattern": "time", "actions": ["notify", {"set_tweak": "sound", "value": "time"}]},
+    )
+    sentence = event(content=text("It's time for tea"))
+    assert evaluator(tea, time).evaluate(sentence, context()).sound == "time"  # newest on top
+    assert evaluator(time, tea).evaluate(sentence, context()).sound == "tea"
+    moved = put(
+        "content",
+        "time",
+        {"pattern": "time", "actions": ["notify", {"set_tweak": "sound", "value": "time"}]},
+        after="tea",
+    )
+    assert evaluator(tea, time, moved).evaluate(sentence, context()).sound == "tea"
+
+
+def test_the_master_rule_silences_everything() -> None:
+    rules = evaluator(
+        enable("override", ".m.rule.master", True),
+        put("override", "loud", {"actions": ["notify", {"set_tweak": "highlight"}]}),
+    )
+    for ev in (
+        event(),
+        MENTION,
+        event("m.room.tombstone", {}, state_key=""),
+        event("m.call.invite", {}),
+    ):
+        assert rules.evaluate(ev, context(room_member_count=2)) == NOTHING
+
+
+def test_disabled_rules_are_skipped() -> None:
+    rules = evaluator(
+        put("room", ROOM, {"actions": []}),
+        enable("room", ROOM, False),
+        enable("override", ".m.rule.suppress_notices", False),
+        enable("underride", ".m.rule.room_one_to_one", False),
+    )
+    assert rules.evaluate(event(), context()) == NOTIFY
+    assert rules.evaluate(event(content={"msgtype": "m.notice"}), context()) == NOTIFY
+    assert rules.evaluate(event(), context(room_member_count=2)) == NOTIFY
+
+
+def test_changed_default_actions_apply() -> None:
+    rules = evaluator(
+        actions("underride", ".m.rule.message", ["notify", {"set_tweak": "highlight"}]),
+        actions("override", ".m.rule.is_user_mention", []),
+    )
+    assert rules.evaluate(event(), context()) == HIGHLIGHT
+    assert rules.evaluate(MENTION, context()) == NOTHING
+
+
+def test_rules_with_unknown_conditions_never_match() -> None:
+    rules = evaluator(
+        put(
+            "override",
+            "future",
+            {"actions": [], "conditions": [{"kind": "org.example.always"}]},
+        )
+    )
+    assert rules.evaluate(event(), context()) == NOTIFY
+
+
+def test_an_override_without_conditions_matches_everything() -> None:
+    rules = evaluator(
+        put("override", "all", {"actions": ["notify", {"set_tweak": "sound", "value": "a"}]})
+    )
+    assert rules.evaluate(event("anything", {}), context()).sound == "a"
+
+
+# --- actions ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ([], NOTHING),
+        (["dont_notify"], NOTHING),
+        (["coalesce"], NOTHING),
+        (["notify", "dont_notify"], NOTIFY),
+        (["notify"], NOTIFY),
+        (["notify", {"set_tweak": "highlight"}], HIGHLIGHT),
+        (["notify", {"set_tweak": "highlight", "value": True}], HIGHLIGHT),
+        (["notify", {"set_tweak": "highlight", "value": False}], NOTIFY),
+        (["notify", {"set_tweak": "highlight", "value": 1}], NOTIFY),
+        ([{"set_tweak": "highlight"}], NOTHING),  # highlight applies to notifications
+        ([{"set_tweak": "sound", "value": "x"}], NOTHING),
+        (["notify", {"set_tweak": "sound", "value": "bing"}], Actions(True, False, "bing")),
+        (["notify", {"set_tweak": "sound"}], NOTIFY),
+        (
+            ["notify", {"set_tweak": "highlight"}, {"set_tweak": "highlight", "value": False}],
+            NOTIFY,
+        ),
+        (["notify", {"set_tweak": "org.example"}, 7, None, ["x"]], NOTIFY),
+    ],
+)
+def test_actions_of(raw: list[Any], expected: Actions) -> None:
+    assert actions_of(raw) == expected
+
+
+# --- conditions ------------------------------------------------------------------------
+
+
+def single(condition: dict[str, Any]) -> PushRuleEvaluator:
+    """An evaluator whose only rule notifies when ``condition`` holds (built directly,
+    so conditions the API would refuse can be tried too)."""
+    rule = PushRule("r", "override", False, True, ("notify",), (condition,))
+    return PushRuleEvaluator(Ruleset({"override": (rule,)}))
+
+
+def holds(condition: dict[str, Any], ev: dict[str, Any], **changes: Any) -> bool:
+    return single(condition).evaluate(ev, context(**changes)).notify
+
+
+def topic(value: Any) -> dict[str, Any]:
+    return event("m.room.topic", {"topic": value}, state_key="")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("Lunch plans", True),
+        ("LUNCH", True),
+        ("lunch", True),
+        (" lunch", False),
+        ("lunc", False),
+        (None, False),
+        (7, False),
+        (["lunch"], False),
+    ],
+)
+def test_event_match_spec_example(value: Any, expected: bool) -> None:
+    condition = {"kind": "event_match", "key": "content.topic", "pattern": "lunc?*"}
+    assert holds(condition, topic(value)) is expected
+
+
+def test_event_match_needs_a_string_even_for_star() -> None:
+    condition = {"kind": "event_match", "key": "content.topic", "pattern": "*"}
+    assert holds(condition, topic(""))
+    assert not holds(condition, event("m.room.topic", {}, state_key=""))
+    assert not holds(condition, topic(None))
+    assert not holds(condition, topic({"a": "b"}))
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("An example event.", True),
+        ("exple", True),
+        ("An exciting triple-whammy", True),
+        ("EXAMPLE", True),
+        ("examples", False),
+        ("anexample", False),
+        ("ex ple", True),
+        ("ex", False),
+        ("", False),
+    ],
+)
+def test_content_body_matches_words_spec_example(body: str, expected: bool) -> None:
+    condition = {"kind": "event_match", "key": "content.body", "pattern": "ex*ple"}
+    assert holds(condition, event(content=text(body))) is expected
+
+
+def test_the_word_boundary_is_only_for_content_body() -> None:
+    condition = {"kind": "event_match", "key": "content.topic", "pattern": "ex*ple"}
+    assert not holds(condition, topic("An example event."))
+    assert holds(condition, topic("example"))
+
+
+def test_state_key_empty_pattern_matches_only_empty() -> None:
+    condition = {"kind": "event_match", "key": "state_key", "pattern": ""}
+    assert holds(condition, event("x", {}, state_key=""))
+    assert not holds(condition, event("x", {}, state_key=" "))
+    assert not holds(condition, event("x", {}))
+
+
+def test_dotted_keys_with_escapes() -> None:
+    condition = {
+        "kind": "event_match",
+        "key": "content.m\\.relates_to.rel_type",
+        "pattern": "m.thread",
+    }
+    assert holds(condition, event(content={"m.relates_to": {"rel_type": "m.thread"}}))
+    assert not holds(condition, event(content={"m": {"relates_to": {"rel_type": "m.thread"}}}))
+
+
+@pytest.mark.parametrize(
+    ("key", "path"),
+    [
+        ("content.body", ("content", "body")),
+        ("content.m\\.relates_to", ("content", "m.relates_to")),
+        ("content.m\\\\foo", ("content", "m\\foo")),
+        ("content.m\\xfoo", ("content", "m\\xfoo")),
+        ("a\\", ("a\\",)),
+        ("a..b", ("a", "", "b")),
+        ("", ("",)),
+        ("\\\\.", ("\\", "")),
+    ],
+)
+def test_split_path(key: str, path: tuple[str, ...]) -> None:
+    assert split_path(key) == path
+
+
+def federate(value: Any) -> dict[str, Any]:
+    return event("m.room.create", {"m.federate": value}, state_key="")
+
+
+@pytest.mark.parametrize(
+    ("wanted", "found", "expected"),
+    [
+        (True, True, True),
+        (True, "true", False),
+        (True, 1, False),
+        (1, True, False),
+        (1, 1, True),
+        (1, 1.0, False),
+        (0, False, False),
+        (False, False, True),
+        (None, None, True),
+        (None, False, False),
+        ("x", "x", True),
+        ("x", "X", False),
+        ("x", ["x"], False),
+        (-(2**53) + 1, -(2**53) + 1, True),
+    ],
+)
+def test_event_property_is_is_exact(wanted: Any, found: Any, expected: bool) -> None:
+    condition = {"kind": "event_property_is", "key": "content.m\\.federate", "value": wanted}
+    assert holds(condition, federate(found)) is expected
+
+
+def test_event_property_is_absent_property() -> None:
+    condition = {"kind": "event_property_is", "key": "content.m\\.federate", "value": None}
+    assert not holds(condition, event("m.room.create", {}, state_key=""))
+
+
+def aliases(value: Any) -> dict[str, Any]:
+    return event("m.room.canonical_alias", {"alt_aliases": value}, state_key="")
+
+
+@pytest.mark.parametrize(
+    ("wanted", "found", "expected"),
+    [
+        ("#myroom:example.com", ["#somewhere:example.org", "#myroom:example.com"], True),
+        (":example.com", ["#somewhere:example.org", "#myroom:example.com"], False),
+        ("#myroom:example.com", "#myroom:example.com", False),
+        ("#myroom:example.com", {"#myroom:example.com": 1}, False),
+        ("#myroom:example.com", [], False),
+        (1, [True, 1.0, "1", 1], True),
+        (1, [True, 1.0, "1"], False),
+        (True, [1, "true"], False),
+        (True, [{"x": 1}, True], True),
+        (None, [False, 0, ""], False),
+        (None, [[None], None], True),
+    ],
+)
+def test_event_property_contains(wanted: Any, found: Any, expected: bool) -> None:
+    condition = {"kind": "event_property_contains", "key": "content.alt_aliases", "value": wanted}
+    assert holds(condition, aliases(found)) is expected
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "expected"),
+    [
+        ("Alice", "hi alice!", True),
+        ("Alice", "ALICE", True),
+        ("Alice", "alice's cat", True),
+        ("Alice", "alicent", False),
+        ("Alice", "malice", False),
+        ("Alice", "alice_", False),
+        ("Dr. Who", "hello dr. who?", True),
+        ("a.b*", "see a.b* now", True),
+        ("a.b*", "see axbb now", False),
+        ("[bot]", "hey [bot] there", True),
+        ("", "anything", False),
+        ("  ", "a   b", False),
+        (None, "anything", False),
+    ],
+)
+def test_contains_display_name(name: str | None, body: str, expected: bool) -> None:
+    condition = {"kind": "contains_display_name"}
+    assert holds(condition, event(content=text(body)), user_display_name=name) is expected
+
+
+def test_contains_display_name_needs_a_string_body() -> None:
+    condition = {"kind": "contains_display_name"}
+    assert not holds(condition, event(content={"body": ["Alice"]}), user_display_name="Alice")
+    assert not holds(condition, event(content="Alice"), user_display_name="Alice")
+
+
+@pytest.mark.parametrize(
+    ("is_", "matching", "not_matching"),
+    [
+        ("2", [2], [1, 3]),
+        ("==2", [2], [1, 3]),
+        ("<2", [0, 1], [2, 3]),
+        (">2", [3, 100], [1, 2]),
+        ("<=2", [1, 2], [3]),
+        (">=2", [2, 3], [1]),
+        ("010", [10], [9]),
+        ("=2", [], [1, 2, 3]),
+        ("=>2", [], [1, 2, 3]),
+        ("-1", [], [0, 1]),
+        (" 2", [], [2]),
+        ("2.0", [], [2]),
+        ("", [], [0, 2]),
+        ("<", [], [0, 2]),
+        ("\u0662", [], [2]),  # Arabic-Indic digit two
+        ("9" * 5000, [], [2]),
+    ],
+)
+def test_room_member_count(is_: str, matching: list[int], not_matching: list[int]) -> None:
+    rules = single({"kind": "room_member_count", "is": is_})
+    for count in matching:
+        assert rules.evaluate(event(), context(room_member_count=count)).notify, count
+    for count in not_matching:
+        assert not rules.evaluate(event(), context(room_member_count=count)).notify, count
+
+
+def test_sender_notification_permission() -> None:
+    condition = {"kind": "sender_notification_permission", "key": "org.example.ping"}
+    assert holds(condition, event(), sender_power_level=50)
+    assert not holds(condition, event(), sender_power_level=49)
+    levels = {"room": 50, "org.example.ping": 10}
+    assert holds(condition, event(), sender_power_level=10, notification_levels=levels)
+    assert not holds(condition, event(), sender_power_level=9, notification_levels=levels)
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        {"kind": "org.example.unknown"},
+        {"kind": "event_match", "key": "type"},
+        {"kind": "event_match", "pattern": "x"},
+        {"kind": "event_property_is", "key": "type"},
+        {"kind": "event_property_is", "key": "type", "value": 1.5},
+        {"kind": "event_property_contains", "key": "type", "value": ["x"]},
+        {"kind": "room_member_count"},
+        {"kind": "sender_notification_permission"},
+        {"kind": None},
+        {},
+    ],
+)
+def test_malformed_or_unknown_conditions_never_match(condition: dict[str, Any]) -> None:
+    assert not holds(condition, event(), room_member_count=2, sender_power_level=100)
+
+
+def test_room_and_sender_rules_match_exactly() -> None:
+    room_rule = PushRule(ROOM, "room", False, True, ("notify",))
+    sender_rule = PushRule(BOB, "sender", False, True, ("notify",))
+    rules = PushRuleEvaluator(Ruleset({"room": (room_rule,), "sender": (sender_rule,)}))
+    assert rules.evaluate(event("x", {}, sender="@c:d"), context()).notify
+    assert not rules.evaluate(event("x", {}, sender="@c:d"), context(room_id=ROOM.upper())).notify
+    assert rules.evaluate(event("x", {}), context(room_id=OTHER_ROOM)).notify
+    assert not rules.evaluate(
+        event("x", {}, sender=BOB.upper()), context(room_id=OTHER_ROOM)
+    ).notify
+
+
+def test_an_empty_ruleset_never_notifies() -> None:
+    assert PushRuleEvaluator(Ruleset({})).evaluate(event(), context()) == NOTHING
+
+
+# --- glob semantics ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("pattern", "value", "expected"),
+    [
+        ("abc", "abc", True),
+        ("abc", "ABC", True),
+        ("abc", "abcd", False),
+        ("abc", "xabc", False),
+        ("a?c", "abc", True),
+        ("a?c", "ac", False),
+        ("a?c", "a\nc", True),
+        ("a*", "a", True),
+        ("a*", "a\nb", True),
+        ("*c", "abc", True),
+        ("a*c", "ac", True),
+        ("a*b*c", "aXbYc", True),
+        ("a*b*c", "acb", False),
+        ("a*a", "a", False),
+        ("**", "", True),
+        ("", "", True),
+        ("", "x", False),
+        ("a.c", "abc", False),  # regex characters are literal
+        ("[ab]", "a", False),
+        ("[ab]", "[AB]", True),
+        ("\\d", "\\d", True),
+        ("straße", "STRASSE", False),
+    ],
+)
+def test_glob_whole_value(pattern: str, value: str, expected: bool) -> None:
+    assert glob_matcher(pattern)(value) is expected
+
+
+def reference_glob(pattern: str, value: str) -> bool:
+    """The glob definition, by dynamic programming over lowercased ASCII strings."""
+    pattern, value = pattern.lower(), value.lower()
+    reachable = [True] + [False] * len(pattern)
+    for i, char in enumerate(pattern):
+        if char == "*":
+            reachable[i + 1] = reachable[i] or reachable[i + 1]
+    for letter in value:
+        following = [False] * (len(pattern) + 1)
+        for i, char in enumerate(pattern):
+            if reachable[i] and char in ("?", letter):
+                following[i + 1] = True
+            if char == "*" and (following[i] or reachable[i + 1]):
+                following[i + 1] = True
+        reachable = following
+    return reachable[-1]
+
+
+def reference_words(pattern: str, value: str) -> bool:
+    """Any substring starting and ending at a word boundary matches the glob."""
+
+    def word(index: int) -> bool:
+        return 0 <= index < len(value) and bool(re.fullmatch(r"[A-Za-z0-9_]", value[index]))
+
+    return any(
+        not word(start - 1) and not word(end) and reference_glob(pattern, value[start:end])
+        for start in range(len(value) + 1)
+        for end in range(start, len(value) + 1)
+    )
+
+
+patterns = st.text(alphabet="ab*?- ", max_size=7)
+values = st.text(alphabet="abAB- _x", max_size=10)
+
+
+@settings(max_examples=600, deadline=None)
+@given(patterns, values)
+def test_glob_matches_the_reference(pattern: str, value: str) -> None:
+    assert glob_matcher(pattern)(value) is reference_glob(pattern, value)
+
+
+@settings(max_examples=600, deadline=None)
+@given(patterns, values)
+def test_word_glob_matches_the_reference(pattern: str, value: str) -> None:
+    assert glob_matcher(pattern, word_boundary=True)(value) is reference_words(pattern, value)
+
+
+def test_long_bodies_stay_linear() -> None:
+    """A backtracking matcher would take hours on these; this one is linear."""
+    body = "a " * 200_000 + "bx"
+    for pattern in ("a*b", "a*a*a*a*b", "a?b", "a?*?*?b", "*a?b"):
+        assert glob_matcher(pattern, word_boundary=True)(body) is False
+    assert glob_matcher("a*a*a*a*b")("a" * 400_000) is False
+    assert glob_matcher("a*b", word_boundary=True)(body + " b") is True
+
+
+# --- robustness -------------------------------------------------------------------------
+
+json_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.sampled_from([ME, BOB, ROOM, "m.room.message", "invite", "m.replace", "", "Me Myself"]),
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.dictionaries(
+            st.one_of(
+                st.text(max_size=6),
+                st.sampled_from(
+                    [
+                        "body",
+                        "msgtype",
+                        "m.mentions",
+                        "user_ids",
+                        "room",
+                        "m.relates_to",
+                        "rel_type",
+                    ]
+                ),
+            ),
+            children,
+            max_size=4,
+        ),
+    ),
+    max_leaves=12,
+)
+odd_events = st.fixed_dictionaries(
+    {},
+    optional={
+        "type": st.one_of(json_values, st.sampled_from(["m.room.message", "m.room.member"])),
+        "sender": json_values,
+        "state_key": json_values,
+        "content": json_values,
+        "room_id": json_values,
+    },
+)
+
+
+def many_rules() -> PushRuleEvaluator:
+    conditions: list[dict[str, Any]] = [
+        {"kind": "event_match", "key": "content.body", "pattern": "a*b?"},
+        {"kind": "event_match", "key": "content", "pattern": "*"},
+        {"kind": "event_property_is", "key": "content.m\\.mentions.room", "value": None},
+        {"kind": "event_property_contains", "key": "content.body", "value": 1},
+        {"kind": "contains_display_name"},
+        {"kind": "room_member_count", "is": ">=1"},
+        {"kind": "sender_notification_permission", "key": "room"},
+    ]
+    rules = [
+        PushRule(f"o{i}", "override", False, True, ("notify",), (condition,))
+        for i, condition in enumerate(conditions)
+    ]
+    content = PushRule("c", "content", False, True, ("notify",), pattern="*")
+    base = resolve(ME, Customisations())
+    return PushRuleEvaluator(
+        Ruleset(
+            {
+                **base.rules_by_kind,
+                "override": tuple(rules) + base.rules_by_kind["override"],
+                "content": (content,),
+            }
+        )
+    )
+
+
+ODD_RULES = many_rules()
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(odd_events, st.one_of(st.none(), st.text(max_size=5)), st.integers(-5, 5))
+def test_odd_events_never_raise(ev: dict[str, Any], name: str | None, count: int) -> None:
+    ctx = context(user_display_name=name, room_member_count=count)
+    for rules in (DEFAULTS, ODD_RULES):
+        result = rules.evaluate(ev, ctx)
+        assert isinstance(result, Actions)
+        assert result.notify or result == NOTHING
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.dictionaries(
+            st.sampled_from(["kind", "key", "pattern", "value", "is"]),
+            st.one_of(
+                json_values,
+                st.sampled_from(
+                    [
+                        "event_match",
+                        "event_property_is",
+                        "event_property_contains",
+                        "contains_display_name",
+                        "room_member_count",
+                        "sender_notification_permission",
+                        "content.body",
+                        "type",
+                    ]
+                ),
+            ),
+            max_size=5,
+        ),
+        max_size=3,
+    ),
+    odd_events,
+)
+def test_odd_rules_never_raise(conditions: list[dict[str, Any]], ev: dict[str, Any]) -> None:
+    rule = PushRule("r", "override", False, True, ("notify",), tuple(conditions))
+    result = PushRuleEvaluator(Ruleset({"override": (rule,)})).evaluate(ev, context())
+    assert isinstance(result, Actions)
