@@ -156,8 +156,7 @@ class AccountDataHandler:
     # --- reading -------------------------------------------------------------------------
 
     async def get_global(self, user_id: str, event_type: str) -> dict[str, Any] | None:
-        _check_type(event_type)
-        stored = await self._store.get(user_id, None, event_type)
+        stored = await self.get_stored_global(user_id, event_type)
         present = self._presenters.get(event_type)
         return stored if present is None else present(user_id, stored)
 

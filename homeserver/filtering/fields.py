@@ -13,28 +13,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from homeserver.util.property_paths import split_property_path
+
 FieldPath = tuple[str, ...]
 
 
 def parse_field_path(path: str) -> FieldPath:
     """Split ``path`` at unescaped dots, resolving the ``\\.`` and ``\\\\`` escapes."""
-    parts: list[str] = []
-    current: list[str] = []
-    index = 0
-    while index < len(path):
-        char = path[index]
-        if char == "\\" and index + 1 < len(path) and path[index + 1] in ".\\":
-            current.append(path[index + 1])
-            index += 2
-            continue
-        if char == ".":
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-        index += 1
-    parts.append("".join(current))
-    return tuple(parts)
+    return split_property_path(path)
 
 
 def only_fields(event: Mapping[str, Any], paths: Iterable[FieldPath]) -> dict[str, Any]:

@@ -42,6 +42,7 @@ import attrs
 
 from homeserver.push.rules import CONDITION_KINDS, MEMBER_COUNT_RE, PushRule, Ruleset
 from homeserver.util.caches import LruCache
+from homeserver.util.property_paths import split_property_path
 
 
 @attrs.frozen
@@ -102,28 +103,8 @@ def actions_of(actions: Sequence[Any]) -> Actions:
 # --- property paths ------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=4096)
-def split_path(key: str) -> tuple[str, ...]:
-    """A dot-separated property path: ``\\.`` is a literal dot, ``\\\\`` a literal
-    backslash, any other backslash is itself.  spec: appendices.md#dot-separated-property-paths
-    """
-    parts: list[str] = []
-    current: list[str] = []
-    i = 0
-    while i < len(key):
-        char = key[i]
-        if char == "\\" and i + 1 < len(key) and key[i + 1] in ".\\":
-            current.append(key[i + 1])
-            i += 2
-            continue
-        if char == ".":
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-        i += 1
-    parts.append("".join(current))
-    return tuple(parts)
+#: Condition keys are few and repeat across users: split each once.
+split_path = functools.lru_cache(maxsize=4096)(split_property_path)
 
 
 _ABSENT: Final = object()

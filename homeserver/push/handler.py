@@ -20,12 +20,12 @@ from homeserver.accountdata.handler import AccountDataHandler
 from homeserver.http import errors
 from homeserver.push.evaluator import PushRuleEvaluator
 from homeserver.push.rules import (
-    KINDS,
     Customisations,
     PushRule,
     PushRuleError,
     Ruleset,
     add_or_replace,
+    check_kind,
     delete,
     resolve,
     set_actions,
@@ -39,8 +39,12 @@ PUSH_RULES = "m.push_rules"
 class PushRulesHandler:
     def __init__(self, account_data: AccountDataHandler, *, cache_size: int = 10_000) -> None:
         self._account_data = account_data
-        #: user ID -> (stored content it was built from, evaluator of the resolved rules)
-        self._evaluators: LruCache[str, tuple[object, PushRuleEvaluator]] = LruCache(cache_size)
+        #: user ID -> evaluator of their resolved rules.  This handler is the only
+        #: writer of ``m.push_rules`` (clients cannot set it as account data), so an
+        #: entry stays right until :meth:`_change` drops it.
+        self._evaluators: LruCache[str, PushRuleEvaluator] = LruCache(cache_size)
+        #: Bumped by every change, so a read that overlapped one is not cached.
+        self._generation = 0
         account_data.manage(PUSH_RULES, self._present)
 
     def _present(self, user_id: str, stored: dict[str, Any] | None) -> dict[str, Any]:
@@ -51,17 +55,22 @@ class PushRulesHandler:
         return resolve(user_id, Customisations.from_json(stored))
 
     async def evaluator(self, user_id: str) -> PushRuleEvaluator:
-        """The user's rules, ready to evaluate events (rebuilt only after a change)."""
-        stored = await self._account_data.get_stored_global(user_id, PUSH_RULES)
+        """The user's rules, ready to evaluate events (read and built once per change,
+        not on every ``/sync``)."""
         cached = self._evaluators.get(user_id)
-        if cached is not None and cached[0] == stored:
-            return cached[1]
-        evaluator = PushRuleEvaluator(resolve(user_id, Customisations.from_json(stored)))
-        self._evaluators.set(user_id, (stored, evaluator))
+        if cached is not None:
+            return cached
+        generation = self._generation
+        evaluator = PushRuleEvaluator(await self.ruleset(user_id))
+        if generation == self._generation:
+            self._evaluators.set(user_id, evaluator)
         return evaluator
 
     async def get_rule(self, user_id: str, kind: str, rule_id: str) -> PushRule:
-        _check_kind(kind)
+        try:
+            check_kind(kind)
+        except PushRuleError as refused:
+            raise _matrix_error(refused) from None
         rule = (await self.ruleset(user_id)).find(kind, rule_id)
         if rule is None:
             raise errors.not_found(f"No push rule {rule_id!r} of kind {kind!r}")
@@ -106,9 +115,11 @@ class PushRulesHandler:
         try:
             await self._account_data.update_global(user_id, PUSH_RULES, update)
         except PushRuleError as refused:
-            raise errors.MatrixError(refused.status, refused.errcode, refused.message) from None
+            raise _matrix_error(refused) from None
+        finally:
+            self._generation += 1
+            self._evaluators.invalidate(user_id)
 
 
-def _check_kind(kind: str) -> None:
-    if kind not in KINDS:
-        raise errors.invalid_param(f"Unknown push rule kind {kind!r}; expected one of {KINDS}")
+def _matrix_error(refused: PushRuleError) -> errors.MatrixError:
+    return errors.MatrixError(refused.status, refused.errcode, refused.message)

@@ -356,18 +356,16 @@ class SyncHandler:
         plan.needs_summary = full_state or any(
             e.type == "m.room.member" for e in (*plan.timeline, *state.values())
         )
-        plan.state = [state[key] for key in sorted(state)]
+        # What the client is given: the state its state filter lets through.
+        plan.state = [
+            state[key]
+            for key in sorted(state)
+            if filters.room.state.allows(
+                state[key].type, state[key].sender, state[key].room_id, state[key].content
+            )
+        ]
         if filters.lazy_load_members:
-            # What the client is given: the state its state filter lets through.
-            given = [
-                *(
-                    e
-                    for e in plan.state
-                    if filters.room.state.allows(e.type, e.sender, e.room_id, e.content)
-                ),
-                *plan.timeline,
-            ]
-            for event in given:
+            for event in (*plan.state, *plan.timeline):
                 if event.type == "m.room.member" and event.state_key is not None:
                     plan.members_sent[event.state_key] = event.event_id
         return plan
@@ -414,7 +412,6 @@ class SyncHandler:
     async def _serialize_plans(
         self, plans: list[_RoomPlan], viewer: Viewer, filters: FilterCollection
     ) -> dict[str, dict[str, Any]]:
-        state_filter = filters.room.state
         everything: list[Event] = []
         for plan in plans:
             everything.extend(plan.timeline)
@@ -437,18 +434,13 @@ class SyncHandler:
                 key = "invite_state" if plan.section == "invite" else "knock_state"
                 result[plan.room_id] = {key: {"events": plan.stripped}}
                 continue
-            state = [
-                shaped(e)
-                for e in plan.state
-                if state_filter.allows(e.type, e.sender, e.room_id, e.content)
-            ]
             result[plan.room_id] = {
                 "timeline": {
                     "events": [shaped(e) for e in plan.timeline],
                     "limited": plan.limited,
                     "prev_batch": StreamToken(events=max(plan.prev_batch, 0)).to_string(),
                 },
-                "state": {"events": state},
+                "state": {"events": [shaped(e) for e in plan.state]},
             }
             if plan.section == "leave":
                 result[plan.room_id]["account_data"] = {"events": []}

@@ -30,8 +30,8 @@ from homeserver.app import build_homeserver
 from homeserver.config.load import embedded_default_config
 from tests.support.accounts import register_with_secret
 from tests.support.http import Response
-from tests.support.matrix import RELAXED_LIMITS, login
-from tests.support.server_process import ServerProcess, free_port, server_config
+from tests.support.matrix import login, running_server
+from tests.support.server_process import ServerProcess
 
 pytestmark = pytest.mark.slow
 
@@ -100,20 +100,8 @@ async def route_table(tmp_path: Path) -> AsyncIterator[list[tuple[str, str]]]:
 
 @pytest.fixture
 def sweep_server(tmp_path: Path, database_config: dict[str, Any]) -> Iterator[ServerProcess]:
-    settings = {
-        "registration_shared_secret": "test-shared-secret",
-        "enable_registration": True,
-        "enable_registration_without_verification": True,
-        **RELAXED_LIMITS,
-    }
-    process = ServerProcess(
-        tmp_path, server_config(tmp_path, database_config, free_port(), **settings)
-    )
-    process.start()
-    try:
-        yield process
-    finally:
-        process.stop()
+    with running_server(tmp_path, database_config) as server:
+        yield server
 
 
 class _Sweep:
