@@ -15,9 +15,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from synapse_compat.config_keys import SYNAPSE_RELEASE
+
 BENCH_DIR = Path(__file__).resolve().parent
 SYNAPSE_VENV = Path(os.environ.get("SYNAPSE_VENV", BENCH_DIR / ".venv-synapse"))
-SYNAPSE_REQUIREMENT = os.environ.get("SYNAPSE_REQUIREMENT", "matrix-synapse==1.163.2")
+# The release our Synapse compatibility (e.g. the config keys we accept) is built on.
+SYNAPSE_REQUIREMENT = os.environ.get("SYNAPSE_REQUIREMENT", f"matrix-synapse=={SYNAPSE_RELEASE}")
 
 
 def synapse_python() -> Path:

@@ -18,6 +18,7 @@ from twisted.internet import defer
 from twisted.internet.error import CannotListenError
 
 from homeserver.accountdata.handler import AccountDataHandler
+from homeserver.api import landing
 from homeserver.api.admin import register as admin_register
 from homeserver.api.admin import registration_tokens as admin_registration_tokens
 from homeserver.api.client import account, discovery
@@ -57,6 +58,7 @@ from homeserver.crypto.keys import load_or_create_signing_key
 from homeserver.directory.handler import DirectoryHandler
 from homeserver.filtering.handler import FilterHandler
 from homeserver.http.auth import RequestAuthenticator
+from homeserver.http.limits import LISTEN_BACKLOG, ConnectionLimits, ensure_file_descriptors
 from homeserver.http.request import MatrixSite
 from homeserver.http.server import JsonResource, Router
 from homeserver.profile.handler import ProfileHandler
@@ -75,6 +77,7 @@ from homeserver.storage.profiles import ProfileStore
 from homeserver.storage.receipts import ReceiptStore
 from homeserver.storage.refresh_tokens import RefreshTokenStore
 from homeserver.storage.registration_tokens import RegistrationTokenStore
+from homeserver.storage.server_identity import ServerIdentityStore
 from homeserver.storage.unread import UnreadStore
 from homeserver.storage.users import UserStore
 from homeserver.streams.notifier import Notifier
@@ -156,6 +159,11 @@ class HomeServer:
                 router,
                 public_baseurl=self.config.public_baseurl,
                 extra_well_known=self.config.extra_well_known_client_content,
+            )
+            landing.register(
+                router,
+                server_name=self.config.server_name,
+                public_baseurl=self.config.public_baseurl,
             )
             account.register(router, authenticator=RequestAuthenticator(self.handlers.tokens))
             self._register_account_servlets(router)
@@ -262,6 +270,7 @@ class HomeServer:
             authenticator=RequestAuthenticator(self.handlers.tokens),
             sync=self.handlers.sync,
             filters=self.handlers.filters,
+            limiter=RateLimiter(self.clock, self.config.rate_limits.sync),
         )
         read_markers_servlet.register(
             router,
@@ -272,11 +281,13 @@ class HomeServer:
             router,
             authenticator=RequestAuthenticator(self.handlers.tokens),
             relations=rooms.relations,
+            threads_limiter=RateLimiter(self.clock, self.config.rate_limits.threads),
         )
         hierarchy_servlet.register(
             router,
             authenticator=RequestAuthenticator(self.handlers.tokens),
             hierarchy=rooms.hierarchy,
+            limiter=RateLimiter(self.clock, self.config.rate_limits.hierarchy),
         )
 
     def _register_receipt_servlets(self, router: Router) -> None:
@@ -301,16 +312,28 @@ class HomeServer:
         await self.handlers.last_seen.stop()
 
     def start_listening(self) -> None:
+        ensure_file_descriptors(sum(listener.max_connections for listener in self.config.listeners))
         for listener in self.config.listeners:
+            # One site per listener: its connection cap covers all its bind addresses.
             site = MatrixSite(
                 JsonResource(self.build_router(listener)),
                 max_body_size=self.config.max_request_body_size,
                 reactor=self.reactor,
+                limits=ConnectionLimits(
+                    header_timeout=listener.request_header_timeout_ms / 1000,
+                    body_timeout=listener.request_body_timeout_ms / 1000,
+                    body_min_rate=listener.request_body_min_rate,
+                    idle_timeout=listener.idle_timeout_ms / 1000,
+                    max_connections=listener.max_connections,
+                ),
+                x_forwarded=listener.x_forwarded,
             )
             bound_any = False
             for address in listener.bind_addresses:
                 try:
-                    port = self.reactor.listenTCP(listener.port, site, interface=address)
+                    port = self.reactor.listenTCP(
+                        listener.port, site, backlog=LISTEN_BACKLOG, interface=address
+                    )
                 except CannotListenError as error:
                     # A host without IPv6 cannot bind "::"; that is fine if another works.
                     if ":" in address and getattr(error.socketError, "errno", None) in (
@@ -370,9 +393,17 @@ async def build_homeserver(
     )
     try:
         await prepare_database(database)
+        owner = await ServerIdentityStore(database).claim(config.server_name)
     except Exception:
         database.close()
         raise
+    if owner != config.server_name:
+        database.close()
+        raise StartupError(
+            f"the database belongs to server '{owner}', not '{config.server_name}': a "
+            "server's name cannot change once it has data; start it with the config that "
+            "created it, or give this server_name a new database"
+        )
     clock = Clock(reactor)
     stores = Stores(
         users=UserStore(database),
@@ -387,7 +418,7 @@ async def build_homeserver(
         receipts=ReceiptStore(database),
         unread=UnreadStore(database),
     )
-    hasher = PasswordHasher(rounds=config.bcrypt_rounds, pepper=config.password_pepper)
+    hasher = PasswordHasher(cost=config.password_hash_cost, pepper=config.password_pepper)
     registration = RegistrationHandler(
         config.server_name, clock, stores.users, hasher, stores.profiles
     )

@@ -1,6 +1,7 @@
 """The ``homeserver`` command.
 
-    homeserver                          run the embedded default (./data, localhost:8008)
+    homeserver [--port 8008] [--bind 127.0.0.1]
+                                        run the embedded default (./data, localhost:8008)
     homeserver -c homeserver.yaml       run with a config file
     homeserver generate-config --server-name example.com
     homeserver check-config -c homeserver.yaml
@@ -29,7 +30,12 @@ from homeserver.api.admin.register import PATH as ADMIN_REGISTER_PATH
 from homeserver.app import StartupError, build_homeserver
 from homeserver.auth.shared_secret import registration_mac
 from homeserver.config.generate import new_shared_secret, render_config, write_config
-from homeserver.config.load import embedded_default_config, load_config_file
+from homeserver.config.load import (
+    EMBEDDED_BIND_ADDRESS,
+    EMBEDDED_PORT,
+    embedded_default_config,
+    load_config_file,
+)
 from homeserver.config.model import HomeServerConfig
 from homeserver.config.reader import ConfigError
 from homeserver.crypto.keys import SigningKeyError, write_new_signing_key
@@ -78,12 +84,35 @@ def _config_arguments(parser: argparse.ArgumentParser) -> None:
         help="where the embedded default keeps its database and key "
         f"(default: ./{DEFAULT_DATA_DIR})",
     )
+    parser.add_argument(
+        "--port",
+        type=int,
+        help=f"the embedded default's port (default: {EMBEDDED_PORT})",
+    )
+    parser.add_argument(
+        "--bind",
+        help=f"the embedded default's listening address (default: {EMBEDDED_BIND_ADDRESS})",
+    )
 
 
 def _load(args: argparse.Namespace) -> tuple[HomeServerConfig, bool]:
     """The config and whether the signing key may be created on first start."""
     if args.config is None:
-        return embedded_default_config(args.data_dir), True
+        if args.port is not None and not 0 < args.port < 65536:
+            raise CommandError(f"--port must be between 1 and 65535, got {args.port}")
+        return (
+            embedded_default_config(
+                args.data_dir,
+                port=args.port or EMBEDDED_PORT,
+                bind_address=args.bind or EMBEDDED_BIND_ADDRESS,
+            ),
+            True,
+        )
+    if args.port is not None or args.bind is not None:
+        raise CommandError(
+            "--port and --bind set up the embedded default; with -c, set them in the "
+            "config's listeners"
+        )
     config, warnings = load_config_file(args.config)
     for warning in warnings:
         print(f"homeserver: warning: {warning}", file=sys.stderr)
@@ -92,7 +121,8 @@ def _load(args: argparse.Namespace) -> tuple[HomeServerConfig, bool]:
 
 def _describe(error: BaseException) -> str:
     if isinstance(error, ConfigError):
-        return f"config error: {error}"
+        # Every problem found, one line each (each printed after "homeserver: ").
+        return "\nhomeserver: ".join(f"config error: {line}" for line in error.lines)
     if type(error).__module__.startswith("psycopg2"):
         return f"cannot use the database: {str(error).strip().splitlines()[0]}"
     return str(error)
@@ -111,6 +141,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         homeserver = await build_homeserver(config, reactor, create_signing_key=create_key)
         homeserver.start_listening()
         logger.info("homeserver %s (%s) is running", config.server_name, __version__)
+        if not config.enable_registration:
+            logger.info(
+                "registration is closed (enable_registration: false); create accounts "
+                "with: homeserver register-user -u NAME [--admin]%s",
+                _same_server_arguments(args),
+            )
 
     def failed(failure: Any) -> None:
         error = failure.value
@@ -130,8 +166,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     return int(outcome["status"])
 
 
+def _same_server_arguments(args: argparse.Namespace) -> str:
+    """The options that make another ``homeserver`` command use this same server."""
+    if args.config is not None:
+        return f" -c {args.config}"
+    if args.data_dir != Path(DEFAULT_DATA_DIR):
+        return f" --data-dir {args.data_dir}"
+    return ""
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
-    config, _ = _load(args)
+    if (
+        args.config is not None
+        and getattr(args, "port", None) is None
+        and getattr(args, "bind", None) is None
+    ):
+        # As _load, and the signing key file must exist too: the server stops without it.
+        config, warnings = load_config_file(args.config, require_signing_key=True)
+        for warning in warnings:
+            print(f"homeserver: warning: {warning}", file=sys.stderr)
+    else:
+        config, _ = _load(args)
     print(f"{args.config or 'embedded default'}: OK (server_name {config.server_name})")
     return 0
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Make sure PostgreSQL and Redis are installed and running on loopback, for the tests.
+# Make sure PostgreSQL and Redis are installed and running on loopback, and nginx is
+# installed (not running: tests start their own), for the tests.
 # Installs the Debian packages when they are missing (as root, or through sudo).
 # Skips PostgreSQL when HS_TEST_POSTGRES points the tests at a server of your own.
 set -euo pipefail
@@ -18,10 +19,17 @@ if [ -z "${HS_TEST_POSTGRES:-}" ] && ! ls /usr/lib/postgresql/*/bin/postgres >/d
     missing+=(postgresql)
 fi
 command -v redis-server >/dev/null || missing+=(redis-server)
+# The reverse-proxy tests start their own nginx (tests/support/nginx.py), so the
+# package's own service is not wanted.
+[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || missing+=(nginx)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "services: installing ${missing[*]}"
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    if [[ " ${missing[*]} " == *" nginx "* ]]; then
+        # Debian starts the service it just installed (where it can); stop it again.
+        { as_root systemctl disable --now nginx || as_root service nginx stop; } >/dev/null 2>&1 || true
+    fi
 fi
 
 if [ -z "${HS_TEST_POSTGRES:-}" ]; then

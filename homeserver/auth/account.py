@@ -13,9 +13,8 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from homeserver.auth.last_seen import LastSeenTracker
-from homeserver.auth.passwords import PasswordHasher
+from homeserver.auth.passwords import PasswordHasher, check_new_password
 from homeserver.auth.tokens import AccessTokenHandler, Requester
-from homeserver.http import errors
 from homeserver.profile.handler import ProfileHandler
 from homeserver.storage.devices import DeviceStore
 from homeserver.storage.users import UserStore
@@ -24,16 +23,6 @@ logger = logging.getLogger(__name__)
 
 #: Called with ``(user_id, erase)`` once an account is deactivated.
 DeactivateCallback = Callable[[str, bool], Awaitable[None]]
-
-#: bcrypt reads at most 72 bytes; longer passwords are refused rather than truncated silently.
-MAX_PASSWORD_BYTES = 512
-
-
-def check_new_password(password: str) -> None:
-    if not password:
-        raise errors.invalid_param("The new password must not be empty")
-    if len(password.encode("utf-8")) > MAX_PASSWORD_BYTES:
-        raise errors.invalid_param("The new password is too long")
 
 
 class AccountHandler:

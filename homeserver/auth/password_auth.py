@@ -8,16 +8,19 @@ spec: client-server-api/_index.md#password-based, #identifier-types
 
 from __future__ import annotations
 
+import logging
 from http import HTTPStatus
 from typing import Any
 
-from homeserver.auth.passwords import PasswordHasher
+from homeserver.auth.passwords import MAX_PASSWORD_BYTES, PasswordHasher, PasswordVerdict
 from homeserver.auth.uia import DUMMY, PASSWORD, Flows, StageContext
 from homeserver.http import errors
 from homeserver.http.errors import Codes, MatrixError
 from homeserver.identifiers import UserID
 from homeserver.ratelimit import RateLimiter
 from homeserver.storage.users import UserStore
+
+logger = logging.getLogger(__name__)
 
 BAD_CREDENTIALS = "Invalid username or password"
 
@@ -101,16 +104,30 @@ class PasswordAuthenticator:
                 HTTPStatus.FORBIDDEN, Codes.USER_DEACTIVATED, "This account has been deactivated"
             )
         if record is None or record.password_hash is None:
-            # Hash anyway, so the response time does not tell whether the account exists.
+            # Verify anyway, so the response time does not tell whether the account exists.
             if self._dummy_hash is None:
                 self._dummy_hash = await self._hasher.hash("not a password")
             await self._hasher.check(password, self._dummy_hash)
             self._failed_attempts.check(limiter_key)
             raise errors.forbidden(BAD_CREDENTIALS)
-        if not await self._hasher.check(password, record.password_hash):
+        verdict = (
+            PasswordVerdict.WRONG
+            if len(password.encode("utf-8")) > MAX_PASSWORD_BYTES
+            else await self._hasher.check(password, record.password_hash)
+        )
+        if not verdict.is_right:
             self._failed_attempts.check(limiter_key)
             raise errors.forbidden(BAD_CREDENTIALS)
+        if verdict is PasswordVerdict.RIGHT_NEEDS_REHASH:
+            await self._rehash(record.user_id, password, record.password_hash)
         return record.user_id
+
+    async def _rehash(self, user_id: str, password: str, old_hash: str) -> None:
+        """Upgrade a bcrypt (or weaker argon2) hash now that we know the password."""
+        new_hash = await self._hasher.hash(password)
+        # Compare-and-set: a password change racing this login must win.
+        if await self._users.replace_password_hash(user_id, old_hash, new_hash):
+            logger.info("upgraded the password hash of %s to argon2id", user_id)
 
     async def uia_flows(self, user_id: str) -> Flows:
         """The UIA flows for an account action by ``user_id``: re-enter the password.

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from http import HTTPStatus
 
-from homeserver.auth.passwords import PasswordHasher
+from homeserver.auth.passwords import PasswordHasher, check_new_password
 from homeserver.clock import Clock
 from homeserver.http.errors import Codes, MatrixError
 from homeserver.identifiers import UserID, is_valid_user_localpart
@@ -56,6 +56,8 @@ class RegistrationHandler:
     ) -> str:
         """Create an account; returns its user ID.  ``M_USER_IN_USE`` if taken."""
         user_id = self.user_id_for(localpart)
+        if password:
+            check_new_password(password)
         password_hash = await self._hasher.hash(password) if password else None
         try:
             await self._users.create_user(

@@ -12,10 +12,17 @@ from homeserver.config.reader import ConfigError
 
 EMBEDDED_SERVER_NAME = "localhost"
 EMBEDDED_PORT = 8008
+EMBEDDED_BIND_ADDRESS = "127.0.0.1"
 
 
-def load_config_file(path: Path) -> tuple[HomeServerConfig, list[str]]:
-    """Read and validate a YAML config file; relative paths in it are relative to it."""
+def load_config_file(
+    path: Path, *, require_signing_key: bool = False
+) -> tuple[HomeServerConfig, list[str]]:
+    """Read and validate a YAML config file; relative paths in it are relative to it.
+
+    The folders it names must exist (the signing key's) or be creatable (the SQLite
+    database's); ``require_signing_key``: the key file too (for ``check-config``).
+    """
     try:
         text = path.read_text("utf-8")
     except OSError as error:
@@ -27,21 +34,29 @@ def load_config_file(path: Path) -> tuple[HomeServerConfig, list[str]]:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(error, "problem", None) or str(error)
         raise ConfigError("", f"{path} is not valid YAML{where}: {problem}") from None
-    return parse_config(data, base_dir=path.resolve().parent)
+    return parse_config(
+        data,
+        base_dir=path.resolve().parent,
+        check_paths=True,
+        require_signing_key=require_signing_key,
+    )
 
 
-def embedded_default_config(data_dir: Path) -> HomeServerConfig:
-    """The zero-configuration server: ``localhost`` on 127.0.0.1:8008, SQLite and the
-    signing key under ``data_dir``, registration closed."""
+def embedded_default_config(
+    data_dir: Path, *, port: int = EMBEDDED_PORT, bind_address: str = EMBEDDED_BIND_ADDRESS
+) -> HomeServerConfig:
+    """The zero-configuration server: ``localhost`` on 127.0.0.1:8008 (or ``port`` and
+    ``bind_address``), SQLite and the signing key under ``data_dir``, registration
+    closed."""
     data = {
         "server_name": EMBEDDED_SERVER_NAME,
-        "public_baseurl": f"http://localhost:{EMBEDDED_PORT}/",
+        "public_baseurl": f"http://localhost:{port}/",
         "listeners": [
             {
-                "port": EMBEDDED_PORT,
-                "bind_addresses": ["127.0.0.1"],
+                "port": port,
+                "bind_addresses": [bind_address],
                 "type": "http",
-                "resources": [{"names": ["client", "federation"]}],
+                "resources": [{"names": ["client"]}],
             }
         ],
         "database": {"name": "sqlite3", "args": {"database": "homeserver.db"}},
@@ -49,5 +64,8 @@ def embedded_default_config(data_dir: Path) -> HomeServerConfig:
         "media_store_path": "media_store",
         "enable_registration": False,
     }
-    config, _ = parse_config(data, base_dir=data_dir.resolve())
+    # The key and database are created under data_dir on first start: it must be creatable.
+    config, _ = parse_config(
+        data, base_dir=data_dir.resolve(), check_paths=True, creates_signing_key=True
+    )
     return config

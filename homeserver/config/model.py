@@ -7,22 +7,12 @@ from typing import Any
 
 import attrs
 
+from homeserver.auth.passwords import Argon2Cost
 from homeserver.ratelimit import RateLimitConfig
 
-LISTENER_RESOURCES = frozenset(
-    {
-        "client",
-        "federation",
-        "keys",
-        "media",
-        "health",
-        "metrics",
-        "openid",
-        "replication",
-        "static",
-        "consent",
-    }
-)
+#: The listener resource names this server serves (``/health`` is served on every
+#: listener anyway).  Synapse's other names are accepted with a warning until served.
+LISTENER_RESOURCES = frozenset({"client", "health"})
 
 
 @attrs.frozen
@@ -30,8 +20,16 @@ class ListenerConfig:
     port: int
     bind_addresses: tuple[str, ...]
     resources: frozenset[str]
-    #: Trust X-Forwarded-For from a reverse proxy for the client's address.
+    #: Trust X-Forwarded-For/-Proto from a reverse proxy for the client's address
+    #: and scheme (the right-most X-Forwarded-For entry: the one our proxy added).
     x_forwarded: bool = False
+    #: Receive deadlines (ms) and the connection cap; see homeserver/http/limits.py.
+    request_header_timeout_ms: int = 10_000
+    request_body_timeout_ms: int = 60_000
+    #: Bytes per second that push the body deadline back by one second.
+    request_body_min_rate: int = 500
+    idle_timeout_ms: int = 75_000
+    max_connections: int = 10_000
 
 
 @attrs.frozen
@@ -58,6 +56,10 @@ class RateLimits:
     invites_per_room: RateLimitConfig
     invites_per_user: RateLimitConfig
     invites_per_issuer: RateLimitConfig
+    #: Our own: Synapse does not limit these reads.
+    sync: RateLimitConfig
+    threads: RateLimitConfig
+    hierarchy: RateLimitConfig
 
 
 @attrs.frozen
@@ -72,7 +74,8 @@ class HomeServerConfig:
     enable_registration_without_verification: bool
     registration_requires_token: bool
     registration_shared_secret: str | None
-    bcrypt_rounds: int
+    #: argon2id cost of new password hashes (``password_config.argon2``).
+    password_hash_cost: Argon2Cost
     password_pepper: str
     password_login_enabled: bool
     #: Lifetime of access tokens issued with a refresh token, in milliseconds.

@@ -1,139 +1,65 @@
 """Synapse ``homeserver.yaml`` keys we accept but do not (yet) act on.
 
-An operator moving from Synapse keeps their file; these keys produce a warning at
-start-up instead of an error.  Anything not listed here and not understood by the
-parser is treated as a typo and stops the server.  When a feature lands, its key
-moves from here into the parser.
+An operator moving from Synapse keeps their file; keys Synapse documents produce a
+warning at start-up instead of an error (the parser reads, and checks strictly, the
+keys it understands: a key it reads is never warned about).  Anything neither
+understood nor documented by Synapse is treated as a typo and stops the server.
+
+The list is not kept by hand: ``synapse_config_keys.json`` is generated from the
+configuration documentation of a pinned Synapse release by
+``python -m synapse_compat.config_keys`` (see there).  It holds every top-level key
+with the sub-keys Synapse documents for it, which the parser uses for the sections it
+reads strictly (``listeners[]``, ``database``, ``password_config``, ``rc_*``).
 """
 
-TOLERATED_TOP_LEVEL_KEYS = frozenset(
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from importlib import resources
+from typing import Any
+
+_GENERATED = json.loads(
+    resources.files("homeserver.config").joinpath("synapse_config_keys.json").read_text("utf-8")
+)
+
+#: The Synapse release the key list was generated from.
+SYNAPSE_RELEASE: str = _GENERATED["synapse_release"]
+
+#: Every key Synapse documents, each with its documented sub-keys (nested the same way;
+#: the sub-keys of a list's entries are those of the list).
+SYNAPSE_KEY_TREE: Mapping[str, Any] = _GENERATED["keys"]
+
+#: Resource names a Synapse listener may serve.
+SYNAPSE_LISTENER_RESOURCES = frozenset(_GENERATED["listener_resource_names"])
+
+#: The documentation's example value of each key that has one.
+SYNAPSE_EXAMPLES: Mapping[str, Any] = _GENERATED["examples"]
+
+#: Keys Synapse still reads although its documentation no longer lists them
+#: (deprecated spellings and the legacy module settings); found in the config code of
+#: the same release.  A test checks none of them is documented, so this only shrinks.
+UNDOCUMENTED_SYNAPSE_KEYS = frozenset(
     {
-        "report_stats",
-        "pid_file",
-        "macaroon_secret_key",
-        "form_secret",
-        "trusted_key_servers",
-        "suppress_key_server_warning",
-        "web_client_location",
-        "serve_server_wellknown",
-        "presence",
-        "use_presence",
-        "url_preview_enabled",
-        "url_preview_ip_range_blacklist",
-        "url_preview_ip_range_whitelist",
-        "max_image_pixels",
-        "dynamic_thumbnails",
-        "thumbnail_sizes",
-        "media_storage_providers",
-        "turn_uris",
-        "turn_shared_secret",
-        "turn_user_lifetime",
-        "turn_allow_guests",
-        "enable_metrics",
-        "metrics_flags",
-        "app_service_config_files",
-        "track_appservice_user_ips",
-        "email",
-        "push",
-        "user_directory",
-        "room_list_publication_rules",
-        "alias_creation_rules",
-        "encryption_enabled_by_default_for_room_type",
-        "auto_join_rooms",
-        "oidc_providers",
-        "sso",
-        "password_providers",
-        "modules",
-        "retention",
-        "caches",
-        "event_cache_size",
-        "federation_domain_whitelist",
-        "admin_contact",
-        "limit_usage_by_mau",
-        "max_mau_value",
         "experimental_features",
-        "worker_app",
-        "instance_map",
-        "stream_writers",
-        "redis",
-        "send_federation",
-        "federation_sender_instances",
-        "start_pushers",
-        "pusher_instances",
-        "enable_media_repo",
-        "media_instance_running_background_jobs",
-        "update_user_directory_from_worker",
-        "notify_appservices_from_worker",
-        "run_background_tasks_on",
-        "allow_guest_access",
-        "enable_set_displayname",
-        "enable_set_avatar_url",
-        "enable_3pid_changes",
-        "require_auth_for_profile_requests",
-        "limit_profile_requests_to_users_who_share_rooms",
-        "include_profile_data_on_invite",
-        "allow_public_rooms_without_auth",
-        "allow_public_rooms_over_federation",
-        "default_identity_server",
-        "account_threepid_delegates",
-        "registrations_require_3pid",
-        "allowed_local_3pids",
-        "enable_3pid_lookup",
-        "session_lifetime",
-        "refresh_token_lifetime",
-        "nonrefreshable_access_token_lifetime",
-        "ui_auth",
-        "user_consent",
-        "server_notices",
-        "stats",
-        "opentracing",
-        "tls_certificate_path",
-        "tls_private_key_path",
         "federation_ip_range_blacklist",
-        "ip_range_blacklist",
-        "ip_range_whitelist",
-        "federation_client_minimum_tls_version",
-        "federation_verify_certificates",
-        "key_refresh_interval",
-        "old_signing_keys",
-        "rc_admin_redaction",
-        "rc_3pid_validation",
-        "rc_joins_per_room",
-        "rc_media_create",
-        "rc_federation",
+        "password_providers",
         "rc_key_requests",
-        "rc_presence",
-        "rc_delayed_event_mgmt",
-        "rc_reports",
-        "rc_room_creation",
-        "rc_send_email",
-        "forget_rooms_on_leave",
-        "forgotten_room_retention_period",
-        "redaction_retention_period",
-        "user_ips_max_age",
-        "delete_stale_devices_after",
-        "enable_room_list_search",
-        "autocreate_auto_join_rooms",
-        "mau_stats_only",
-        "enable_authenticated_media",
-        "media_retention",
-        "url_preview_accept_language",
-        "max_spider_size",
-        "prevent_media_downloads_from",
-        "cas_config",
-        "saml2_config",
-        "jwt_config",
-        "templates",
+        "signing_key",
         "spam_checker",
         "third_party_event_rules",
-        "background_updates",
-        "auto_accept_invites",
-        "login_via_existing_session",
-        "user_types",
-        "msc3861",
-        "matrix_authentication_service",
-        "signing_key",
+        "use_presence",
     }
 )
 
-TOLERATED_DATABASE_KEYS = frozenset({"txn_limit", "allow_unsafe_locale"})
+TOLERATED_TOP_LEVEL_KEYS = frozenset(SYNAPSE_KEY_TREE) | UNDOCUMENTED_SYNAPSE_KEYS
+
+TOLERATED_DATABASE_KEYS = frozenset(SYNAPSE_KEY_TREE["database"])
+
+
+def synapse_sub_keys(*path: str) -> Mapping[str, Any]:
+    """The documented sub-key tree under ``path`` (e.g. ``"listeners", "resources"``)."""
+    node: Mapping[str, Any] = SYNAPSE_KEY_TREE
+    for key in path:
+        node = node.get(key, {})
+    return node

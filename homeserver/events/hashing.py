@@ -94,6 +94,16 @@ def compute_reference_hash(pdu: dict[str, Any], room_version: RoomVersion) -> by
     return hashlib.sha256(reference_hash_bytes(pdu, room_version)).digest()
 
 
+def reference_hashes(pdu: dict[str, Any], room_version: RoomVersion) -> dict[str, str]:
+    """``{"sha256": <unpadded base64 reference hash>}``: what a room version 1/2 event
+    carries next to each event ID in its ``prev_events`` and ``auth_events``.
+
+    spec: data/api/server-server/definitions/pdu_v1.yaml ("Event IDs and reference
+    hashes"), server-server-api.md#calculating-the-reference-hash-for-an-event
+    """
+    return {"sha256": encode_base64(compute_reference_hash(pdu, room_version))}
+
+
 def event_id_from_reference_hash(reference_hash: bytes, room_version: RoomVersion) -> str:
     """``$`` + the hash in standard (v3) or URL-safe (v4+) unpadded base64.
 

@@ -16,14 +16,11 @@ from typing import Any
 
 from homeserver.filtering.model import DEFAULT_FILTER, FilterCollection, InvalidFilterError
 from homeserver.http import errors
+from homeserver.http.parsing import parse_json_text
 from homeserver.storage.filters import FilterStore
 from homeserver.util.caches import LruCache
 
 _MAX_FILTER_ID = 2**63 - 1
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
 
 
 def parse_filter(definition: object) -> FilterCollection:
@@ -97,10 +94,7 @@ class FilterHandler:
         cached = self._inline.get(text)
         if cached is not None:
             return cached
-        try:
-            definition = json.loads(text, parse_constant=_reject_constant)
-        except (ValueError, RecursionError):
-            raise errors.not_json("The filter is not valid JSON") from None
+        definition = parse_json_text(text, "The filter")
         parsed = parse_filter(definition)
         self._inline.set(text, parsed)
         return parsed

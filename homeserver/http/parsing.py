@@ -5,23 +5,24 @@ spec: client-server-api/_index.md#api-standards (M_NOT_JSON, M_BAD_JSON)
 
 from __future__ import annotations
 
-import json
-import re
 from typing import Any, Literal
 
 from twisted.web import server
 
 from homeserver.http import errors
 from homeserver.identifiers import is_valid_room_id
-
-# A JSON escape for a UTF-16 surrogate: only then can a parsed string hold a lone
-# surrogate, which cannot be encoded as UTF-8 (so could never be stored or sent on).
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+from homeserver.util.untrusted_json import UntrustedJsonError, parse_untrusted_json
 
 
-def _reject_constant(name: str) -> Any:
-    # json.loads accepts NaN and Infinity; JSON does not.
-    raise ValueError(f"{name} is not valid JSON")
+def parse_json_text(data: bytes | str, what: str = "Content") -> Any:
+    """``data`` parsed by the one untrusted-JSON parser, its refusals as Matrix errors:
+    ``M_NOT_JSON`` for bad syntax, ``M_BAD_JSON`` for nesting past the limit."""
+    try:
+        return parse_untrusted_json(data)
+    except UntrustedJsonError as refused:
+        if refused.too_deep:
+            raise errors.bad_json(f"{what} is nested too deeply: {refused}") from None
+        raise errors.not_json(f"{what} not JSON: {refused}") from None
 
 
 def parse_json_value(request: server.Request) -> Any:
@@ -30,13 +31,7 @@ def parse_json_value(request: server.Request) -> Any:
     body = request.content.getvalue()
     if not body:
         raise errors.not_json("Request body is empty; expected JSON")
-    try:
-        value = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError) as error:
-        raise errors.not_json(f"Content not JSON: {error}") from None
-    if _SURROGATE_ESCAPE.search(body) is not None:
-        _check_no_lone_surrogates(value)
-    return value
+    return parse_json_text(body)
 
 
 def parse_json_object(request: server.Request) -> dict[str, Any]:
@@ -45,22 +40,6 @@ def parse_json_object(request: server.Request) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise errors.bad_json("Request body must be a JSON object")
     return value
-
-
-def _check_no_lone_surrogates(value: Any) -> None:
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                raise errors.not_json("Content not JSON: lone UTF-16 surrogate") from None
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
 
 
 def query_str(request: server.Request, name: str, default: str | None = None) -> str | None:

@@ -1,8 +1,14 @@
-"""The HTTP request and site: body size limit, timing and the access log.
+"""The HTTP request and site: body size limit, client address, timing and the access log.
 
 The body limit is enforced while the body arrives, before anything parses it: a
 request over the limit is answered ``413 M_TOO_LARGE`` without buffering it, and a
 client that keeps sending far past the limit is disconnected.
+
+On ``x_forwarded`` listeners the request's client address and scheme are the ones
+the reverse proxy reports (:mod:`homeserver.http.proxy`); everything that asks
+``getClientAddress()`` — rate limits, last-seen IPs, the access log — agrees.  The
+site caps its open connections and gives each connection receive deadlines
+(:mod:`homeserver.http.channel`).
 """
 
 from __future__ import annotations
@@ -13,9 +19,19 @@ import re
 import time
 from typing import Any
 
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.interfaces import IAddress
 from twisted.web import http, server
 
+from homeserver.http.channel import MatrixChannel
+from homeserver.http.limits import ConnectionLimits
+from homeserver.http.proxy import forwarded_client_address, forwarded_is_secure
+
+logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("homeserver.access")
+
+#: At most one "connection cap reached" warning per listener in this many seconds.
+_CAP_WARNING_INTERVAL = 60.0
 
 #: Bytes past the limit we read and throw away so the client can read our 413
 #: (closing with unread data makes the kernel reset the connection instead).
@@ -34,21 +50,30 @@ class MatrixRequest(server.Request):
 
     #: Set by :class:`MatrixSite` for each request.
     max_body_size: int = 0
+    #: Whether X-Forwarded-For/-Proto come from our reverse proxy (``x_forwarded``).
+    trust_forwarded_headers: bool = False
 
     def __init__(self, channel: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(channel, *args, **kwargs)
         self.started = time.perf_counter()
         self.body_too_large = False
         self._body_received = 0
+        self._forwarded_address: IPv4Address | IPv6Address | None = None
+        self._forwarded_secure: bool | None = None
         #: Filled in by authentication, for the access log.
         self.authenticated_user: str | None = None
+        #: Set by routing for handlers that stop when the client disconnects.
+        self.cancel_on_disconnect = False
 
     def gotLength(self, length: int | None) -> None:
         if length is not None and length > self.max_body_size:
             self.body_too_large = True
             self.content = _DiscardingBuffer()
             return
-        super().gotLength(length)
+        # Always memory: the limit bounds it.  Twisted would spool bodies over 100 kB,
+        # or of unknown length, to a temporary file: disk I/O on the reactor thread,
+        # and a file that body parsing cannot read as bytes.
+        self.content = io.BytesIO()
 
     def handleContentChunk(self, data: bytes) -> None:
         self._body_received += len(data)
@@ -63,6 +88,25 @@ class MatrixRequest(server.Request):
             return
         super().handleContentChunk(data)
 
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        # The headers are complete here, and nothing has asked for the address yet.
+        if self.trust_forwarded_headers:
+            self._forwarded_address = forwarded_client_address(self.requestHeaders)
+            self._forwarded_secure = forwarded_is_secure(self.requestHeaders)
+        super().requestReceived(command, path, version)
+
+    def getClientAddress(self) -> IAddress | IPv4Address | IPv6Address:
+        """The proxy's X-Forwarded-For on ``x_forwarded`` listeners, else the peer."""
+        if self._forwarded_address is not None:
+            return self._forwarded_address
+        return super().getClientAddress()
+
+    def isSecure(self) -> bool:
+        """The proxy's X-Forwarded-Proto on ``x_forwarded`` listeners, else the transport's."""
+        if self._forwarded_secure is not None:
+            return self._forwarded_secure
+        return bool(super().isSecure())
+
     def loggable_uri(self) -> str:
         return _ACCESS_TOKEN_IN_QUERY.sub(rb"\1<redacted>", self.uri).decode("ascii", "replace")
 
@@ -72,18 +116,63 @@ class MatrixRequest(server.Request):
 
 
 class MatrixSite(server.Site):
-    """A site whose requests carry the body limit and are logged with their timing."""
+    """A site whose requests carry the body limit and are logged with their timing.
 
-    def __init__(self, resource: Any, *, max_body_size: int, reactor: Any) -> None:
+    At most ``limits.max_connections`` connections are open at once: past the cap a
+    new connection is accepted and closed at once, without a response, while the
+    open ones are served as usual; as soon as one closes (by its client or by a
+    deadline) the next is accepted again.  Refusing is cheaper than serving, so a
+    client holding connections cannot make the server run out of memory or file
+    descriptors, only (until the deadlines close them) out of this listener's slots.
+    """
+
+    def __init__(
+        self,
+        resource: Any,
+        *,
+        max_body_size: int,
+        reactor: Any,
+        limits: ConnectionLimits | None = None,
+        x_forwarded: bool = False,
+    ) -> None:
         super().__init__(resource, reactor=reactor)
+        self._clock: Any = reactor
         self._max_body_size = max_body_size
+        self.limits = limits or ConnectionLimits()
+        #: Connections built and not yet lost.
+        self.open_connections = 0
+        self._last_cap_warning: float | None = None
         site = self
 
         class _Request(MatrixRequest):
             max_body_size = site._max_body_size
+            trust_forwarded_headers = x_forwarded
 
         self.requestFactory = _Request
         self.noisy = False
+
+    def buildProtocol(self, addr: object) -> MatrixChannel | None:  # type: ignore[override]
+        if self.open_connections >= self.limits.max_connections:
+            self._warn_cap_reached()
+            return None  # the reactor closes the accepted socket at once
+        channel = MatrixChannel(self.limits, self._clock, self._connection_lost)
+        channel.factory = self
+        channel.site = self
+        channel.requestFactory = self.requestFactory
+        self.open_connections += 1
+        return channel
+
+    def _connection_lost(self) -> None:
+        self.open_connections -= 1
+
+    def _warn_cap_reached(self) -> None:
+        now = self._clock.seconds()
+        if self._last_cap_warning is None or now - self._last_cap_warning >= _CAP_WARNING_INTERVAL:
+            self._last_cap_warning = now
+            logger.warning(
+                "%d connections open (max_connections); refusing new connections",
+                self.open_connections,
+            )
 
     def log(self, request: http.Request) -> None:
         assert isinstance(request, MatrixRequest)

@@ -36,6 +36,21 @@ CORS_HEADERS = {
     b"Access-Control-Expose-Headers": b"Retry-After",
 }
 
+#: Set on handlers that :func:`cancel_on_disconnect` marks.
+_CANCEL_ON_DISCONNECT = "_cancel_on_disconnect"
+
+
+def cancel_on_disconnect(handler: JsonHandler) -> JsonHandler:
+    """Mark a handler to be cancelled when its client disconnects.
+
+    Only for handlers that change nothing, or whose changes are complete before any
+    point where they await (a read, a long-poll): cancellation lands at whichever
+    ``await`` the handler is in, and a half-done write must never be abandoned.
+    """
+    setattr(handler, _CANCEL_ON_DISCONNECT, True)
+    return handler
+
+
 _PLACEHOLDER = re.compile(r"\{([a-zA-Z_][a-zA-Z0-9_]*)\}")
 
 
@@ -117,8 +132,15 @@ class JsonResource(resource.Resource):
         assert isinstance(request, MatrixRequest)
         for name, value in CORS_HEADERS.items():
             request.setHeader(name, value)
-        defer.ensureDeferred(self._dispatch(request))
+        dispatch = defer.ensureDeferred(self._dispatch(request))
+        # The errback runs only if the connection goes before the response is done.
+        request.notifyFinish().addErrback(self._client_gone, request, dispatch)
         return server.NOT_DONE_YET
+
+    @staticmethod
+    def _client_gone(_: object, request: MatrixRequest, dispatch: defer.Deferred[None]) -> None:
+        if request.cancel_on_disconnect and not dispatch.called:
+            dispatch.cancel()
 
     async def _dispatch(self, request: MatrixRequest) -> None:
         try:
@@ -127,6 +149,23 @@ class JsonResource(resource.Resource):
             for name, value in error.headers.items():
                 request.setHeader(name, value)
             status, body = error.status, error.to_json()
+        except defer.CancelledError:
+            if request.cancel_on_disconnect and getattr(request, "_disconnected", False):
+                # The client went away and took its long-poll with it: nobody to answer.
+                logger.info(
+                    "%s %s: client disconnected, request abandoned",
+                    request.method.decode("ascii", "replace"),
+                    request.loggable_uri(),
+                )
+                return
+            logger.error(
+                "request %s %s was cancelled",
+                request.method.decode("ascii", "replace"),
+                request.loggable_uri(),
+                exc_info=True,
+            )
+            internal = errors.internal_error()
+            status, body = internal.status, internal.to_json()
         except TextWithNulError as refused:
             # A request value no validation caught reached the database.
             invalid = errors.invalid_param(str(refused))
@@ -158,6 +197,7 @@ class JsonResource(resource.Resource):
         if handler is None:
             raise errors.method_not_allowed(method, list(handlers))
         params = {name: _decode_path_param(value) for name, value in raw_params.items()}
+        request.cancel_on_disconnect = getattr(handler, _CANCEL_ON_DISCONNECT, False)
         return await handler(request, **params)
 
 
@@ -183,13 +223,27 @@ class PlainText:
     text: str
 
 
+@attrs.frozen
+class HtmlPage:
+    """A handler result sent as ``text/html``, with a policy that allows no scripts."""
+
+    html: str
+
+
 def respond_json(request: server.Request, status: int, body: Any) -> None:
-    """Write a JSON (or :class:`PlainText`) response unless the client has gone away."""
+    """Write a JSON (or :class:`PlainText`/:class:`HtmlPage`) response unless the
+    client has gone away."""
     if request.finished or getattr(request, "_disconnected", False):
         return
     if isinstance(body, PlainText):
         payload = body.text.encode("utf-8")
         content_type = b"text/plain; charset=utf-8"
+    elif isinstance(body, HtmlPage):
+        payload = body.html.encode("utf-8")
+        content_type = b"text/html; charset=utf-8"
+        request.setHeader(
+            b"Content-Security-Policy", b"default-src 'none'; style-src 'unsafe-inline'"
+        )
     else:
         payload = encode_json(body)
         content_type = b"application/json"

@@ -95,7 +95,7 @@ class RoomCreationHandler:
         creator = requester.user_id
         version_id = request.room_version or self._default_room_version
         room_version = KNOWN_ROOM_VERSIONS.get(version_id)
-        if room_version is None or room_version.event_format.name == "V1":
+        if room_version is None:
             raise errors.MatrixError(
                 400,
                 errors.Codes.UNSUPPORTED_ROOM_VERSION,

@@ -22,7 +22,8 @@ from homeserver.clock import Clock
 from homeserver.events.auth import AuthError, auth_types_for_event, check_auth_rules
 from homeserver.events.errors import InvalidEventError
 from homeserver.events.event import Event, InternalMetadata, StateKey, StateMap
-from homeserver.events.room_versions import get_room_version
+from homeserver.events.hashing import reference_hashes
+from homeserver.events.room_versions import EventFormat, RoomVersion, get_room_version
 from homeserver.events.signing import SigningKey
 from homeserver.events.state_res import MissingEventsError, resolve_state
 from homeserver.rooms.builder import EventDraft, RoomPosition, build_local_event
@@ -174,6 +175,8 @@ class EventPipeline:
         room_version = create.room_version
         state: dict[StateKey, Event] = {create.state_key_tuple: create}
         events = [create]
+        # v1/v2 references carry reference hashes; every event referenced is in here.
+        hashes = _reference_hashes_of(room_version, [create])
         for index, initial in enumerate(initial_events):
             previous = events[-1]
             draft = EventDraft(
@@ -191,15 +194,17 @@ class EventPipeline:
                         prev_event_ids=[previous.event_id],
                         max_prev_depth=previous.depth,
                         state_before={key: e.event_id for key, e in state.items()},
+                        reference_hashes=hashes,
                     ),
                     server_name=self._server_name,
                     signing_key=self._signing_key,
                     origin_server_ts=origin_server_ts,
                 )
+                auth_keys = _auth_state_keys(
+                    room_version, event.type, event.sender, event.state_key, event.content
+                )
                 check_auth_rules(
-                    room_version,
-                    event,
-                    {key: state[key] for key in _auth_state_keys(event) if key in state},
+                    room_version, event, {key: state[key] for key in auth_keys if key in state}
                 )
             except (AuthError, InvalidEventError) as refused:
                 raise InitialEventRefused(index, initial, refused) from None
@@ -208,6 +213,7 @@ class EventPipeline:
                 event.internal.replaces_state = None if replaced is None else replaced.event_id
                 state[event.state_key_tuple] = event
             events.append(event)
+            hashes.update(_reference_hashes_of(room_version, [event]))
         return events
 
     async def send(
@@ -228,8 +234,17 @@ class EventPipeline:
             room = await self._events.get_room(draft.room_id)
             if room is None:
                 raise UnknownRoomError(draft.room_id)
-            position, state_group = await self._position(room)
+            position, state_group, prev_events = await self._position(room)
             room_version = get_room_version(room.room_version)
+            # Loaded before building: v1/v2 events carry their auth events' hashes.
+            auth_state = await self._auth_state(room_version, draft, position.state_before)
+            if room_version.event_format is EventFormat.V1:
+                position = attrs.evolve(
+                    position,
+                    reference_hashes=_reference_hashes_of(
+                        room_version, [*prev_events.values(), *auth_state.values()]
+                    ),
+                )
             event = build_local_event(
                 room_version,
                 draft,
@@ -239,7 +254,6 @@ class EventPipeline:
                 origin_server_ts=self._clock.time_msec(),
                 internal=internal,
             )
-            auth_state = await self._auth_state(event, position.state_before)
             check_auth_rules(room_version, event, auth_state)
             if before_persist is not None:
                 await before_persist(event, auth_state)
@@ -256,8 +270,9 @@ class EventPipeline:
                 await after(event)
         return SentEvent(event, persisted.stream_ordering)
 
-    async def _position(self, room: RoomRecord) -> tuple[RoomPosition, int]:
-        """The extremities to follow and the state group of the state before."""
+    async def _position(self, room: RoomRecord) -> tuple[RoomPosition, int, Mapping[str, Event]]:
+        """The extremities to follow, the state group of the state before, and the
+        extremity events themselves."""
         extremities = await self._events.get_forward_extremities(room.room_nid)
         if not extremities:
             raise UnknownRoomError(f"{room.room_id} has no forward extremities")
@@ -279,6 +294,7 @@ class EventPipeline:
                 state_before=state,
             ),
             group,
+            prev_events,
         )
 
     async def _resolve(self, room: RoomRecord, groups: Sequence[int]) -> dict[StateKey, str]:
@@ -297,22 +313,42 @@ class EventPipeline:
         raise RuntimeError(f"state resolution in {room.room_id} kept missing events")
 
     async def _auth_state(
-        self, event: Event, state: Mapping[StateKey, str]
+        self, room_version: RoomVersion, draft: EventDraft, state: Mapping[StateKey, str]
     ) -> dict[StateKey, Event]:
-        """The events of ``state`` the auth rules read for ``event``."""
-        wanted = {key: state[key] for key in _auth_state_keys(event) if key in state}
+        """The events of ``state`` the auth rules read for the event ``draft`` makes."""
+        keys = _auth_state_keys(
+            room_version, draft.event_type, draft.sender, draft.state_key, draft.content
+        )
+        wanted = {key: state[key] for key in keys if key in state}
         loaded = await self._events.get_events(list(wanted.values()))
         return {key: loaded[event_id] for key, event_id in wanted.items() if event_id in loaded}
 
 
-def _auth_state_keys(event: Event) -> set[StateKey]:
-    """The state the auth rules read for ``event``: its auth event types, plus the
+def _auth_state_keys(
+    room_version: RoomVersion,
+    event_type: str,
+    sender: str,
+    state_key: str | None,
+    content: Mapping[str, Any],
+) -> set[StateKey]:
+    """The state the auth rules read for an event: its auth event types, plus the
     create event (which v12 leaves out of ``auth_events`` but the rules still read)."""
-    keys = auth_types_for_event(
-        event.room_version, event.type, event.sender, event.state_key, event.content
-    )
+    keys = auth_types_for_event(room_version, event_type, sender, state_key, content)
     keys.add(("m.room.create", ""))
     return keys
+
+
+def _reference_hashes_of(
+    room_version: RoomVersion, events: Sequence[Event]
+) -> dict[str, dict[str, str]]:
+    """Event ID -> reference hashes, for the v1/v2 event format's ``[id, hashes]``
+    references (empty in later versions, which reference by ID alone).
+
+    spec: data/api/server-server/definitions/pdu_v1.yaml
+    """
+    if room_version.event_format is not EventFormat.V1:
+        return {}
+    return {event.event_id: reference_hashes(event.pdu, room_version) for event in events}
 
 
 def _random_localpart() -> str:

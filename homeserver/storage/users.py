@@ -102,6 +102,18 @@ class UserStore:
             user_id,
         )
 
+    async def replace_password_hash(self, user_id: str, old_hash: str, new_hash: str) -> bool:
+        """Set ``new_hash`` only if the stored hash is still ``old_hash``; True if it was."""
+
+        def replace(txn: Transaction) -> bool:
+            txn.execute(
+                "UPDATE users SET password_hash = ? WHERE user_id = ? AND password_hash = ?",
+                (new_hash, user_id, old_hash),
+            )
+            return bool(txn.rowcount == 1)
+
+        return await self._db.run_interaction("replace_password_hash", replace)
+
     async def deactivate_user(self, user_id: str) -> None:
         """Mark the account deactivated and erase its password."""
         await self._db.execute(

@@ -41,6 +41,7 @@ from homeserver.streams.token import StreamToken
 from homeserver.sync.lazy_members import LazyMembersSent
 from homeserver.typing.handler import TypingHandler
 from homeserver.unread.counter import UnreadCounter
+from homeserver.util.single_flight import SingleFlight
 
 DEFAULT_TIMELINE_LIMIT = 10
 MAX_TIMELINE_LIMIT = 1000
@@ -118,8 +119,16 @@ class SyncHandler:
         self._typing = typing
         self._unread = unread
         self._lazy_members = LazyMembersSent()
+        self._in_flight: SingleFlight[tuple[str, str | None, SyncRequest], dict[str, Any]] = (
+            SingleFlight()
+        )
 
     async def sync(self, requester: Requester, request: SyncRequest) -> dict[str, Any]:
+        """The sync response; identical concurrent requests of one device share it."""
+        key = (requester.user_id, requester.device_id, request)
+        return await self._in_flight.run(key, lambda: self._sync(requester, request))
+
+    async def _sync(self, requester: Requester, request: SyncRequest) -> dict[str, Any]:
         deadline = self._clock.time_msec() + min(max(request.timeout_ms, 0), MAX_TIMEOUT_MS)
         since = request.since
         while True:

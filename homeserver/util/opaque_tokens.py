@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from homeserver.http import errors
+from homeserver.util.untrusted_json import UntrustedJsonError, parse_untrusted_json
 
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{1,4096}")
 
@@ -33,8 +34,8 @@ def decode_array(token: str, length: int) -> list[Any]:
         raise invalid_token()
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        payload = json.loads(raw.decode("utf-8"))
-    except (binascii.Error, ValueError):
+        payload = parse_untrusted_json(raw)
+    except (binascii.Error, UntrustedJsonError):
         raise invalid_token() from None
     if not (isinstance(payload, list) and len(payload) == length):
         raise invalid_token()

@@ -118,7 +118,7 @@ def test_register_user_writes_an_admin_to_the_database(tmp_path: Path) -> None:
         row = conn.execute(
             "SELECT is_admin, password_hash FROM users WHERE user_id = ?", ("@root:localhost",)
         ).fetchone()
-    assert row[0] == 1 and row[1].startswith("$2b$")
+    assert row[0] == 1 and row[1].startswith("$argon2id$")
 
 
 def test_register_user_reads_password_from_stdin_and_refuses_duplicates(tmp_path: Path) -> None:
@@ -239,3 +239,97 @@ def test_no_arguments_runs_the_embedded_default(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_check_config_reports_every_problem_at_once(tmp_path: Path) -> None:
+    data = sqlite_config(tmp_path, enable_registraton=True, max_upload_size=0)
+    del data["listeners"]
+    path = write_config(tmp_path, data)
+    write_new_signing_key(Path(data["signing_key_path"]))
+    result = run_command(["check-config", "-c", str(path)], cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        "homeserver: config error: listeners: is required",
+        "homeserver: config error: max_upload_size: must be a positive size, got 0",
+        "homeserver: config error: enable_registraton: unknown key "
+        "(did you mean 'enable_registration'?)",
+    ]
+
+
+def test_start_reports_every_problem_at_once(tmp_path: Path) -> None:
+    data = sqlite_config(tmp_path, max_request_body_size=0)
+    data["listeners"][0]["resources"] = [{"names": ["client", "clinet"]}]
+    data["database"]["args"]["databse"] = "x.db"
+    result = run_command(["-c", str(write_config(tmp_path, data))], cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "homeserver: config error: listeners[0].resources[0].names: unknown resource 'clinet' "
+        "(did you mean 'client'? known: client, consent, federation, health, keys, media, "
+        "metrics, openid, replication, static)",
+        "homeserver: config error: database.args.databse: unknown key (did you mean 'database'?)",
+        "homeserver: config error: max_request_body_size: must be a positive size, got 0",
+    ]
+
+
+def test_check_config_warns_about_resources_not_served(tmp_path: Path) -> None:
+    data = sqlite_config(tmp_path)
+    data["listeners"][0]["resources"] = [{"names": ["client", "media", "metrics"]}]
+    path = write_config(tmp_path, data)
+    write_new_signing_key(Path(data["signing_key_path"]))
+    result = run_command(["check-config", "-c", str(path)], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"homeserver: warning: listeners[0].resources[0].names: resource '{name}' is not "
+        "served by this server yet; ignored"
+        for name in ("media", "metrics")
+    ]
+
+
+def test_check_config_reports_paths_that_would_fail_later(tmp_path: Path) -> None:
+    data = sqlite_config(
+        tmp_path,
+        signing_key_path=str(tmp_path / "keys" / "k.key"),
+        log_config=str(tmp_path / "log.yaml"),
+    )
+    (tmp_path / "a-file").write_text("")
+    data["database"]["args"]["database"] = str(tmp_path / "a-file" / "hs.db")
+    path = write_config(tmp_path, data)
+    for command in (["check-config", "-c", str(path)], ["-c", str(path)]):
+        result = run_command(command, cwd=tmp_path)
+        assert result.returncode == 2
+        assert result.stderr.strip().splitlines() == [
+            f"homeserver: config error: signing_key_path: the folder {tmp_path / 'keys'} "
+            "does not exist",
+            f"homeserver: config error: database.args.database: the folder "
+            f"{tmp_path / 'a-file'} does not exist and cannot be created",
+            f"homeserver: config error: log_config: {tmp_path / 'log.yaml'} is not a file",
+        ]
+    # The folder exists but the key does not: the server would stop, so check-config says so.
+    (tmp_path / "keys").mkdir()
+    data["database"]["args"]["database"] = str(tmp_path / "new-folder" / "hs.db")
+    del data["log_config"]
+    result = run_command(["check-config", "-c", str(write_config(tmp_path, data))], cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"homeserver: config error: signing_key_path: {tmp_path / 'keys' / 'k.key'} does not "
+        "exist (create one with 'homeserver generate-config', or copy your Synapse server's "
+        "key file)"
+    ]
+
+
+def test_check_config_of_the_embedded_default_needs_a_creatable_data_dir(tmp_path: Path) -> None:
+    ok = run_command(["check-config", "--data-dir", str(tmp_path / "new" / "data")], cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert not (tmp_path / "new").exists()  # checking creates nothing
+    (tmp_path / "a-file").write_text("")
+    bad = run_command(
+        ["check-config", "--data-dir", str(tmp_path / "a-file" / "data")], cwd=tmp_path
+    )
+    assert bad.returncode == 2
+    data_dir = tmp_path / "a-file" / "data"
+    assert bad.stderr.strip().splitlines() == [
+        f"homeserver: config error: {key}: the folder {data_dir} does not exist and cannot "
+        "be created"
+        for key in ("signing_key_path", "database.args.database")
+    ]

@@ -137,3 +137,155 @@ def test_rate_limits_default_to_synapse_values() -> None:
 
 def test_top_level_must_be_a_mapping() -> None:
     assert error_for(["not", "a", "mapping"]) == "expected a mapping, got a list"
+
+
+def problems_for(data: Any, **kwargs: Any) -> list[str]:
+    with pytest.raises(ConfigError) as raised:
+        parse_config(data, base_dir=Path("/srv"), **kwargs)
+    return raised.value.lines
+
+
+def test_every_problem_is_reported_not_just_the_first() -> None:
+    problems = problems_for(
+        {
+            "server_name": "example.org",
+            "enable_registraton": True,
+            "max_upload_size": "lots",
+            "rc_login": {"adress": {}, "account": {"per_second": "fast"}},
+            "database": {"name": "sqlite3", "args": {"databse": "x.db"}},
+        }
+    )
+    assert problems == [
+        "listeners: is required",
+        "database.args.databse: unknown key (did you mean 'database'?)",
+        "max_upload_size: expected a size such as 10M or 512K, got 'lots'",
+        "rc_login.account.per_second: expected a number, got a string",
+        "rc_login.adress: unknown key (did you mean 'address'?)",
+        "enable_registraton: unknown key (did you mean 'enable_registration'?)",
+    ]
+
+
+def test_several_problems_in_one_listener_are_all_reported() -> None:
+    problems = problems_for(
+        {
+            "server_name": "example.org",
+            "listeners": [{"port": "http", "tls": True, "x_forwarded": "yes", "bind_adresses": []}],
+        }
+    )
+    assert problems == [
+        "listeners[0].port: expected an integer, got a string",
+        "listeners[0].tls: TLS listeners are not supported; terminate TLS in a reverse proxy",
+        "listeners[0].x_forwarded: expected true or false, got a string",
+        "listeners[0].bind_adresses: unknown key (did you mean 'bind_addresses'?)",
+    ]
+
+
+def test_resource_names_not_served_warn_and_unknown_ones_are_errors() -> None:
+    config, warnings = parse_config(
+        minimal(
+            listeners=[{"port": 8008, "resources": [{"names": ["client", "media", "metrics"]}]}]
+        ),
+        base_dir=Path("/srv"),
+    )
+    assert config.listeners[0].resources == {"client"}
+    assert warnings == [
+        "listeners[0].resources[0].names: resource 'media' is not served by this server yet; ignored",
+        "listeners[0].resources[0].names: resource 'metrics' is not served by this server yet; ignored",
+    ]
+    message = error_for(minimal(listeners=[{"port": 8008, "resources": [{"names": ["clinet"]}]}]))
+    assert message.startswith(
+        "listeners[0].resources[0].names: unknown resource 'clinet' (did you mean 'client'?"
+    )
+    # Only names we do not serve: the listener serves /health, not the client API.
+    config, _ = parse_config(
+        minimal(listeners=[{"port": 8008, "resources": [{"names": ["federation"]}]}]),
+        base_dir=Path("/srv"),
+    )
+    assert config.listeners[0].resources == frozenset()
+
+
+def test_synapse_metrics_listener_is_ignored_with_a_warning() -> None:
+    config, warnings = parse_config(
+        minimal(listeners=[{"port": 8008}, {"port": 9000, "type": "metrics"}]),
+        base_dir=Path("/srv"),
+    )
+    assert [listener.port for listener in config.listeners] == [8008]
+    assert warnings == ["listeners[1].type: a Synapse metrics listener is not served; ignored"]
+    assert error_for(minimal(listeners=[{"port": 9000, "type": "manhole"}])) == (
+        "listeners: at least one http listener is required"
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("max_upload_size", 0),
+        ("max_upload_size", "0M"),
+        ("max_upload_size", -1),
+        ("max_request_body_size", 0),
+        ("refreshable_access_token_lifetime", 0),
+        ("refreshable_access_token_lifetime", -5),
+    ],
+)
+def test_sizes_and_durations_that_make_no_sense_are_refused(key: str, value: Any) -> None:
+    message = error_for(minimal(**{key: value}))
+    assert message.startswith(f"{key}: must be a positive")
+
+
+def test_password_config_enabled_takes_synapse_only_for_reauth() -> None:
+    config, warnings = parse_config(
+        minimal(password_config={"enabled": "only_for_reauth", "localdb_enabled": True}),
+        base_dir=Path("/srv"),
+    )
+    assert config.password_login_enabled is False
+    assert warnings[0].startswith("password_config.enabled: 'only_for_reauth' is not supported")
+    assert error_for(minimal(password_config={"enabled": "sometimes"})) == (
+        "password_config.enabled: expected true, false or only_for_reauth, got 'sometimes'"
+    )
+
+
+def test_synapse_sub_keys_of_sections_we_read_are_tolerated() -> None:
+    _, warnings = parse_config(
+        minimal(
+            listeners=[{"port": 8008, "tag": "main", "request_id_header": "X-Request-ID"}],
+            database={
+                "name": "sqlite3",
+                "txn_limit": 10,
+                "args": {"database": "x.db", "cp_min": 1},
+            },
+        ),
+        base_dir=Path("/srv"),
+    )
+    assert sorted(w.split(":")[0] for w in warnings) == [
+        "database.args.cp_min",
+        "database.txn_limit",
+        "listeners[0].request_id_header",
+        "listeners[0].tag",
+    ]
+
+
+def test_paths_are_checked_when_asked(tmp_path: Path) -> None:
+    missing = tmp_path / "no" / "such"
+    (tmp_path / "a-file").write_text("")
+    data = minimal(
+        signing_key_path=str(missing / "k.key"),
+        log_config=str(tmp_path / "log.yaml"),
+        database={"name": "sqlite3", "args": {"database": str(tmp_path / "a-file/db/hs.db")}},
+    )
+    problems = problems_for(data, check_paths=True)
+    assert problems == [
+        f"signing_key_path: the folder {missing} does not exist",
+        f"database.args.database: the folder {tmp_path / 'a-file/db'} does not exist and "
+        "cannot be created",
+        f"log_config: {tmp_path / 'log.yaml'} is not a file",
+    ]
+    # A key created on first start (the embedded default) only needs a creatable folder.
+    data["database"]["args"]["database"] = str(missing / "hs.db")
+    (tmp_path / "log.yaml").write_text("version: 1\n")
+    parse_config(data, base_dir=tmp_path, check_paths=True, creates_signing_key=True)
+    # check-config also wants the key file itself.
+    missing.mkdir(parents=True)
+    assert problems_for(data, check_paths=True, require_signing_key=True) == [
+        f"signing_key_path: {missing / 'k.key'} does not exist (create one with 'homeserver "
+        "generate-config', or copy your Synapse server's key file)"
+    ]

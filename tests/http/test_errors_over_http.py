@@ -5,9 +5,14 @@ spec: client-server-api/_index.md#standard-error-response, #common-error-codes
 
 from __future__ import annotations
 
+import json
 import socket
+from pathlib import Path
+from typing import Any
 
-from tests.support.accounts import ADMIN_REGISTER
+from tests.support.accounts import ADMIN_REGISTER, register_with_secret
+from tests.support.http import Response
+from tests.support.matrix import running_server
 from tests.support.server_process import ServerProcess
 
 
@@ -129,3 +134,67 @@ def test_preflight_options_succeeds_on_any_path(server_process: ServerProcess) -
     assert response.headers["access-control-allow-origin"] == "*"
     assert "Authorization" in response.headers["access-control-allow-headers"]
     assert "PUT" in response.headers["access-control-allow-methods"]
+
+
+def test_deeply_nested_body_is_a_4xx_matrix_error_not_a_500(
+    server_process: ServerProcess,
+) -> None:
+    """Deep nesting used to escape the parser as RecursionError: 500 and a traceback.
+
+    30,000 levels: far past Python's recursion limit, within this server's body limit.
+    """
+    for body in (b"[" * 30_000 + b"]" * 30_000, b'{"a":' * 10_000 + b"1" + b"}" * 10_000):
+        response = server_process.request("POST", "/_matrix/client/v3/login", body=body)
+        assert_matrix_error(response, 400, "M_BAD_JSON")
+    assert "Traceback" not in server_process.log()
+
+
+def test_nesting_limit_is_exactly_one_hundred_levels(server_process: ServerProcess) -> None:
+    def login_with_nested_identifier(depth: int) -> Response:
+        nested = "[" * (depth - 1) + "]" * (depth - 1)
+        body = f'{{"type": "m.login.password", "identifier": {nested}}}'.encode()
+        return server_process.request("POST", "/_matrix/client/v3/login", body=body)
+
+    # 100 levels parse (the login is then refused for its content), 101 do not.
+    refused_for_content = login_with_nested_identifier(100)
+    assert_matrix_error(refused_for_content, 400, "M_BAD_JSON")
+    assert "nested" not in refused_for_content.json()["error"]
+    too_deep = login_with_nested_identifier(101)
+    assert_matrix_error(too_deep, 400, "M_BAD_JSON")
+    assert "nested too deeply" in too_deep.json()["error"]
+
+
+def test_deeply_nested_filter_in_the_query_string_is_a_matrix_error(
+    server_process: ServerProcess,
+) -> None:
+    token = register_with_secret(server_process, "nester").json()["access_token"]
+    deep = '{"a":' * 2000 + "1" + "}" * 2000  # 12 KB: within the request line's limit
+    response = server_process.request(
+        "GET",
+        f"/_matrix/client/v3/sync?timeout=0&filter={deep}",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert_matrix_error(response, 400, "M_BAD_JSON")
+
+
+def test_bodies_over_100_kb_and_chunked_bodies_are_parsed(
+    tmp_path: Path, database_config: dict[str, Any]
+) -> None:
+    """Twisted spools such bodies to a temporary file; they used to end in a 500."""
+    with running_server(tmp_path, database_config) as server:
+        body = json.dumps({"type": "m.login.password", "user": "x", "password": "y" * 200_000})
+        response = server.request("POST", "/_matrix/client/v3/login", body=body.encode())
+        assert_matrix_error(response, 403, "M_FORBIDDEN")
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            chunk = body.encode()
+            sock.sendall(
+                b"POST /_matrix/client/v3/login HTTP/1.1\r\nHost: x\r\n"
+                b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                + f"{len(chunk):x}\r\n".encode()
+                + chunk
+                + b"\r\n0\r\n\r\n"
+            )
+            reply = b""
+            while data := sock.recv(65536):
+                reply += data
+        assert reply.startswith(b"HTTP/1.1 403"), reply[:200]

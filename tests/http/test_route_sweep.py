@@ -75,6 +75,8 @@ BAD_QUERIES = (
     "ts=-1", "membership=x", "not_membership=join&membership=join", "recurse=maybe",
     "max_depth=-1", "suggested_only=2", "format=zz", "full_state=yes", "set_presence=x",
     "server=%20", "include=none", "kind=x", "user_id=nobody", "access_token=",
+    # Nested past the parser's limit, and far past Python's recursion limit.
+    "filter=" + "%5B" * 101 + "%5D" * 101, "filter=" + '{"a":' * 2000 + "1" + "}" * 2000,
 )  # fmt: skip
 
 #: Garbage for one path parameter at a time.
@@ -167,6 +169,9 @@ class _Sweep:
 
     def bodies(self) -> list[bytes]:
         fixed = [b"", b"{", b"[]", b'"x"', b"null", b"{}", b"\xff\xfe", b'{"a": NaN}']
+        # Nesting past the limit, as arrays and objects, and as a field's value.
+        fixed += [b"[" * 30_000 + b"]" * 30_000, b'{"a":' * 10_000 + b"1" + b"}" * 10_000]
+        fixed += [b'{"content":' + b"[" * 101 + b"]" * 101 + b"}"]
         drawn = []
         for _ in range(30):
             keys = self.random.sample(FIELDS, self.random.randint(1, 6))

@@ -13,7 +13,10 @@ from twisted.internet import defer, reactor
 from homeserver.clock import Clock
 from homeserver.events.auth import AuthError
 from homeserver.events.event import Event
-from homeserver.rooms.builder import EventDraft
+from homeserver.events.format import event_from_pdu
+from homeserver.events.hashing import reference_hashes
+from homeserver.events.signing import sign_event
+from homeserver.rooms.builder import EventDraft, new_v1_event_id
 from homeserver.rooms.pipeline import (
     EventPipeline,
     InitialEvent,
@@ -70,7 +73,7 @@ async def public_room(p: EventPipeline, version: str = "10") -> str:
     return room_id
 
 
-@pytest.mark.parametrize("version", ["10", "11", "12"])
+@pytest.mark.parametrize("version", ["1", "2", "10", "11", "12"])
 @pytest_twisted.ensureDeferred
 async def test_members_can_talk_in_a_new_room(pipeline: EventPipeline, version: str) -> None:
     room_id = await public_room(pipeline, version)
@@ -148,6 +151,43 @@ async def test_a_fork_is_merged_by_the_next_send(pipeline: EventPipeline, db: Da
     assert await events.get_forward_extremities(room.room_nid) == [merged.event.event_id]
 
 
+@pytest.mark.parametrize("version", ["1", "2"])
+@pytest_twisted.ensureDeferred
+async def test_v1_format_fork_is_merged_with_reference_hash_pairs(
+    pipeline: EventPipeline, version: str
+) -> None:
+    """Rooms v1/v2: the merge resolves the fork (state res v1 resp. v2) and its
+    ``prev_events``/``auth_events`` name each event with its stored reference hash."""
+    room_id = await public_room(pipeline, version)
+    first = await send(pipeline, room_id, "m.room.topic", ALICE, {"topic": "one"}, "")
+    room_version = first.event.room_version
+    assert first.event.pdu["event_id"] == first.event.event_id
+    assert first.event.event_id.endswith(":example.org")
+    events = pipeline._events
+    room = await events.get_room(room_id)
+    assert room is not None
+    parent = first.event.prev_event_ids[0]
+    [group] = (await events.get_state_groups_after([parent])).values()
+    branch_pdu = {
+        key: value for key, value in first.event.pdu.items() if key not in ("hashes", "signatures")
+    }
+    branch_pdu["content"] = {"topic": "two"}
+    branch_pdu["event_id"] = new_v1_event_id("example.org")
+    sign_event(branch_pdu, "example.org", pipeline._signing_key, room_version)
+    branch = event_from_pdu(branch_pdu, room_version)
+    await events.persist_events(room.room_nid, [EventToPersist(branch, group)])
+    merged = await send(pipeline, room_id, "m.room.message", BOB, {"body": "merge"})
+    stored = await events.get_events([*merged.event.prev_event_ids, *merged.event.auth_event_ids])
+    for reference in [*merged.event.pdu["prev_events"], *merged.event.pdu["auth_events"]]:
+        event_id, hashes = reference
+        assert hashes == reference_hashes(stored[event_id].pdu, room_version)
+    assert sorted(merged.event.prev_event_ids) == sorted([first.event.event_id, branch.event_id])
+    assert await events.get_forward_extremities(room.room_nid) == [merged.event.event_id]
+    [after] = (await events.get_state_groups_after([merged.event.event_id])).values()
+    topic = (await pipeline._state.get_state_ids(after))[("m.room.topic", "")]
+    assert topic in (first.event.event_id, branch.event_id)
+
+
 @pytest_twisted.ensureDeferred
 async def test_new_events_are_announced_in_stream_order(pipeline: EventPipeline) -> None:
     seen: list[tuple[str, int]] = []
@@ -175,7 +215,7 @@ def _initial_public_room(version: str) -> list[InitialEvent]:
     ]
 
 
-@pytest.mark.parametrize("version", ["10", "12"])
+@pytest.mark.parametrize("version", ["1", "2", "10", "12"])
 @pytest_twisted.ensureDeferred
 async def test_a_room_created_with_its_initial_events_is_one_chain(
     pipeline: EventPipeline, db: Database, version: str

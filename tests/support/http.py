@@ -29,9 +29,13 @@ def request(
     json_body: Any = None,
     headers: dict[str, str] | None = None,
     timeout: float = 10.0,
+    source_address: tuple[str, int] | None = None,
 ) -> Response:
+    """One request on a new connection; ``source_address`` binds the client's end."""
     parts = urlsplit(base_url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    conn = http.client.HTTPConnection(
+        parts.hostname, parts.port, timeout=timeout, source_address=source_address
+    )
     send_headers = dict(headers or {})
     if json_body is not None:
         body = json.dumps(json_body).encode("utf-8")

@@ -23,6 +23,9 @@ RELAXED_LIMITS: dict[str, Any] = {
         "failed_attempts": {"per_second": 100, "burst_count": 100},
     },
     "rc_message": {"per_second": 1000, "burst_count": 1000},
+    "rc_sync": {"per_second": 1000, "burst_count": 1000},
+    "rc_threads": {"per_second": 1000, "burst_count": 1000},
+    "rc_hierarchy": {"per_second": 1000, "burst_count": 1000},
     "rc_joins": {"local": {"per_second": 1000, "burst_count": 1000}},
     "rc_invites": {
         "per_room": {"per_second": 1000, "burst_count": 1000},

@@ -57,13 +57,14 @@ def server_config(
                 "port": port,
                 "bind_addresses": ["127.0.0.1"],
                 "type": "http",
-                "resources": [{"names": ["client", "federation"]}],
+                "resources": [{"names": ["client"]}],
             }
         ],
         "database": database,
         "signing_key_path": str(tmp_path / "localhost.signing.key"),
         "media_store_path": str(tmp_path / "media"),
-        "bcrypt_rounds": 4,
+        # The cheapest password hash argon2id allows: tests and benches log in a lot.
+        "password_config": {"argon2": {"time_cost": 1, "memory_cost": "8K", "parallelism": 1}},
     }
     config.update(extra)
     return config

@@ -11,15 +11,22 @@ from typing import Any
 from homeserver.http.auth import RequestAuthenticator
 from homeserver.http.parsing import check_room_id, query_bool, query_int, query_str
 from homeserver.http.request import MatrixRequest
-from homeserver.http.server import Router, client_paths
+from homeserver.http.server import Router, cancel_on_disconnect, client_paths
+from homeserver.ratelimit import RateLimiter
 from homeserver.rooms.hierarchy import SpaceHierarchyHandler
 
 
 def register(
-    router: Router, *, authenticator: RequestAuthenticator, hierarchy: SpaceHierarchyHandler
+    router: Router,
+    *,
+    authenticator: RequestAuthenticator,
+    hierarchy: SpaceHierarchyHandler,
+    limiter: RateLimiter,
 ) -> None:
+    @cancel_on_disconnect
     async def get_hierarchy(request: MatrixRequest, room_id: str) -> tuple[int, Any]:
         requester = await authenticator.requester(request)
+        limiter.ratelimit(requester.user_id)
         check_room_id(room_id)
         return 200, await hierarchy.hierarchy(
             requester,

@@ -15,7 +15,8 @@ from homeserver.http import errors
 from homeserver.http.auth import RequestAuthenticator
 from homeserver.http.parsing import check_room_id, query_bool, query_direction, query_int, query_str
 from homeserver.http.request import MatrixRequest
-from homeserver.http.server import Router, client_paths
+from homeserver.http.server import Router, cancel_on_disconnect, client_paths
+from homeserver.ratelimit import RateLimiter
 from homeserver.rooms.relations import RelationsHandler, RelationsQuery, ThreadInclude
 
 #: ``limit`` of ``/relations`` and ``/threads`` when the client gives none, and the most
@@ -26,8 +27,13 @@ _MAX_TYPE_BYTES = 255
 
 
 def register(
-    router: Router, *, authenticator: RequestAuthenticator, relations: RelationsHandler
+    router: Router,
+    *,
+    authenticator: RequestAuthenticator,
+    relations: RelationsHandler,
+    threads_limiter: RateLimiter,
 ) -> None:
+    @cancel_on_disconnect
     async def get_relations(
         request: MatrixRequest,
         room_id: str,
@@ -53,8 +59,10 @@ def register(
         )
         return 200, await relations.relations(requester, room_id, event_id, query)
 
+    @cancel_on_disconnect
     async def threads(request: MatrixRequest, room_id: str) -> tuple[int, Any]:
         requester = await authenticator.requester(request)
+        threads_limiter.ratelimit(requester.user_id)
         check_room_id(room_id)
         include: ThreadInclude
         match query_str(request, "include", "all"):

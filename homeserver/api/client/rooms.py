@@ -6,7 +6,6 @@ spec: client-server-api/_index.md#rooms, #room-membership, #sending-events-to-a-
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,6 +17,7 @@ from homeserver.http.parsing import (
     optional_bool,
     optional_str,
     parse_json_object,
+    parse_json_text,
     parse_optional_json_object,
     query_direction,
     query_int,
@@ -25,7 +25,7 @@ from homeserver.http.parsing import (
     require_str,
 )
 from homeserver.http.request import MatrixRequest
-from homeserver.http.server import Router, client_paths
+from homeserver.http.server import Router, cancel_on_disconnect, client_paths
 from homeserver.identifiers import is_valid_room_alias, is_valid_room_id, is_valid_user_id
 from homeserver.rooms.creation import PRESETS, RoomCreationHandler, RoomCreationRequest
 from homeserver.rooms.membership import MembershipAction, MembershipHandler
@@ -261,8 +261,8 @@ def register(
         ("GET", "/rooms/{room_id}/members", members),
         ("GET", "/rooms/{room_id}/joined_members", joined_members),
         ("GET", "/joined_rooms", joined_rooms),
-        ("GET", "/rooms/{room_id}/messages", room_messages),
-        ("GET", "/rooms/{room_id}/context/{event_id}", context),
+        ("GET", "/rooms/{room_id}/messages", cancel_on_disconnect(room_messages)),
+        ("GET", "/rooms/{room_id}/context/{event_id}", cancel_on_disconnect(context)),
     ]
     for method, path, handler in router_paths:
         for full_path in client_paths(path):
@@ -295,10 +295,7 @@ def _room_event_filter(request: MatrixRequest) -> RoomEventFilter:
 
 
 def _json_param(raw: str) -> Any:
-    try:
-        return json.loads(raw)
-    except ValueError:
-        raise errors.not_json("The 'filter' parameter is not valid JSON") from None
+    return parse_json_text(raw, "The 'filter' parameter")
 
 
 def _limit(request: MatrixRequest, *, default: int, event_filter: RoomEventFilter) -> int:

@@ -12,7 +12,8 @@ from homeserver.http import errors
 from homeserver.http.auth import RequestAuthenticator
 from homeserver.http.parsing import query_bool, query_int, query_str
 from homeserver.http.request import MatrixRequest
-from homeserver.http.server import Router, client_paths
+from homeserver.http.server import Router, cancel_on_disconnect, client_paths
+from homeserver.ratelimit import RateLimiter
 from homeserver.streams.token import StreamToken
 from homeserver.sync.handler import SyncHandler, SyncRequest
 
@@ -25,9 +26,12 @@ def register(
     authenticator: RequestAuthenticator,
     sync: SyncHandler,
     filters: FilterHandler,
+    limiter: RateLimiter,
 ) -> None:
+    @cancel_on_disconnect
     async def get_sync(request: MatrixRequest) -> tuple[int, Any]:
         requester = await authenticator.requester(request)
+        limiter.ratelimit(requester.user_id)
         since_param = query_str(request, "since")
         since = StreamToken.parse(since_param) if since_param else None
         timeout = query_int(request, "timeout", 0)
