@@ -158,27 +158,14 @@ class JsonResource(resource.Resource):
                     request.loggable_uri(),
                 )
                 return
-            logger.error(
-                "request %s %s was cancelled",
-                request.method.decode("ascii", "replace"),
-                request.loggable_uri(),
-                exc_info=True,
-            )
-            internal = errors.internal_error()
-            status, body = internal.status, internal.to_json()
+            # Cancelled by something other than its client leaving: a bug.
+            status, body = _internal_error(request, "was cancelled")
         except TextWithNulError as refused:
             # A request value no validation caught reached the database.
             invalid = errors.invalid_param(str(refused))
             status, body = invalid.status, invalid.to_json()
         except Exception:
-            logger.error(
-                "request %s %s failed",
-                request.method.decode("ascii", "replace"),
-                request.loggable_uri(),
-                exc_info=True,
-            )
-            internal = errors.internal_error()
-            status, body = internal.status, internal.to_json()
+            status, body = _internal_error(request, "failed")
         respond_json(request, status, body)
 
     async def _route(self, request: MatrixRequest) -> tuple[int, Any]:
@@ -199,6 +186,19 @@ class JsonResource(resource.Resource):
         params = {name: _decode_path_param(value) for name, value in raw_params.items()}
         request.cancel_on_disconnect = getattr(handler, _CANCEL_ON_DISCONNECT, False)
         return await handler(request, **params)
+
+
+def _internal_error(request: MatrixRequest, what: str) -> tuple[int, Any]:
+    """Log the exception being handled with its traceback; the 500 to answer."""
+    logger.error(
+        "request %s %s %s",
+        request.method.decode("ascii", "replace"),
+        request.loggable_uri(),
+        what,
+        exc_info=True,
+    )
+    internal = errors.internal_error()
+    return internal.status, internal.to_json()
 
 
 def _decode_path_param(value: str) -> str:

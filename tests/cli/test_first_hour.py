@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,15 +40,9 @@ def embedded_default(cwd: Path, *args: str) -> Iterator[tuple[subprocess.Popen[s
         text=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, process.stdout.read() if process.stdout else ""
-            try:
-                if http.request(f"http://127.0.0.1:{port}", "GET", "/health", timeout=1).status:
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "the embedded default did not start"
-                time.sleep(0.1)
+        http.wait_until_healthy(
+            f"http://127.0.0.1:{port}", process, timeout=30, what="the embedded default"
+        )
         yield process, port
     finally:
         process.terminate()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import subprocess
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -50,3 +52,23 @@ def request(
         )
     finally:
         conn.close()
+
+
+def wait_until_healthy(
+    base_url: str, process: subprocess.Popen[Any], *, timeout: float, what: str
+) -> None:
+    """Return once ``GET /health`` on ``base_url`` answers 200 while ``process`` runs.
+
+    ``RuntimeError`` naming ``what`` if the process exits or ``timeout`` passes first.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited early")
+        try:
+            if request(base_url, "GET", "/health", timeout=1).status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not answer /health in {timeout}s")

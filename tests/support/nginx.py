@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 from tests.support import http
@@ -76,18 +75,11 @@ class Nginx:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"nginx exited early:\n{self.log()}")
-            try:
-                if http.request(self.base_url, "GET", "/health", timeout=1).status == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"nginx did not start in {timeout}s:\n{self.log()}")
+        try:
+            http.wait_until_healthy(self.base_url, self._process, timeout=timeout, what="nginx")
+        except RuntimeError as failed:
+            self.stop()
+            raise RuntimeError(f"{failed}:\n{self.log()}") from None
 
     def log(self) -> str:
         return "\n".join(

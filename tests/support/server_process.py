@@ -6,7 +6,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -96,18 +95,11 @@ class ServerProcess:
             stderr=subprocess.STDOUT,
             env=_environment(),
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log()}")
-            try:
-                if http.request(self.base_url, "GET", "/health", timeout=1).status == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"server did not start in {timeout}s:\n{self.log()}")
+        try:
+            http.wait_until_healthy(self.base_url, self._process, timeout=timeout, what="server")
+        except RuntimeError as failed:
+            self.stop()
+            raise RuntimeError(f"{failed}:\n{self.log()}") from None
 
     def request(self, method: str, path: str, **kwargs: Any) -> http.Response:
         return http.request(self.base_url, method, path, **kwargs)

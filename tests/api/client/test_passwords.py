@@ -21,6 +21,14 @@ LONG_TWIN = "p" * 99 + "b"
 PEPPER = "pepper-of-the-old-server"
 
 
+def with_pepper(pepper: str) -> dict[str, Any]:
+    """Server settings with ``pepper`` (keeping the tests' cheap argon2 cost)."""
+    if not pepper:
+        return {}
+    cheap = {"time_cost": 1, "memory_cost": "8K", "parallelism": 1}
+    return {"password_config": {"pepper": pepper, "argon2": cheap}}
+
+
 def login_status(server: ServerProcess, user: str, password: str) -> int:
     body = {
         "type": "m.login.password",
@@ -54,13 +62,7 @@ def synapse_bcrypt_hash(password: str, pepper: str = "") -> str:
 def test_a_password_differing_only_in_its_100th_byte_is_refused(
     tmp_path: Path, database_config: dict[str, Any], pepper: str
 ) -> None:
-    overrides: dict[str, Any] = {}
-    if pepper:
-        overrides["password_config"] = {
-            "pepper": pepper,
-            "argon2": {"time_cost": 1, "memory_cost": "8K", "parallelism": 1},
-        }
-    with running_server(tmp_path, database_config, **overrides) as server:
+    with running_server(tmp_path, database_config, **with_pepper(pepper)) as server:
         register(server, "longpass", password=LONG_PASSWORD)
         assert stored_hash(database_config, "@longpass:localhost").startswith("$argon2id$")
         assert login_status(server, "longpass", LONG_PASSWORD) == 200
@@ -111,13 +113,7 @@ def test_passwords_up_to_512_bytes_are_accepted_and_longer_ones_refused(
 def test_synapse_bcrypt_hash_logs_in_and_is_upgraded_to_argon2id(
     tmp_path: Path, database_config: dict[str, Any], pepper: str
 ) -> None:
-    overrides: dict[str, Any] = {}
-    if pepper:
-        overrides["password_config"] = {
-            "pepper": pepper,
-            "argon2": {"time_cost": 1, "memory_cost": "8K", "parallelism": 1},
-        }
-    with running_server(tmp_path, database_config, **overrides) as server:
+    with running_server(tmp_path, database_config, **with_pepper(pepper)) as server:
         register(server, "imported", password="placeholder")
         register(server, "importedlong", password="placeholder")
         plant_hash(database_config, "@imported:localhost", synapse_bcrypt_hash("s3cret", pepper))

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from typing import Any
 from urllib.parse import quote
 
-import psycopg2
 import pytest
 from signedjson.key import get_verify_key
 
@@ -27,6 +25,7 @@ from homeserver.events.hashing import check_content_hash, compute_event_id, refe
 from homeserver.events.room_versions import KNOWN_ROOM_VERSIONS, EventFormat
 from homeserver.events.signing import VerifyKeyWithExpiry, verify_event_signatures
 from homeserver.events.validation import validate_pdu
+from tests.support.database import run_sql
 from tests.support.http import Response
 from tests.support.matrix import auth, call, register
 from tests.support.server_process import ServerProcess
@@ -57,23 +56,7 @@ def send(server: ServerProcess, token: str, room_id: str, txn: str, content: Any
 
 def stored_pdus(database_config: dict[str, Any], room_id: str) -> dict[str, dict[str, Any]]:
     """event ID (the column) -> the PDU as stored, for every event of ``room_id``."""
-    query = "SELECT event_id, json FROM events ORDER BY event_nid"
-    if database_config["name"] == "sqlite3":
-        path = database_config["args"]["database"]
-        conn: Any = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            rows = conn.execute(query).fetchall()
-        finally:
-            conn.close()
-    else:
-        args = {k: v for k, v in database_config["args"].items() if k not in ("cp_min", "cp_max")}
-        conn = psycopg2.connect(**args)
-        try:
-            with conn.cursor() as cursor:
-                cursor.execute(query)
-                rows = cursor.fetchall()
-        finally:
-            conn.close()
+    rows = run_sql(database_config, "SELECT event_id, json FROM events ORDER BY event_nid")
     pdus = {event_id: json.loads(text) for event_id, text in rows}
     return {event_id: pdu for event_id, pdu in pdus.items() if pdu.get("room_id") == room_id}
 
