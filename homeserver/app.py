@@ -28,6 +28,7 @@ from homeserver.api.client import devices as devices_servlet
 from homeserver.api.client import directory as directory_servlet
 from homeserver.api.client import filters as filters_servlet
 from homeserver.api.client import hierarchy as hierarchy_servlet
+from homeserver.api.client import legacy as legacy_servlet
 from homeserver.api.client import login as login_servlet
 from homeserver.api.client import profile as profile_servlet
 from homeserver.api.client import push_rules as push_rules_servlet
@@ -35,10 +36,12 @@ from homeserver.api.client import read_markers as read_markers_servlet
 from homeserver.api.client import receipts as receipts_servlet
 from homeserver.api.client import register as register_servlet
 from homeserver.api.client import relations as relations_servlet
+from homeserver.api.client import room_upgrades as room_upgrades_servlet
 from homeserver.api.client import rooms as rooms_servlet
 from homeserver.api.client import sync as sync_servlet
 from homeserver.api.client import tags as tags_servlet
 from homeserver.api.client import typing as typing_servlet
+from homeserver.api.client import whois as whois_servlet
 from homeserver.auth.account import AccountHandler
 from homeserver.auth.client_registration import ClientRegistrationHandler
 from homeserver.auth.devices import DeviceHandler
@@ -52,6 +55,7 @@ from homeserver.auth.registration_tokens import RegistrationTokenHandler
 from homeserver.auth.shared_secret import SharedSecretRegistration
 from homeserver.auth.tokens import AccessTokenHandler
 from homeserver.auth.uia import PASSWORD, REGISTRATION_TOKEN, UserInteractiveAuth
+from homeserver.auth.whois import WhoisHandler
 from homeserver.clock import Clock
 from homeserver.config.model import HomeServerConfig, ListenerConfig
 from homeserver.crypto.keys import load_or_create_signing_key
@@ -66,6 +70,9 @@ from homeserver.push.handler import PushRulesHandler
 from homeserver.ratelimit import RateLimiter
 from homeserver.receipts.handler import ReceiptsHandler
 from homeserver.rooms.assembly import RoomServices, build_rooms, connect_directory
+from homeserver.rooms.carry_over import UpgradeCarryOver
+from homeserver.rooms.guests import GuestEviction
+from homeserver.rooms.upgrade import RoomUpgradeHandler
 from homeserver.storage.account_data import AccountDataStore
 from homeserver.storage.database import Database
 from homeserver.storage.devices import DeviceStore
@@ -83,6 +90,7 @@ from homeserver.storage.users import UserStore
 from homeserver.streams.notifier import Notifier
 from homeserver.streams.token import StreamToken
 from homeserver.sync.handler import SyncHandler
+from homeserver.sync.legacy import LegacySyncHandler
 from homeserver.typing.handler import TypingHandler
 from homeserver.unread.counter import UnreadCounter
 
@@ -115,6 +123,9 @@ class Handlers:
     shared_secret: SharedSecretRegistration
     rooms: RoomServices
     sync: SyncHandler
+    #: ``/events``, ``/initialSync``, ``/rooms/{roomId}/initialSync``, ``/events/{eventId}``.
+    legacy_sync: LegacySyncHandler
+    whois: WhoisHandler
     last_seen: LastSeenTracker
     uia: UserInteractiveAuth
     passwords: PasswordAuthenticator
@@ -136,6 +147,7 @@ class Handlers:
     receipts: ReceiptsHandler
     typing: TypingHandler
     unread: UnreadCounter
+    room_upgrades: RoomUpgradeHandler
 
 
 @attrs.define
@@ -230,6 +242,7 @@ class HomeServer:
         admin_registration_tokens.register(
             router, authenticator=authenticator, tokens=handlers.registration_tokens
         )
+        whois_servlet.register(router, authenticator=authenticator, whois=handlers.whois)
 
     def _register_account_data_servlets(self, router: Router) -> None:
         """Account data, room tags and filter endpoints."""
@@ -277,6 +290,13 @@ class HomeServer:
             authenticator=RequestAuthenticator(self.handlers.tokens),
             receipts=self.handlers.receipts,
         )
+        legacy_servlet.register(
+            router,
+            authenticator=RequestAuthenticator(self.handlers.tokens),
+            legacy=self.handlers.legacy_sync,
+            # The legacy event stream and snapshots cost what /sync costs.
+            limiter=RateLimiter(self.clock, self.config.rate_limits.sync),
+        )
         relations_servlet.register(
             router,
             authenticator=RequestAuthenticator(self.handlers.tokens),
@@ -288,6 +308,11 @@ class HomeServer:
             authenticator=RequestAuthenticator(self.handlers.tokens),
             hierarchy=rooms.hierarchy,
             limiter=RateLimiter(self.clock, self.config.rate_limits.hierarchy),
+        )
+        room_upgrades_servlet.register(
+            router,
+            authenticator=RequestAuthenticator(self.handlers.tokens),
+            upgrades=self.handlers.room_upgrades,
         )
 
     def _register_receipt_servlets(self, router: Router) -> None:
@@ -481,6 +506,23 @@ async def build_homeserver(
     typing = TypingHandler(reactor, notifier, rooms.timeline.is_joined)
     unread = UnreadCounter(stores.unread, rooms.events, rooms.state, push_rules)
     connect_directory(rooms, directory)
+    room_upgrades = RoomUpgradeHandler(
+        server_name=config.server_name,
+        pipeline=rooms.pipeline,
+        state=rooms.state,
+        events=rooms.events,
+        profiles=profile,
+        directory=directory,
+    )
+    # Tags, m.direct and push rules follow each local user into an upgraded room.
+    carry_over = UpgradeCarryOver(
+        server_name=config.server_name,
+        state=rooms.state,
+        events=rooms.events,
+        account_data=account_data,
+        push_rules=push_rules,
+    )
+    rooms.pipeline.after_state_change.append(carry_over.on_state_event)
     receipts.on_fully_read.append(
         lambda user_id, room_id, event_id: _set_fully_read(account_data, user_id, room_id, event_id)
     )
@@ -497,6 +539,16 @@ async def build_homeserver(
         typing=typing,
         unread=unread,
     )
+    # spec: modules/guest_access.md — guests leave rooms that stop admitting them.
+    rooms.pipeline.after_state_change.append(
+        GuestEviction(
+            server_name=config.server_name,
+            users=stores.users,
+            state=rooms.state,
+            membership=rooms.membership,
+        ).on_state_change
+    )
+    devices = DeviceHandler(stores.devices, tokens, last_seen)
     # Every stream's position as of start-up, so the first tokens handed out are right.
     notifier.notify("events", await rooms.events.get_max_stream_ordering())
     notifier.notify("account_data", account_data.current_position())
@@ -518,7 +570,7 @@ async def build_homeserver(
         ),
         refresh=RefreshHandler(clock, stores.users, stores.refresh_tokens, tokens),
         account=account,
-        devices=DeviceHandler(stores.devices, tokens, last_seen),
+        devices=devices,
         profile=profile,
         registration_tokens=registration_tokens,
         client_registration=ClientRegistrationHandler(
@@ -528,11 +580,27 @@ async def build_homeserver(
             tokens=tokens,
             registration_tokens=registration_tokens,
             limiter=RateLimiter(clock, limits.registration),
+            allow_guests=config.allow_guest_access,
         ),
         registration=registration,
         tokens=tokens,
         rooms=rooms,
         sync=sync,
+        legacy_sync=LegacySyncHandler(
+            clock=clock,
+            notifier=notifier,
+            events=rooms.events,
+            timeline=rooms.timeline,
+            state=rooms.state,
+            visibility=rooms.visibility,
+            serializer=rooms.serializer,
+            reader=rooms.reader,
+            account_data=account_data,
+            receipts=receipts,
+            typing=typing,
+            directory=directory,
+        ),
+        whois=WhoisHandler(config.server_name, devices),
         shared_secret=SharedSecretRegistration(
             config.registration_shared_secret,
             clock,
@@ -547,6 +615,7 @@ async def build_homeserver(
         receipts=receipts,
         typing=typing,
         unread=unread,
+        room_upgrades=room_upgrades,
     )
     return HomeServer(
         config=config,

@@ -13,7 +13,7 @@ from http import HTTPStatus
 from typing import Any
 
 from homeserver.auth.passwords import MAX_PASSWORD_BYTES, PasswordHasher, PasswordVerdict
-from homeserver.auth.uia import DUMMY, PASSWORD, Flows, StageContext
+from homeserver.auth.uia import DUMMY, PASSWORD, Flows, StageContext, StageRefused
 from homeserver.http import errors
 from homeserver.http.errors import Codes, MatrixError
 from homeserver.identifiers import UserID
@@ -149,5 +149,5 @@ class PasswordAuthenticator:
             raise errors.bad_json("'auth.password' must be a string")
         user_id = await self.check_password(user, password)
         if context.requester_user_id is not None and user_id != context.requester_user_id:
-            raise errors.forbidden("The password is for a different user than the requester")
+            raise StageRefused("The password is for a different user than the requester")
         return user_id

@@ -53,6 +53,7 @@ class RegistrationHandler:
         *,
         admin: bool = False,
         user_type: str | None = None,
+        guest: bool = False,
     ) -> str:
         """Create an account; returns its user ID.  ``M_USER_IN_USE`` if taken."""
         user_id = self.user_id_for(localpart)
@@ -66,6 +67,7 @@ class RegistrationHandler:
                 created_ts=self._clock.time_msec(),
                 is_admin=admin,
                 user_type=user_type,
+                is_guest=guest,
             )
         except UserExistsError:
             raise user_in_use() from None
@@ -73,6 +75,21 @@ class RegistrationHandler:
             # The display name starts as the localpart, so members are never nameless.
             await self._profiles.create_profile(user_id, localpart)
         return user_id
+
+    async def upgrade_guest(self, user_id: str, password: str | None) -> None:
+        """Make a guest account an ordinary one, keeping its user ID, rooms and data.
+
+        spec: client-server-api/modules/guest_access.md (upgrading with
+        ``guest_access_token``)
+        """
+        if password:
+            check_new_password(password)
+        password_hash = await self._hasher.hash(password) if password else None
+        if not await self._users.upgrade_guest(user_id, password_hash):
+            # Upgraded (or deactivated) since the token was checked.
+            raise MatrixError(
+                HTTPStatus.FORBIDDEN, Codes.FORBIDDEN, "This account is not a guest account"
+            )
 
     async def check_available(self, localpart: str) -> str:
         """The user ID for a chosen localpart, if valid and free; 400 otherwise.

@@ -122,8 +122,13 @@ class SharedSecretRegistration:
         if not hmac.compare_digest(expected, request.mac.lower()):
             self._failed_attempts.check(request.client_ip)
             raise errors.forbidden("HMAC incorrect")
+        # The MAC covers the name as sent; the account gets it lowercased, as Synapse
+        # registers ``username.lower()`` (user IDs are lowercase, spec: appendices#user-identifiers).
         user_id = await self._registration.register_user(
-            request.username, request.password, admin=request.admin, user_type=request.user_type
+            request.username.lower(),
+            request.password,
+            admin=request.admin,
+            user_type=request.user_type,
         )
         session = await self._tokens.create_session(user_id, None)
         return RegisteredAccount(

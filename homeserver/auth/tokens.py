@@ -54,6 +54,9 @@ class Requester:
     device_id: str | None
     access_token_id: int
     is_admin: bool
+    #: A guest account: only the endpoints the spec lists for guests serve it.
+    #: spec: client-server-api/modules/guest_access.md
+    is_guest: bool = False
 
 
 @attrs.frozen
@@ -156,6 +159,7 @@ class AccessTokenHandler:
             device_id=record.device_id,
             access_token_id=record.token_id,
             is_admin=user.is_admin,
+            is_guest=user.is_guest,
         )
         self._remember(token_hash, _CacheEntry(requester, record.expires_ts, now))
         return requester

@@ -50,6 +50,15 @@ class UiaSession:
     expires_at: float
 
 
+class StageRefused(MatrixError):
+    """A stage that succeeded for the wrong account: the request is refused outright
+    (403) instead of asking for the stage again (401).  Synapse answers a password
+    of another user in UIA with 403 ``M_FORBIDDEN`` ("Invalid auth")."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(HTTPStatus.FORBIDDEN, Codes.FORBIDDEN, message)
+
+
 @attrs.frozen
 class StageContext:
     session: UiaSession
@@ -207,7 +216,7 @@ class UserInteractiveAuth:
         context = StageContext(session, requester_user_id, client_ip)
         try:
             result = await checker(auth, context)
-        except UiaRequired:
+        except (UiaRequired, StageRefused):
             raise
         except MatrixError as error:
             if error.status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN):

@@ -87,3 +87,5 @@ class HomeServerConfig:
     extra_well_known_client_content: dict[str, Any]
     log_config: Path | None
     log_level: str
+    #: ``POST /register?kind=guest`` creates guest accounts (Synapse's key).
+    allow_guest_access: bool = False

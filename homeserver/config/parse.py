@@ -94,6 +94,7 @@ def parse_config(
             "enable_registration_without_verification", False
         ),
         registration_requires_token=root.get_bool("registration_requires_token", False),
+        allow_guest_access=root.get_bool("allow_guest_access", False),
         registration_shared_secret=root.get_str("registration_shared_secret", None),
         password_hash_cost=password_hash_cost,
         password_pepper=pepper,

@@ -20,7 +20,7 @@ data/api/client-server/directory.yaml, list_public_rooms.yaml
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from http import HTTPStatus
 
 import attrs
@@ -45,6 +45,9 @@ from homeserver.storage.timeline import TimelineStore
 from homeserver.util.linearizer import Linearizer
 
 logger = logging.getLogger(__name__)
+
+#: ``(deleter user ID, room ID, alias)``, after an alias was deleted.
+AliasDeletedCallback = Callable[[str, str, str], Awaitable[None]]
 
 PUBLIC = "public"
 PRIVATE = "private"
@@ -83,6 +86,8 @@ class DirectoryHandler:
         self._rooms = rooms
         self._timeline = timeline
         self._refresh_linearizer = Linearizer()
+        #: Called with ``(deleter, room_id, alias)`` after a local alias is deleted.
+        self.on_alias_deleted: list[AliasDeletedCallback] = []
 
     # --- aliases -------------------------------------------------------------------
 
@@ -146,6 +151,13 @@ class DirectoryHandler:
             raise errors.forbidden("You don't have permission to delete the alias.")
         if not await self._store.delete_alias(alias):
             raise errors.not_found(f"Room alias {alias} not found.")
+        for callback in self.on_alias_deleted:
+            # The alias is gone whatever a listener makes of it (Synapse likewise only
+            # logs a failed canonical-alias update).
+            try:
+                await callback(requester_user_id, mapping.room_id, alias)
+            except Exception:
+                logger.error("alias deletion listener failed for %s", alias, exc_info=True)
 
     async def get_local_aliases(
         self, requester_user_id: str, is_admin: bool, room_id: str
@@ -204,6 +216,20 @@ class DirectoryHandler:
                 "You need the power to change the room's canonical alias to publish it"
             )
         await self.set_visibility(room_id, visibility)
+
+    async def transfer_to_successor(self, old_room_id: str, new_room_id: str) -> list[str]:
+        """A room upgrade: the old room's local aliases now name the new room, and if
+        the old room was published the new one takes its place in the directory.
+        Returns the aliases moved.  The caller has checked the upgrader's power.
+
+        spec: client-server-api/modules/room_upgrades.md ("Moves any local aliases to
+        the new room"); the directory swap is what Synapse does.
+        """
+        moved = await self._store.move_aliases(old_room_id, new_room_id)
+        if await self._store.is_published(old_room_id):
+            await self.set_visibility(new_room_id, PUBLIC)
+            await self.set_visibility(old_room_id, PRIVATE)
+        return moved
 
     async def on_state_changed(self, room_id: str) -> None:
         """Refresh a published room's summary after a change to its state.

@@ -322,8 +322,11 @@ def _limit(body: dict[str, Any], path: str) -> int | None:
     # JSON Schema integers include numbers like 10.0; booleans are not numbers.
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise InvalidFilterError(f"{_where(path, 'limit')!r} must be an integer greater than 0")
+    # The schema says "greater than 0", but Synapse accepts 0 and clients (and sytest)
+    # send ``timeline.limit: 0`` to get a room list without timelines; it means "no
+    # events", so it is accepted.  Negative limits still are not.
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InvalidFilterError(f"{_where(path, 'limit')!r} must be a non-negative integer")
     return value
 
 

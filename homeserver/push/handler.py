@@ -19,6 +19,7 @@ from typing import Any
 from homeserver.accountdata.handler import AccountDataHandler
 from homeserver.http import errors
 from homeserver.push.evaluator import PushRuleEvaluator
+from homeserver.push.room_copy import copy_room_rules
 from homeserver.push.rules import (
     Customisations,
     PushRule,
@@ -104,6 +105,16 @@ class PushRulesHandler:
     async def set_actions(self, user_id: str, kind: str, rule_id: str, actions: object) -> None:
         await self._change(
             user_id, lambda current: set_actions(current, user_id, kind, rule_id, actions)
+        )
+
+    async def copy_room_rules(self, user_id: str, old_room_id: str, new_room_id: str) -> None:
+        """Give the user's rules about an upgraded room to its successor
+        (:func:`homeserver.push.room_copy.copy_room_rules`).
+
+        spec: client-server-api/modules/room_upgrades.md ("Server behaviour")
+        """
+        await self._change(
+            user_id, lambda current: copy_room_rules(current, old_room_id, new_room_id)
         )
 
     async def _change(self, user_id: str, edit: Callable[[Customisations], Customisations]) -> None:

@@ -115,10 +115,10 @@ class PushRule:
             "rule_id": self.rule_id,
             "default": self.default,
             "enabled": self.enabled,
-            "actions": [_copy_json(action) for action in self.actions],
+            "actions": [copy_json(action) for action in self.actions],
         }
         if self.kind in CONDITION_KINDS:
-            body["conditions"] = [_copy_json(condition) for condition in self.conditions or ()]
+            body["conditions"] = [copy_json(condition) for condition in self.conditions or ()]
         elif self.kind == "content":
             body["pattern"] = self.pattern if self.pattern is not None else ""
         return body
@@ -168,7 +168,7 @@ class Customisations:
             if change.enabled is not None:
                 entry["enabled"] = change.enabled
             if change.actions is not None:
-                entry["actions"] = [_copy_json(action) for action in change.actions]
+                entry["actions"] = [copy_json(action) for action in change.actions]
             if entry:
                 defaults.setdefault(kind, {})[rule_id] = entry
         doc: dict[str, Any] = {"version": CUSTOMISATIONS_VERSION}
@@ -490,7 +490,7 @@ def validate_actions(actions: object) -> tuple[Any, ...]:
         else:
             raise _bad_json("Push rule actions must be strings or objects")
         _check_depth(action)
-    return tuple(_copy_json(action) for action in actions)
+    return tuple(copy_json(action) for action in actions)
 
 
 def _check_key(condition: Mapping[str, Any]) -> None:
@@ -540,7 +540,7 @@ def validate_condition(condition: object) -> dict[str, Any]:
         if MEMBER_COUNT_RE.fullmatch(is_) is None:
             raise _invalid("'is' must be a number, optionally prefixed by ==, <, >, <= or >=")
     _check_depth(condition)
-    result: dict[str, Any] = _copy_json(condition)
+    result: dict[str, Any] = copy_json(condition)
     return result
 
 
@@ -594,7 +594,7 @@ def _rule_from_body(kind: str, rule_id: str, body: Mapping[str, Any], *, enabled
 # --- edits (the push rules API) ---------------------------------------------------
 
 
-def _replace_kind(
+def replace_kind(
     customisations: Customisations, kind: str, rules: Iterable[PushRule]
 ) -> Customisations:
     return attrs.evolve(customisations, rules={**customisations.rules, kind: tuple(rules)})
@@ -656,7 +656,7 @@ def add_or_replace(
         others.insert(index, rule)
     else:
         others.insert(0, rule)
-    return _replace_kind(customisations, kind, others)
+    return replace_kind(customisations, kind, others)
 
 
 def _is_default(kind: str, rule_id: str) -> bool:
@@ -673,7 +673,7 @@ def delete(customisations: Customisations, user_id: str, kind: str, rule_id: str
     current = customisations.rules[kind]
     if _index(current, rule_id) is None:
         raise _not_found(kind, rule_id)
-    return _replace_kind(customisations, kind, (r for r in current if r.rule_id != rule_id))
+    return replace_kind(customisations, kind, (r for r in current if r.rule_id != rule_id))
 
 
 def _change_default(
@@ -719,7 +719,7 @@ def set_enabled(
         raise _not_found(kind, rule_id)
     rules = list(current)
     rules[index] = attrs.evolve(rules[index], enabled=enabled)
-    return _replace_kind(customisations, kind, rules)
+    return replace_kind(customisations, kind, rules)
 
 
 def set_actions(
@@ -746,7 +746,7 @@ def set_actions(
         body["pattern"] = rule.pattern
     rules = list(current)
     rules[index] = _rule_from_body(kind, rule_id, body, enabled=rule.enabled)
-    return _replace_kind(customisations, kind, rules)
+    return replace_kind(customisations, kind, rules)
 
 
 def _check_depth(value: object) -> None:
@@ -762,10 +762,10 @@ def _check_depth(value: object) -> None:
             pending.extend((child, depth + 1) for child in children)
 
 
-def _copy_json(value: Any) -> Any:
+def copy_json(value: Any) -> Any:
     """A copy of a JSON value, so a rule shares nothing with its callers' data."""
     if isinstance(value, dict):
-        return {key: _copy_json(item) for key, item in value.items()}
+        return {key: copy_json(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_copy_json(item) for item in value]
+        return [copy_json(item) for item in value]
     return value

@@ -26,6 +26,7 @@ from homeserver.rooms.serialize import EventSerializer
 from homeserver.rooms.state import RoomStateReader
 from homeserver.rooms.visibility import HistoryVisibilityFilter
 from homeserver.storage.database import Database
+from homeserver.storage.erased_users import ErasedUserStore
 from homeserver.storage.events import EventStore
 from homeserver.storage.state import StateStore
 from homeserver.storage.timeline import TimelineStore
@@ -74,7 +75,8 @@ def build_rooms(
     )
     pipeline.on_new_event.append(lambda event, position: _notify(notifier, event, position))
     state = RoomStateReader(events, state_store, timeline)
-    visibility = HistoryVisibilityFilter(events, state)
+    erased = ErasedUserStore(database)
+    visibility = HistoryVisibilityFilter(events, state, erased)
     serializer = EventSerializer(clock, events, timeline)
     limits = config.rate_limits
     membership = MembershipHandler(
@@ -89,6 +91,7 @@ def build_rooms(
         invites_per_issuer=RateLimiter(clock, limits.invites_per_issuer),
     )
     profiles.on_profile_change.append(membership.update_profile_in_rooms)
+    account.on_deactivate.append(lambda user_id, erase: _record_erasure(erased, user_id, erase))
     account.on_deactivate.append(lambda user_id, erase: membership.leave_all_rooms(user_id))
     messages = MessageHandler(
         pipeline=pipeline,
@@ -136,6 +139,13 @@ def build_rooms(
     )
 
 
+async def _record_erasure(erased: ErasedUserStore, user_id: str, erase: bool) -> None:
+    # Recorded before the account leaves its rooms, so that from the leave on, users
+    # joining later are served the erased user's events redacted.
+    if erase:
+        await erased.mark_erased(user_id)
+
+
 def _notify(notifier: Notifier, event: Event, position: int) -> None:
     # A membership change concerns its target even before they are in the room
     # (an invite must wake the invitee's /sync).
@@ -156,6 +166,7 @@ def connect_directory(rooms: RoomServices, directory: DirectoryHandler) -> None:
         return room_id
 
     rooms.messages.resolve_local_alias = resolve_local_alias
+    directory.on_alias_deleted.append(rooms.messages.drop_alias_from_canonical)
 
     async def refresh_summary(event: Event) -> None:
         await directory.on_state_changed(event.room_id)

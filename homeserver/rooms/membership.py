@@ -47,6 +47,15 @@ _ACTION_MEMBERSHIP: dict[MembershipAction, str] = {
 }
 
 
+#: Member-event content keys a client cannot choose: ``membership`` is the action's,
+#: ``join_authorised_via_users_server`` is this server's word that a member vouched for
+#: a restricted join (Synapse strips it from client content too), and
+#: ``third_party_signed`` is a request parameter of ``/join``, not event content.
+_SERVER_SET_CONTENT = frozenset(
+    {"membership", "join_authorised_via_users_server", "third_party_signed"}
+)
+
+
 class MembershipHandler:
     def __init__(
         self,
@@ -91,9 +100,15 @@ class MembershipHandler:
         existing = current.get(("m.room.member", target))
         existing_membership = existing.membership if existing is not None else None
         self._check_sensible(action, requester.user_id, target, existing_membership)
+        if action == "join" and requester.is_guest:
+            _check_guest_may_join(current)
         if ratelimit:
             self._ratelimit(requester, room_id, target, action)
-        content: dict[str, Any] = dict(extra_content or {})
+        content: dict[str, Any] = {
+            key: value
+            for key, value in (extra_content or {}).items()
+            if key not in _SERVER_SET_CONTENT
+        }
         content["membership"] = _ACTION_MEMBERSHIP[action]
         if reason is not None:
             content["reason"] = reason
@@ -279,3 +294,13 @@ class MembershipHandler:
                 content["join_authorised_via_users_server"] = member
                 return
         raise errors.forbidden("No member of this server can authorise your join")
+
+
+def _check_guest_may_join(current: dict[tuple[str, str], Event]) -> None:
+    """Guests join only rooms whose ``m.room.guest_access`` is ``can_join``; the auth
+    rules do not look at it (servers enforce it for their own guests).  403
+    ``M_FORBIDDEN`` as Synapse answers.  spec: modules/guest_access.md#server-behaviour
+    """
+    guest_access = current.get(("m.room.guest_access", ""))
+    if guest_access is None or guest_access.content.get("guest_access") != "can_join":
+        raise errors.forbidden("Guest access is not allowed in this room")

@@ -38,8 +38,9 @@ _MAX_SCAN_ROUNDS = 10
 class RoomAccess:
     room: RoomRecord
     membership: MembershipRow | None
-    #: The state group the user may read state from: current, or when they left.
-    state_group: int | None
+    #: The user's leave (or ban) when they may read the room only as it was then;
+    #: None when they may read its current state.
+    left_at: Event | None = None
 
 
 class RoomReader:
@@ -76,16 +77,32 @@ class RoomReader:
             raise errors.forbidden("You are not allowed to read this room")
         membership = await self._state.membership(room, requester.user_id)
         if membership is not None and membership.membership == "join":
-            return RoomAccess(room, membership, room.current_state_group)
+            return RoomAccess(room, membership)
         if await self._world_readable(room):
-            return RoomAccess(room, membership, room.current_state_group)
-        if membership is not None and membership.membership in ("leave", "ban"):
+            return RoomAccess(room, membership)
+        if (
+            membership is not None
+            and membership.membership in ("leave", "ban")
+            # A forgotten room is gone for the user: "a user will no longer be able to
+            # retrieve history for this room" (spec: #post_matrixclientv3roomsroomidforget).
+            and not membership.forgotten
+        ):
             leave_event = (await self._events.get_events([membership.event_id])).get(
                 membership.event_id
             )
-            group = leave_event.internal.state_group_before if leave_event is not None else None
-            return RoomAccess(room, membership, group)
+            if leave_event is not None:
+                return RoomAccess(room, membership, leave_event)
         raise errors.forbidden("You are not allowed to read this room")
+
+    async def readable_state_ids(self, access: RoomAccess) -> dict[StateKey, str]:
+        """The state ``access`` allows reading: current, or the state *after* the
+        user's leave — the leave itself included, so a departed user sees their own
+        ``m.room.member`` as ``leave`` (spec: #get_matrixclientv3roomsroomidmembers,
+        "If you have left the room then this will be the members of the room when
+        you left"; Synapse serves the same for ``/state`` and ``/initialSync``)."""
+        if access.left_at is None:
+            return await self._state.current_state_ids(access.room)
+        return await self._state.state_after(access.left_at)
 
     async def get_event(self, requester: Requester, room_id: str, event_id: str) -> dict[str, Any]:
         """spec: #get_matrixclientv3roomsroomideventeventid"""
@@ -102,17 +119,17 @@ class RoomReader:
             raise errors.not_found("Event not found")
         membership = await self._state.membership(room, requester.user_id)
         viewer = await self.viewer(requester)
-        if not await self._visibility.filter(
+        visible = await self._visibility.filter(
             requester.user_id, [event], current=membership, ignored_users=frozenset()
-        ):
+        )
+        if not visible:
             raise errors.not_found("Event not found")
-        return await self._serializer.serialize_one(event, viewer)
+        # The filter's copy: redacted if the sender was erased since.
+        return await self._serializer.serialize_one(visible[0], viewer)
 
     async def get_state(self, requester: Requester, room_id: str) -> list[dict[str, Any]]:
         access = await self.access(requester, room_id)
-        state = await self._state.events_for_state(
-            await self._state.state_ids_for_group(access.state_group)
-        )
+        state = await self._state.events_for_state(await self.readable_state_ids(access))
         return await self._serializer.serialize(
             _sorted_state(state), await self.viewer(requester), bundle_aggregations=False
         )
@@ -122,7 +139,7 @@ class RoomReader:
     ) -> Event:
         access = await self.access(requester, room_id)
         state = await self._state.events_for_state(
-            await self._state.state_ids_for_group(access.state_group), [(event_type, state_key)]
+            await self.readable_state_ids(access), [(event_type, state_key)]
         )
         event = state.get((event_type, state_key))
         if event is None:
@@ -141,21 +158,43 @@ class RoomReader:
         membership: str | None,
         not_membership: str | None,
     ) -> list[dict[str, Any]]:
-        """spec: #get_matrixclientv3roomsroomidmembers"""
+        """spec: #get_matrixclientv3roomsroomidmembers
+
+        ``at`` is a pagination token (a sync ``prev_batch``, a ``/messages`` token);
+        for a user who has left it cannot reach past their leave.  ``membership`` and
+        ``not_membership`` together are an "or", as the spec words it: a member is
+        listed if their membership *is* ``membership`` or *is not* ``not_membership``.
+        """
         access = await self.access(requester, room_id)
-        state_ids = None
+        state_ids: dict[StateKey, str] | None = None
         if at is not None:
-            token = StreamToken.parse(at, param="at")
-            state_ids = await self._state.state_at_position(access.room.room_nid, token.events)
+            position = StreamToken.parse(at, param="at").events
+            if access.left_at is not None:
+                position = min(position, access.left_at.internal.stream_ordering or 0)
+            at_events = await self._timeline.get_room_events(
+                access.room.room_nid, after=None, up_to=position, direction="b", limit=1
+            )
+            if not at_events:
+                # The spec is silent on a token before the room's first event; Synapse
+                # answers 404 ("Can't find event for token").
+                raise errors.not_found("The room has no event at that token")
+            # As Synapse does: the members at a point the user could not see (before
+            # their join under "joined" visibility) are not theirs to read.
+            if not await self._visibility.filter(
+                requester.user_id, at_events, current=access.membership
+            ):
+                raise errors.forbidden("You may not view this room at that point")
+            state_ids = await self._state.state_after(at_events[0])
         if state_ids is None:
-            state_ids = await self._state.state_ids_for_group(access.state_group)
-        state = await self._state.events_for_state(state_ids)
+            state_ids = await self.readable_state_ids(access)
+        member_ids = {
+            key: event_id for key, event_id in state_ids.items() if key[0] == "m.room.member"
+        }
+        state = await self._state.events_for_state(member_ids)
         members = [
             event
-            for (event_type, _), event in sorted(state.items())
-            if event_type == "m.room.member"
-            and (membership is None or event.membership == membership)
-            and (not_membership is None or event.membership != not_membership)
+            for _, event in sorted(state.items())
+            if _membership_matches(event.membership, membership, not_membership)
         ]
         return await self._serializer.serialize(
             members, await self.viewer(requester), bundle_aggregations=False
@@ -173,10 +212,15 @@ class RoomReader:
         for (event_type, user_id), event in state.items():
             if event_type == "m.room.member" and event.membership == "join":
                 profile: dict[str, Any] = {}
-                for key in ("displayname", "avatar_url"):
-                    value = event.content.get(key)
+                # The response names it display_name, unlike the member event's
+                # displayname.  spec: #get_matrixclientv3roomsroomidjoined_members
+                for content_key, response_key in (
+                    ("displayname", "display_name"),
+                    ("avatar_url", "avatar_url"),
+                ):
+                    value = event.content.get(content_key)
                     if isinstance(value, str):
-                        profile[key] = value
+                        profile[response_key] = value
                 joined[user_id] = profile
         return {"joined": joined}
 
@@ -206,8 +250,17 @@ class RoomReader:
             start = StreamToken()
         position = start.events
         stop = StreamToken.parse(to_token, param="to").events if to_token is not None else None
+        if access.left_at is not None:
+            # A former member reads up to their leave and no further (Synapse starts
+            # backwards pagination at the leave too); nothing after it is theirs.
+            leave = access.left_at.internal.stream_ordering or 0
+            if direction == "b":
+                position = min(position, leave)
+            else:
+                stop = leave if stop is None else min(stop, leave)
         chunk: list[Event] = []
         exhausted = False
+        scanned_any = False
         for _ in range(_MAX_SCAN_ROUNDS):
             want = limit - len(chunk)
             if want <= 0:
@@ -223,6 +276,7 @@ class RoomReader:
             if not batch:
                 exhausted = True
                 break
+            scanned_any = True
             last = batch[-1].internal.stream_ordering or 0
             position = last - 1 if direction == "b" else last
             visible = await self._visibility.filter(
@@ -241,7 +295,11 @@ class RoomReader:
             "start": start.to_string(),
             "chunk": await self._serializer.serialize(chunk, viewer),
         }
-        if not exhausted:
+        if scanned_any or not exhausted:
+            # Like Synapse, a page that found events always carries ``end`` (the client
+            # learns it reached the end from the next, empty, page without one); only a
+            # page that found nothing at all omits it.  The spec: "If no further events
+            # are available ... this property is omitted".
             body["end"] = start.with_position("events", max(position, 0)).to_string()
         if event_filter.lazy_load_members and chunk:
             body["state"] = await self._member_state_for(chunk, viewer)
@@ -262,9 +320,14 @@ class RoomReader:
         event = (await self._events.get_events([event_id])).get(event_id)
         if event is None or event.room_id != room_id or event.internal.stream_ordering is None:
             raise errors.not_found("Event not found")
-        if not await self._visibility.filter(requester.user_id, [event], current=access.membership):
+        stream = event.internal.stream_ordering
+        visible = await self._visibility.filter(
+            requester.user_id, [event], current=access.membership
+        )
+        if not visible:
             raise errors.not_found("Event not found")
-        position = event.internal.stream_ordering
+        event = visible[0]
+        position = stream
         before_limit = limit // 2
         after_limit = limit - before_limit
         before = await self._visible_page(
@@ -356,15 +419,25 @@ class RoomReader:
     async def _member_state_for(
         self, chunk: Sequence[Event], viewer: Viewer
     ) -> list[dict[str, Any]]:
-        """The senders' member events as of the oldest event of the page."""
-        oldest = min(chunk, key=lambda e: e.internal.stream_ordering or 0)
-        state = await self._state.state_after(oldest)
+        """The senders' member events as of the oldest event of the page; a sender who
+        joined later in the page gets their member event as of the newest one.
+
+        spec: #lazy-loading-room-members (Synapse takes them at the page's first event)
+        """
+        by_stream = sorted(chunk, key=lambda e: e.internal.stream_ordering or 0)
         senders = sorted({e.sender for e in chunk})
+        keys = [("m.room.member", sender) for sender in senders]
         members = await self._state.events_for_state(
-            state, [("m.room.member", sender) for sender in senders]
+            await self._state.state_after(by_stream[0]), keys
         )
+        missing = [key for key in keys if key not in members]
+        if missing and by_stream[-1] is not by_stream[0]:
+            later = await self._state.events_for_state(
+                await self._state.state_after(by_stream[-1]), missing
+            )
+            members.update(later)
         return await self._serializer.serialize(
-            list(members.values()), viewer, bundle_aggregations=False
+            [members[key] for key in keys if key in members], viewer, bundle_aggregations=False
         )
 
     async def _world_readable(self, room: RoomRecord) -> bool:
@@ -375,3 +448,16 @@ class RoomReader:
 
 def _sorted_state(state: dict[StateKey, Event]) -> list[Event]:
     return [state[key] for key in sorted(state)]
+
+
+def _membership_matches(
+    value: str | None, membership: str | None, not_membership: str | None
+) -> bool:
+    """The spec's ``/members`` filter: no filter lets all through; with both, either
+    test passing is enough."""
+    tests = []
+    if membership is not None:
+        tests.append(value == membership)
+    if not_membership is not None:
+        tests.append(value != not_membership)
+    return not tests or any(tests)

@@ -9,14 +9,25 @@ aggregations under ``m.relations``: the latest valid edit (``m.replace``), threa
 summaries (``m.thread``) and references (``m.reference``).  Annotations are not
 bundled (spec v1.7).  The original content of an edited event is left intact.
 
+``unsigned.membership`` (spec v1.11) is the viewer's membership at each event,
+counting the event's own change: read from the viewer's membership history in the
+rooms concerned (one query per batch, never a state lookup per event) as the latest
+of their membership events at or before the event's stream position; ``leave``
+before any.  Outliers (no stream position) get none: the spec says to omit it when
+it is not known.
+
+The ``federation`` event format (a sync filter's ``event_format``) is the PDU as
+stored (pruned if redacted) with its ``event_id`` and the same ``unsigned``.
+
 spec: client-server-api/_index.md#room-event-format, #aggregations-of-child-events,
 modules/event_replacements.md, modules/threading.md, modules/reference_relations.md
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from bisect import bisect_right
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 import attrs
 
@@ -49,23 +60,25 @@ class EventSerializer:
         *,
         bundle_aggregations: bool = True,
         include_room_id: bool = True,
+        event_format: Literal["client", "federation"] = "client",
     ) -> list[dict[str, Any]]:
         if not events:
             return []
         now = self._clock.time_msec()
         ids = [event.event_id for event in events]
         redactions = await self._redaction_events(ids)
+        memberships = await self._memberships(viewer, [*events, *redactions.values()])
         previous = await self._events.get_events(
             [e.internal.replaces_state for e in events if e.internal.replaces_state is not None]
         )
         aggregations: dict[str, dict[str, Any]] = {}
         if bundle_aggregations:
             aggregations = await self._aggregations(
-                [e for e in events if e.event_id not in redactions], viewer, now
+                [e for e in events if e.event_id not in redactions], viewer, now, memberships
             )
         result = []
         for event in events:
-            body = self._client_event(event, viewer, now, redactions, include_room_id)
+            body = self._client_event(event, viewer, now, redactions, include_room_id, memberships)
             replaced = previous.get(event.internal.replaces_state or "")
             if replaced is not None:
                 body["unsigned"]["replaces_state"] = replaced.event_id
@@ -73,8 +86,24 @@ class EventSerializer:
                 body["unsigned"]["prev_content"] = self._content_of(replaced, redactions)
             if event.event_id in aggregations:
                 body["unsigned"]["m.relations"] = aggregations[event.event_id]
+            if event_format == "federation":
+                body = self._federation_event(event, body["unsigned"], redactions)
             result.append(body)
         return result
+
+    async def _memberships(self, viewer: Viewer, events: Sequence[Event]) -> _Memberships:
+        """The viewer's membership history around ``events``: one query per batch."""
+        positions = [e.internal.stream_ordering for e in events]
+        known = [p for p in positions if p is not None]
+        if not known:
+            return _Memberships({})
+        history = await self._timeline.get_membership_history(
+            viewer.user_id,
+            {e.room_id for e in events if e.internal.stream_ordering is not None},
+            lowest=min(known),
+            highest=max(known),
+        )
+        return _Memberships(history)
 
     async def serialize_one(self, event: Event, viewer: Viewer) -> dict[str, Any]:
         [body] = await self.serialize([event], viewer)
@@ -87,6 +116,7 @@ class EventSerializer:
         now: int,
         redactions: dict[str, Event],
         include_room_id: bool,
+        memberships: _Memberships,
     ) -> dict[str, Any]:
         redaction = redactions.get(event.event_id)
         body: dict[str, Any] = {
@@ -111,11 +141,30 @@ class EventSerializer:
             and internal.device_id == viewer.device_id
         ):
             unsigned["transaction_id"] = internal.txn_id
+        membership = memberships.at(event)
+        if membership is not None:
+            unsigned["membership"] = membership
         if redaction is not None:
             unsigned["redacted_because"] = self._client_event(
-                redaction, viewer, now, {}, include_room_id
+                redaction, viewer, now, {}, include_room_id, memberships
             )
         body["unsigned"] = unsigned
+        return body
+
+    def _federation_event(
+        self, event: Event, unsigned: dict[str, Any], redactions: dict[str, Event]
+    ) -> dict[str, Any]:
+        """The PDU as stored (pruned if redacted), with its ID and ``unsigned``, as
+        Synapse's ``event_format: federation`` gives it.
+        spec: data/api/client-server/definitions/sync_filter.yaml (``event_format``)"""
+        pdu = (
+            prune_event_dict(event.pdu, event.room_version)
+            if event.event_id in redactions
+            else event.pdu
+        )
+        body = {key: value for key, value in pdu.items() if key != "unsigned"}
+        body["event_id"] = event.event_id
+        body["unsigned"] = {**pdu.get("unsigned", {}), **unsigned}
         return body
 
     def _content_of(self, event: Event, redactions: dict[str, Event]) -> dict[str, Any]:
@@ -136,7 +185,7 @@ class EventSerializer:
         }
 
     async def _aggregations(
-        self, events: Sequence[Event], viewer: Viewer, now: int
+        self, events: Sequence[Event], viewer: Viewer, now: int, memberships: _Memberships
     ) -> dict[str, dict[str, Any]]:
         """event ID -> its ``m.relations`` bundle (only for events that have one)."""
         candidates = {
@@ -167,7 +216,9 @@ class EventSerializer:
                     references.append({"event_id": child.event_id})
             if edits:
                 latest_edit = max(edits, key=lambda e: (e.origin_server_ts, e.event_id))
-                bundle["m.replace"] = self._client_event(latest_edit, viewer, now, {}, True)
+                bundle["m.replace"] = self._client_event(
+                    latest_edit, viewer, now, {}, True, memberships
+                )
             if thread:
                 latest = max(thread, key=lambda e: e.internal.stream_ordering or 0)
                 latest_in_threads.append(latest)
@@ -194,6 +245,27 @@ class EventSerializer:
                     "current_user_participated": summary["current_user_participated"],
                 }
         return {event_id: bundle for event_id, bundle in bundles.items() if bundle}
+
+
+class _Memberships:
+    """The viewer's membership at any event of the rooms whose history it holds."""
+
+    def __init__(self, history: Mapping[str, list[tuple[int, str]]]) -> None:
+        self._positions = {room: [p for p, _ in rows] for room, rows in history.items()}
+        self._values = {room: [m for _, m in rows] for room, rows in history.items()}
+
+    def at(self, event: Event) -> str | None:
+        """spec: client-server-api/_index.md#room-event-format (``unsigned.membership``):
+        the membership "at the point of the event, including any changes caused by the
+        event"; ``leave`` if the user had none yet.  None (omit) for outliers."""
+        position = event.internal.stream_ordering
+        if position is None:
+            return None
+        positions = self._positions.get(event.room_id)
+        if not positions:
+            return "leave"
+        index = bisect_right(positions, position)
+        return self._values[event.room_id][index - 1] if index else "leave"
 
 
 def _rel_type(event: Event) -> str | None:

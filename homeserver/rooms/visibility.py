@@ -1,13 +1,18 @@
-"""Which events a user may see: history visibility and ignored users.
+"""Which events a user may see: history visibility, erased senders, ignored users.
 
 For each event, what counts is the room's ``m.room.history_visibility`` and the
-user's membership in the state at that event; users always see their own membership
-events (their join, kick, ban).  Events the user was
-joined for are always visible; ``world_readable`` ones to anyone; ``invited`` from
-an invite on; ``shared`` (the default) to anyone who is joined now.  Ignored users'
-messages are hidden (their state events are not: clients need the state).
+user's membership in the state at that event (before it), so a change of visibility
+applies from the next event on.  Events the user was joined for are always visible;
+``world_readable`` ones to anyone; ``invited`` from an invite on; ``shared`` (the
+default) to users who joined later — those joined now, and former members for what
+came before they left.  An ``m.room.history_visibility`` event is visible if the
+rule before *or* after it allows; users always see their own membership events
+(their join, kick, ban).  Ignored users' messages are hidden (their state events are
+not: clients need the state).  Events of a sender erased at deactivation are served
+redacted to users who were not joined when the event was sent.
 
-spec: client-server-api/_index.md#history-visibility, #ignoring-users
+spec: client-server-api/modules/history_visibility.md ("Server behaviour"),
+_index.md#post_matrixclientv3accountdeactivate (``erase``), #ignoring-users
 """
 
 from __future__ import annotations
@@ -15,19 +20,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from homeserver.events.event import Event
+from homeserver.events.redaction import prune_event
 from homeserver.rooms.state import RoomStateReader
+from homeserver.storage.erased_users import ErasedUserStore
 from homeserver.storage.events import EventStore
 from homeserver.storage.timeline import MembershipRow
 
 HISTORY_VISIBILITY_KEY = ("m.room.history_visibility", "")
 DEFAULT_HISTORY_VISIBILITY = "shared"
 HISTORY_VISIBILITIES = frozenset({"world_readable", "shared", "invited", "joined"})
+#: Least restrictive first: of two rules, the one earlier here shows more.
+_LEAST_RESTRICTIVE_FIRST = ("world_readable", "shared", "invited", "joined")
 
 
 class HistoryVisibilityFilter:
-    def __init__(self, events: EventStore, state: RoomStateReader) -> None:
+    def __init__(
+        self, events: EventStore, state: RoomStateReader, erased: ErasedUserStore | None = None
+    ) -> None:
         self._events = events
         self._state = state
+        self._erased = erased
 
     async def filter(
         self,
@@ -37,7 +49,9 @@ class HistoryVisibilityFilter:
         current: MembershipRow | None,
         ignored_users: frozenset[str] = frozenset(),
     ) -> list[Event]:
-        """The events of ``events`` (all from one room) that ``user_id`` may see.
+        """The events of ``events`` (all from one room) that ``user_id`` may see, in
+        order; an erased sender's event comes back redacted when the user was not
+        joined at it.
 
         ``current`` is the user's current membership in the room (None: never a
         member).  Events after the user's current join are visible without reading
@@ -45,6 +59,7 @@ class HistoryVisibilityFilter:
         """
         visible = []
         state_cache: dict[int | None, tuple[str, str | None]] = {}
+        erased = await self._erased_senders(events)
         for event in events:
             if event.sender in ignored_users and not event.is_state():
                 continue
@@ -57,9 +72,20 @@ class HistoryVisibilityFilter:
             ):
                 visible.append(event)
                 continue
-            if await self._allowed(user_id, event, current, state_cache):
-                visible.append(event)
+            allowed, joined = await self._allowed(user_id, event, current, state_cache)
+            if not allowed:
+                continue
+            if event.sender in erased and not joined:
+                # As Synapse: users who were not in the room when the event was sent
+                # get the redacted copy; those who were keep seeing the original.
+                event = prune_event(event)
+            visible.append(event)
         return visible
+
+    async def _erased_senders(self, events: Sequence[Event]) -> frozenset[str]:
+        if self._erased is None or not events:
+            return frozenset()
+        return await self._erased.erased_among({event.sender for event in events})
 
     async def _allowed(
         self,
@@ -67,23 +93,46 @@ class HistoryVisibilityFilter:
         event: Event,
         current: MembershipRow | None,
         state_cache: dict[int | None, tuple[str, str | None]],
-    ) -> bool:
+    ) -> tuple[bool, bool]:
+        """(may the user see ``event``, were they joined at it)."""
         group = event.internal.state_group_before
         if group not in state_cache:
             state_cache[group] = await self._visibility_and_membership(user_id, group)
         visibility, membership = state_cache[group]
+        if membership == "join":
+            return True, True
         if event.type == "m.room.member" and event.state_key == user_id:
             # Users always see changes to their own membership: their kick, their ban,
             # the leave that rejects an invite.
-            return True
-        if membership == "join" or visibility == "world_readable":
-            return True
+            return True, False
+        if event.type == HISTORY_VISIBILITY_KEY[0] and event.state_key == "":
+            # "visible if the history_visibility before *or* after the event would
+            # allow": judge by the less restrictive of the two.
+            after = event.content.get("history_visibility")
+            if after in HISTORY_VISIBILITIES and _LEAST_RESTRICTIVE_FIRST.index(
+                after
+            ) < _LEAST_RESTRICTIVE_FIRST.index(visibility):
+                visibility = after
+        if visibility == "world_readable":
+            return True, False
         if visibility == "joined":
-            return False
+            return False, False
         if visibility == "invited":
-            return membership == "invite"
-        # shared: everything, for users who are joined now.
-        return current is not None and current.membership == "join"
+            return membership == "invite", False
+        # shared: for users who joined the room at any point after the event — those
+        # joined now, and former members (leave, ban) for events before they left.
+        # Like Synapse, a former member is not asked whether their membership ever
+        # was a join (a rejected invite counts as having been in the room).
+        if current is None:
+            return False, False
+        if current.membership == "join":
+            return True, False
+        stream = event.internal.stream_ordering
+        return (
+            current.membership in ("leave", "ban")
+            and stream is not None
+            and stream <= current.stream_ordering
+        ), False
 
     async def _visibility_and_membership(
         self, user_id: str, group: int | None

@@ -141,6 +141,24 @@ class DirectoryStore:
         )
         return [row[0] for row in rows]
 
+    async def move_aliases(self, old_room_id: str, new_room_id: str) -> list[str]:
+        """Point every alias of ``old_room_id`` at ``new_room_id`` (a room upgrade);
+        returns the aliases moved."""
+
+        def move(txn: Transaction) -> list[str]:
+            txn.execute(
+                "SELECT room_alias FROM room_aliases WHERE room_id = ? ORDER BY room_alias",
+                (old_room_id,),
+            )
+            moved = [row[0] for row in txn.fetchall()]
+            txn.execute(
+                "UPDATE room_aliases SET room_id = ? WHERE room_id = ?",
+                (new_room_id, old_room_id),
+            )
+            return moved
+
+        return await self._db.run_interaction("move_aliases", move)
+
     # --- published rooms -----------------------------------------------------------
 
     async def is_published(self, room_id: str) -> bool:

@@ -154,12 +154,61 @@ class TimelineStore:
                 )
         return changes
 
+    async def get_membership_history(
+        self, user_id: str, room_ids: Collection[str], *, lowest: int, highest: int
+    ) -> dict[str, list[tuple[int, str]]]:
+        """room ID → (stream position, membership) of the user's visible membership
+        events in that room, oldest first: the last one at or before ``lowest`` and
+        every one up to ``highest`` (enough to know the membership at any position in
+        between; for ``unsigned.membership``)."""
+
+        def read(txn: Transaction) -> list[tuple[str, str, int]]:
+            found: list[tuple[str, str, int]] = []
+            member = (
+                "FROM events e JOIN rooms r ON r.room_nid = e.room_nid"
+                " WHERE e.type = 'm.room.member' AND e.state_key = ?"
+                f" AND e.stream_ordering IS NOT NULL AND {_VISIBLE}"
+            )
+            for part in chunks(sorted(room_ids)):
+                rooms = f" AND r.room_id IN ({','.join('?' * len(part))})"
+                txn.execute(
+                    "SELECT r.room_id, e.event_id, e.stream_ordering"
+                    f" {member}{rooms} AND e.stream_ordering > ? AND e.stream_ordering <= ?",
+                    (user_id, *_VISIBLE_ARGS, *part, lowest, highest),
+                )
+                found.extend((str(a), str(b), int(c)) for a, b, c in txn.fetchall())
+                txn.execute(
+                    "SELECT r.room_id, e.event_id, e.stream_ordering FROM events e"
+                    " JOIN rooms r ON r.room_nid = e.room_nid"
+                    " WHERE e.stream_ordering IN (SELECT MAX(e.stream_ordering)"
+                    f" {member}{rooms} AND e.stream_ordering <= ? GROUP BY e.room_nid)",
+                    (user_id, *_VISIBLE_ARGS, *part, lowest),
+                )
+                found.extend((str(a), str(b), int(c)) for a, b, c in txn.fetchall())
+            return found
+
+        if not room_ids:
+            return {}
+        rows = await self._db.run_interaction("get_membership_history", read)
+        events = await self._events.get_events([row[1] for row in rows])
+        history: dict[str, list[tuple[int, str]]] = {}
+        for room_id, event_id, stream in sorted(rows, key=lambda row: row[2]):
+            event = events.get(event_id)
+            if event is not None and event.membership is not None:
+                history.setdefault(room_id, []).append((stream, event.membership))
+        return history
+
     async def get_membership(self, room_nid: int, user_id: str) -> MembershipRow | None:
+        """The user's current membership in the room (``forgotten`` set if they
+        forgot the room at it)."""
         rows = await self._db.execute(
             "get_membership",
-            "SELECT r.room_id, r.room_nid, m.membership, e.event_id, e.stream_ordering"
+            "SELECT r.room_id, r.room_nid, m.membership, e.event_id, e.stream_ordering,"
+            " f.user_id IS NOT NULL"
             " FROM room_memberships m JOIN rooms r ON r.room_nid = m.room_nid"
             " JOIN events e ON e.event_nid = m.event_nid"
+            " LEFT JOIN room_forgets f ON f.user_id = m.user_id AND f.room_nid = m.room_nid"
+            " AND f.membership_event_nid = m.event_nid"
             " WHERE m.room_nid = ? AND m.user_id = ?",
             room_nid,
             user_id,

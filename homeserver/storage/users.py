@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import attrs
 
 from homeserver.storage.database import Database
@@ -20,6 +22,8 @@ class UserRecord:
     user_type: str | None
     created_ts: int
     deactivated: bool
+    #: A guest account (spec: client-server-api/modules/guest_access.md).
+    is_guest: bool = False
 
 
 class UserStore:
@@ -34,6 +38,7 @@ class UserStore:
         created_ts: int,
         is_admin: bool = False,
         user_type: str | None = None,
+        is_guest: bool = False,
     ) -> None:
         """Insert a new account; raises :class:`UserExistsError` if the ID is taken."""
 
@@ -43,8 +48,8 @@ class UserStore:
                 raise UserExistsError(user_id)
             txn.execute(
                 "INSERT INTO users (user_id, password_hash, is_admin, user_type, created_ts,"
-                " deactivated) VALUES (?, ?, ?, ?, ?, ?)",
-                (user_id, password_hash, is_admin, user_type, created_ts, False),
+                " deactivated, is_guest) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (user_id, password_hash, is_admin, user_type, created_ts, False, is_guest),
             )
 
         await self._db.run_interaction("create_user", create)
@@ -52,13 +57,13 @@ class UserStore:
     async def get_user(self, user_id: str) -> UserRecord | None:
         rows = await self._db.execute(
             "get_user",
-            "SELECT user_id, password_hash, is_admin, user_type, created_ts, deactivated"
-            " FROM users WHERE user_id = ?",
+            "SELECT user_id, password_hash, is_admin, user_type, created_ts, deactivated,"
+            " is_guest FROM users WHERE user_id = ?",
             user_id,
         )
         if not rows:
             return None
-        user_id, password_hash, is_admin, user_type, created_ts, deactivated = rows[0]
+        user_id, password_hash, is_admin, user_type, created_ts, deactivated, is_guest = rows[0]
         return UserRecord(
             user_id=user_id,
             password_hash=password_hash,
@@ -66,6 +71,7 @@ class UserStore:
             user_type=user_type,
             created_ts=int(created_ts),
             deactivated=bool(deactivated),
+            is_guest=bool(is_guest),
         )
 
     async def set_admin(self, user_id: str, is_admin: bool) -> None:
@@ -130,3 +136,29 @@ class UserStore:
             return txn.engine.next_id(txn, "generated_user_ids")
 
         return str(await self._db.run_interaction("next_generated_localpart", next_id))
+
+    async def upgrade_guest(self, user_id: str, password_hash: str | None) -> bool:
+        """Turn a guest account into an ordinary one with a password; False if
+        ``user_id`` is not (or no longer) a guest.  spec: modules/guest_access.md"""
+
+        def upgrade(txn: Transaction) -> bool:
+            txn.execute(
+                "UPDATE users SET is_guest = ?, password_hash = ? WHERE user_id = ? AND is_guest = ?",
+                (False, password_hash, user_id, True),
+            )
+            return bool(txn.rowcount == 1)
+
+        return await self._db.run_interaction("upgrade_guest", upgrade)
+
+    async def guests_among(self, user_ids: Sequence[str]) -> set[str]:
+        """Which of ``user_ids`` are guest accounts."""
+        if not user_ids:
+            return set()
+        placeholders = ", ".join("?" for _ in user_ids)
+        rows = await self._db.execute(
+            "guests_among",
+            f"SELECT user_id FROM users WHERE is_guest = ? AND user_id IN ({placeholders})",
+            True,
+            *user_ids,
+        )
+        return {str(row[0]) for row in rows}

@@ -4,8 +4,10 @@ Initial sync (no ``since``): for each joined room the last ``limit`` timeline ev
 with the state at the start of that timeline; invites with their stripped state;
 left rooms only when the filter's ``include_leave`` asks.  Incremental: rooms whose
 membership changed (new joins get a full room, leaves their timeline up to the
-leave), joined rooms with new events (state delta only when the timeline is
-``limited``), receipts, typing, account data, unread counts.  When nothing has
+leave), joined rooms with new events (a state delta only when the timeline is
+``limited`` or the filter left state events out of it: ``sync/room_state.py``),
+receipts, typing, account data, unread counts.  Timelines are read with the filter
+applied while reading (``sync/room_timeline.py``).  When nothing has
 changed, the request waits on the notifier until something concerning the user
 does, or ``timeout`` passes.
 
@@ -20,7 +22,7 @@ spec: client-server-api/_index.md#syncing, #get_matrixclientv3sync,
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from typing import Any
 
 import attrs
@@ -39,6 +41,8 @@ from homeserver.storage.timeline import MembershipRow, TimelineStore
 from homeserver.streams.notifier import Notifier
 from homeserver.streams.token import StreamToken
 from homeserver.sync.lazy_members import LazyMembersSent
+from homeserver.sync.room_state import LazyMembers, RoomStateSection
+from homeserver.sync.room_timeline import load_timeline
 from homeserver.typing.handler import TypingHandler
 from homeserver.unread.counter import UnreadCounter
 from homeserver.util.single_flight import SingleFlight
@@ -119,6 +123,7 @@ class SyncHandler:
         self._typing = typing
         self._unread = unread
         self._lazy_members = LazyMembersSent()
+        self._room_state = RoomStateSection(state, self._lazy_members)
         self._in_flight: SingleFlight[tuple[str, str | None, SyncRequest], dict[str, Any]] = (
             SingleFlight()
         )
@@ -259,12 +264,16 @@ class SyncHandler:
         changes = await self._timeline.get_membership_changes(user_id, since.events, now.events)
         changed = {row.room_id: row for row in changes}  # the latest change per room wins
         for row in changed.values():
-            if row.room_id in forgotten:
-                continue
+            # A leave since ``since`` is shown even if the room was forgotten after it:
+            # a device that has not synced past the leave must still learn of it
+            # (forgetting hides the room from then on, not the leave itself).
             was_joined = await self._was_joined_at(user_id, row, since.events)
             full = request.full_state or not was_joined
             up_to = row.stream_ordering if row.membership != "join" else now.events
-            after = None if full and row.membership == "join" else since.events
+            # A new join's timeline is the room's latest events, from before the join
+            # too (as Synapse does); otherwise, even with ``full_state``, it starts
+            # at ``since`` (spec: #get_matrixclientv3sync, ``full_state``).
+            after = None if not was_joined and row.membership == "join" else since.events
             plans.append(
                 await self._room_plan(
                     requester,
@@ -331,36 +340,28 @@ class SyncHandler:
         if section in ("invite", "knock"):
             plan.stripped = await self._stripped_state(row)
             return plan
-        fetched = await self._timeline.get_room_events(
-            row.room_nid, after=after, up_to=up_to, direction="b", limit=limit + 1
+        batch = await load_timeline(
+            self._timeline,
+            self._visibility,
+            user_id,
+            row,
+            after=after,
+            up_to=up_to,
+            limit=limit,
+            timeline_filter=timeline_filter,
+            ignored=ignored,
         )
-        plan.limited = len(fetched) > limit
-        fetched = fetched[:limit]
-        fetched.reverse()
-        visible = await self._visibility.filter(
-            user_id, fetched, current=row, ignored_users=ignored
+        plan.timeline = batch.events
+        plan.limited = batch.limited
+        plan.prev_batch = batch.prev_batch
+        lazy = (
+            LazyMembers(user_id, requester.device_id, filters.include_redundant_members)
+            if filters.lazy_load_members
+            else None
         )
-        plan.timeline = [
-            e for e in visible if timeline_filter.allows(e.type, e.sender, e.room_id, e.content)
-        ]
-        first = fetched[0] if fetched else None
-        plan.prev_batch = (first.internal.stream_ordering or 1) - 1 if first is not None else up_to
-        start_state = (
-            await self._state.state_before(first)
-            if first is not None
-            else await self._state_at_position(row, up_to)
+        state_ids = await self._room_state.state_ids(
+            row, batch, since=since, up_to=up_to, full_state=full_state, lazy=lazy
         )
-        if full_state:
-            state_ids = start_state
-        elif plan.limited and since is not None:
-            before = await self._state_at_position(row, since)
-            state_ids = {k: v for k, v in start_state.items() if before.get(k) != v}
-        else:
-            state_ids = {}
-        if filters.lazy_load_members:
-            state_ids = self._lazy_member_state(
-                requester, row, plan, start_state, state_ids, filters, since
-            )
         state = await self._state.events_for_state(state_ids)
         plan.needs_summary = full_state or any(
             e.type == "m.room.member" for e in (*plan.timeline, *state.values())
@@ -373,50 +374,11 @@ class SyncHandler:
                 state[key].type, state[key].sender, state[key].room_id, state[key].content
             )
         ]
-        if filters.lazy_load_members:
+        if lazy is not None:
             for event in (*plan.state, *plan.timeline):
                 if event.type == "m.room.member" and event.state_key is not None:
                     plan.members_sent[event.state_key] = event.event_id
         return plan
-
-    def _lazy_member_state(
-        self,
-        requester: Requester,
-        row: MembershipRow,
-        plan: _RoomPlan,
-        start_state: Mapping[StateKey, str],
-        state_ids: Mapping[StateKey, str],
-        filters: FilterCollection,
-        since: int | None,
-    ) -> dict[StateKey, str]:
-        """The state to send when members are lazy-loaded: everything but memberships,
-        plus the membership (as of the timeline's start) of each timeline sender and
-        the syncing user, less those the device already holds unless the filter asks
-        for redundant members.  spec: client-server-api/_index.md#lazy-loading-room-members
-        """
-        senders = {e.sender for e in plan.timeline} | {requester.user_id}
-        wanted = {
-            key: event_id
-            for key, event_id in state_ids.items()
-            if key[0] != "m.room.member" or key[1] in senders
-        }
-        for sender in senders:
-            key = ("m.room.member", sender)
-            if key in start_state:
-                wanted.setdefault(key, start_state[key])
-        if (
-            plan.full_state
-            or since is None
-            or filters.include_redundant_members
-            or requester.device_id is None
-        ):
-            return wanted
-        held = self._lazy_members.held(requester.user_id, requester.device_id, row.room_id, since)
-        return {
-            key: event_id
-            for key, event_id in wanted.items()
-            if key[0] != "m.room.member" or held.get(key[1]) != event_id
-        }
 
     async def _serialize_plans(
         self, plans: list[_RoomPlan], viewer: Viewer, filters: FilterCollection
@@ -431,6 +393,7 @@ class SyncHandler:
                 list({e.event_id: e for e in everything}.values()),
                 viewer,
                 include_room_id=False,
+                event_format=filters.event_format,
             )
         }
 

@@ -70,7 +70,7 @@ async def test_resolving_inline_and_absent_filters(db: Database) -> None:
         ("{not json", "M_NOT_JSON"),
         ('{"limit": NaN}', "M_NOT_JSON"),
         ("{" * 100_000, "M_NOT_JSON"),
-        ('{"room": {"timeline": {"limit": 0}}}', "M_BAD_JSON"),
+        ('{"room": {"timeline": {"limit": -1}}}', "M_BAD_JSON"),
     ]:
         with pytest.raises(MatrixError) as got:
             await handler.resolve("@a:hs", text)

@@ -175,6 +175,8 @@ def test_limits() -> None:
     assert room_event_filter({}).effective_limit(10, 100) == 10
     assert room_event_filter({"limit": 10**30}).effective_limit(10, 100) == 100
     assert room_event_filter({"limit": 20.0}).limit == 20
+    # Accepted as Synapse does: no timeline events at all.
+    assert room_event_filter({"limit": 0}).effective_limit(10, 100) == 0
 
 
 @pytest.mark.parametrize(
@@ -186,7 +188,6 @@ def test_limits() -> None:
         {"room": None},
         {"room": {"timeline": "x"}},
         {"room": {"timeline": None}},
-        {"room": {"timeline": {"limit": 0}}},
         {"room": {"timeline": {"limit": -1}}},
         {"room": {"timeline": {"limit": "10"}}},
         {"room": {"timeline": {"limit": 1.5}}},
@@ -208,7 +209,7 @@ def test_limits() -> None:
         {"room": {"include_leave": "false"}},
         {"presence": []},
         {"presence": {"senders": [None]}},
-        {"account_data": {"limit": 0}},
+        {"account_data": {"limit": -1}},
         {"event_fields": "type"},
         {"event_fields": [1]},
         {"event_format": "raw"},
@@ -222,4 +223,4 @@ def test_invalid_filters_are_refused(definition: object) -> None:
 
 def test_the_error_names_the_property() -> None:
     with pytest.raises(InvalidFilterError, match=r"room\.timeline\.limit"):
-        FilterCollection.from_json({"room": {"timeline": {"limit": 0}}})
+        FilterCollection.from_json({"room": {"timeline": {"limit": -5}}})

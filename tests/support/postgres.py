@@ -9,6 +9,7 @@ CI must prove both engines.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -67,12 +68,20 @@ def create_database(prefix: str) -> dict[str, Any]:
 
 
 def drop_database(name: str) -> None:
-    conn = _connect()
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    finally:
-        conn.close()
+    # FORCE ends our own leftover connections, but not an autovacuum worker that
+    # happens to be in the database (another role's process): wait for it to finish.
+    for attempt in range(50):
+        conn = _connect()
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            return
+        except psycopg2.errors.InsufficientPrivilege:
+            if attempt == 49:
+                raise
+        finally:
+            conn.close()
+        time.sleep(0.2)
 
 
 @contextmanager

@@ -7,7 +7,6 @@ spec: client-server-api/_index.md#post_matrixclientv3register,
 
 from __future__ import annotations
 
-from http import HTTPStatus
 from typing import Any
 
 from homeserver.api.client.login import session_json
@@ -15,8 +14,13 @@ from homeserver.auth.client_registration import ClientRegistrationHandler, Regis
 from homeserver.auth.registration_tokens import RegistrationTokenHandler
 from homeserver.auth.uia import REGISTRATION_TOKEN, UserInteractiveAuth
 from homeserver.http import errors
-from homeserver.http.errors import Codes, MatrixError
-from homeserver.http.parsing import optional_bool, optional_str, parse_json_object, query_str
+from homeserver.http.parsing import (
+    optional_bool,
+    optional_str,
+    parse_json_object,
+    parse_optional_json_object,
+    query_str,
+)
 from homeserver.http.request import MatrixRequest
 from homeserver.http.server import Router, client_paths
 from homeserver.ratelimit import RateLimiter
@@ -30,6 +34,7 @@ def parse_register_request(body: dict[str, Any]) -> RegisterRequest:
         initial_device_display_name=optional_str(body, "initial_device_display_name"),
         inhibit_login=optional_bool(body, "inhibit_login", False),
         refresh_token=optional_bool(body, "refresh_token", False),
+        guest_access_token=optional_str(body, "guest_access_token"),
     )
 
 
@@ -46,9 +51,7 @@ def register(
     async def post_register(request: MatrixRequest) -> tuple[int, Any]:
         kind = query_str(request, "kind", "user")
         if kind == "guest":
-            raise MatrixError(
-                HTTPStatus.FORBIDDEN, Codes.GUEST_ACCESS_FORBIDDEN, "Guest access is disabled"
-            )
+            return await post_register_guest(request)
         if kind != "user":
             raise errors.invalid_param("kind must be 'user' or 'guest'")
         registration.require_enabled()
@@ -58,7 +61,7 @@ def register(
         # Problems with the request itself are reported before any auth stage.
         early = parse_register_request(body)
         if early.username is not None:
-            await registration.check_username(early.username)
+            await registration.check_username(early.username, early.guest_access_token)
         result = await uia.authenticate(
             body, operation="register", flows=registration.flows(), client_ip=client_ip
         )
@@ -71,6 +74,18 @@ def register(
         request.authenticated_user = user_id
         if session is None:
             return 200, {"user_id": user_id, "home_server": server_name}
+        return 200, session_json(session, server_name, well_known)
+
+    async def post_register_guest(request: MatrixRequest) -> tuple[int, Any]:
+        """spec: modules/guest_access.md — no UIA; every body parameter except
+        ``initial_device_display_name`` is ignored."""
+        body = parse_optional_json_object(request)
+        display_name = body.get("initial_device_display_name")
+        session = await registration.register_guest(
+            client_ip=request.client_ip(),
+            initial_device_display_name=display_name if isinstance(display_name, str) else None,
+        )
+        request.authenticated_user = session.user_id
         return 200, session_json(session, server_name, well_known)
 
     async def get_available(request: MatrixRequest) -> tuple[int, Any]:

@@ -77,8 +77,17 @@ def register(
         requester = await authenticator.requester(request)
         body = parse_optional_json_object(request)
         room_id = await resolve(room)
+        reason = optional_str(body, "reason")
+        # A join keeps the other keys of the body in its member event, as Synapse does
+        # (the spec's body lists only reason and third_party_signed and forbids no
+        # others); leave and knock take only the reason, as in Synapse.
+        extra = (
+            {key: value for key, value in body.items() if key != "reason"}
+            if action == "join"
+            else None
+        )
         await membership.update_membership(
-            requester, room_id, requester.user_id, action, reason=optional_str(body, "reason")
+            requester, room_id, requester.user_id, action, reason=reason, extra_content=extra
         )
         return room_id
 

@@ -90,7 +90,7 @@ def test_password_stage_for_another_user_is_refused(open_server: ServerProcess) 
     token = register(open_server, "frank")["access_token"]
     body = {"new_password": NEW_PASSWORD, "auth": password_auth("erin")}
     response = call(open_server, "POST", "/account/password", token=token, body=body)
-    assert (response.status, response.json()["errcode"]) == (401, "M_FORBIDDEN")
+    assert (response.status, response.json()["errcode"]) == (403, "M_FORBIDDEN")
 
 
 def test_password_change_input_errors(open_server: ServerProcess) -> None:

@@ -74,7 +74,7 @@ def test_invalid_filters_are_refused(open_server: ServerProcess) -> None:
     alice = register(open_server, "alice")["access_token"]
     path = f"/user/{ALICE}/filter"
     for definition in (
-        {"room": {"timeline": {"limit": 0}}},
+        {"room": {"timeline": {"limit": -1}}},
         {"room": {"timeline": {"limit": "10"}}},
         {"room": {"state": {"types": "m.room.member"}}},
         {"room": {"state": {"not_senders": ["not-a-user"]}}},
