@@ -47,6 +47,14 @@ class ProfileHandler:
             raise errors.not_found("Profile not found")
         return await self._profiles.get_profile(user_id) or Profile()
 
+    async def member_content(self, user_id: str) -> dict[str, str]:
+        """The profile fields for ``user_id``'s member events; none for users we
+        hold no profile of (remote, unknown)."""
+        try:
+            return (await self.get_profile(user_id)).member_content()
+        except errors.MatrixError:
+            return {}
+
     async def set_field(
         self, requester_user_id: str, is_admin: bool, user_id: str, field: str, value: str | None
     ) -> None:

@@ -210,16 +210,7 @@ class RoomCreationHandler:
         raise errors.MatrixError(400, errors.Codes.ROOM_IN_USE, f"{alias} is already taken")
 
     async def _join(self, user_id: str) -> dict[str, Any]:
-        content: dict[str, Any] = {"membership": "join"}
-        try:
-            profile = await self._profiles.get_profile(user_id)
-        except errors.MatrixError:
-            return content
-        if profile.displayname is not None:
-            content["displayname"] = profile.displayname
-        if profile.avatar_url is not None:
-            content["avatar_url"] = profile.avatar_url
-        return content
+        return {"membership": "join", **await self._profiles.member_content(user_id)}
 
     def _power_levels(
         self,

@@ -22,7 +22,6 @@ from homeserver.events.errors import InvalidEventError
 from homeserver.events.event import Event
 from homeserver.events.room_versions import get_room_version
 from homeserver.http import errors
-from homeserver.identifiers import UserID
 from homeserver.profile.handler import ProfileHandler
 from homeserver.ratelimit import RateLimiter
 from homeserver.rooms.builder import EventDraft
@@ -180,10 +179,7 @@ class MembershipHandler:
                 for key, value in current.content.items()
                 if key not in ("displayname", "avatar_url")
             }
-            if profile.displayname is not None:
-                content["displayname"] = profile.displayname
-            if profile.avatar_url is not None:
-                content["avatar_url"] = profile.avatar_url
+            content.update(profile.member_content())
             if content == current.content:
                 continue
             try:
@@ -235,16 +231,7 @@ class MembershipHandler:
     async def _add_profile(self, content: dict[str, Any], user_id: str) -> None:
         if "displayname" in content or "avatar_url" in content:
             return
-        try:
-            if UserID.parse(user_id).domain != self._server_name:
-                return
-            profile = await self._profiles.get_profile(user_id)
-        except (ValueError, errors.MatrixError):
-            return
-        if profile.displayname is not None:
-            content["displayname"] = profile.displayname
-        if profile.avatar_url is not None:
-            content["avatar_url"] = profile.avatar_url
+        content.update(await self._profiles.member_content(user_id))
 
     async def _authorise_restricted_join(
         self,

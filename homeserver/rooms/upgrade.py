@@ -262,16 +262,7 @@ class RoomUpgradeHandler:
         return predecessor
 
     async def _join_content(self, user_id: str) -> dict[str, Any]:
-        content: dict[str, Any] = {"membership": "join"}
-        try:
-            profile = await self._profiles.get_profile(user_id)
-        except errors.MatrixError:
-            return content
-        if profile.displayname is not None:
-            content["displayname"] = profile.displayname
-        if profile.avatar_url is not None:
-            content["avatar_url"] = profile.avatar_url
-        return content
+        return {"membership": "join", **await self._profiles.member_content(user_id)}
 
     async def _send_tombstone(self, room_id: str, user_id: str, new_room_id: str) -> None:
         content = {"body": TOMBSTONE_BODY, "replacement_room": new_room_id}

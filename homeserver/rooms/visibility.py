@@ -57,9 +57,10 @@ class HistoryVisibilityFilter:
         member).  Events after the user's current join are visible without reading
         state: the user has been joined ever since.
         """
-        visible = []
+        visible: list[Event] = []
+        #: Indexes in ``visible`` of events the user was not joined at.
+        seen_from_outside: list[int] = []
         state_cache: dict[int | None, tuple[str, str | None]] = {}
-        erased = await self._erased_senders(events)
         for event in events:
             if event.sender in ignored_users and not event.is_state():
                 continue
@@ -75,17 +76,20 @@ class HistoryVisibilityFilter:
             allowed, joined = await self._allowed(user_id, event, current, state_cache)
             if not allowed:
                 continue
-            if event.sender in erased and not joined:
-                # As Synapse: users who were not in the room when the event was sent
-                # get the redacted copy; those who were keep seeing the original.
-                event = prune_event(event)
+            if not joined:
+                seen_from_outside.append(len(visible))
             visible.append(event)
+        if seen_from_outside and self._erased is not None:
+            # As Synapse: users who were not in the room when an erased user's event
+            # was sent get the redacted copy; those who were keep the original.  Only
+            # such events cost a query, so a joined member's sync costs none.
+            erased = await self._erased.erased_among(
+                {visible[index].sender for index in seen_from_outside}
+            )
+            for index in seen_from_outside:
+                if visible[index].sender in erased:
+                    visible[index] = prune_event(visible[index])
         return visible
-
-    async def _erased_senders(self, events: Sequence[Event]) -> frozenset[str]:
-        if self._erased is None or not events:
-            return frozenset()
-        return await self._erased.erased_among({event.sender for event in events})
 
     async def _allowed(
         self,

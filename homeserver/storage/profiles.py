@@ -16,6 +16,15 @@ class Profile:
     displayname: str | None = None
     avatar_url: str | None = None
 
+    def member_content(self) -> dict[str, str]:
+        """The fields a member event carries: those that are set."""
+        content = {}
+        if self.displayname is not None:
+            content["displayname"] = self.displayname
+        if self.avatar_url is not None:
+            content["avatar_url"] = self.avatar_url
+        return content
+
 
 #: The columns a profile field may be stored in; the only names put into SQL text.
 PROFILE_FIELDS = ("displayname", "avatar_url")

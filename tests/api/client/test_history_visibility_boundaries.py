@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.api.client.test_rooms import create_room, send_text
+from tests.api.client.test_rooms import create_public_room_with_history, create_room, send_text
 from tests.support.matrix import call, register
 from tests.support.server_process import ServerProcess
 
@@ -69,14 +69,7 @@ def test_visibility_changes_take_effect_on_their_boundaries(open_server: ServerP
 def test_a_change_between_two_restrictive_rules_stays_hidden(open_server: ServerProcess) -> None:
     alice = register(open_server, "alice")["access_token"]
     bob = register(open_server, "bob")["access_token"]
-    room_id = create_room(
-        open_server,
-        alice,
-        preset="public_chat",
-        initial_state=[
-            {"type": "m.room.history_visibility", "content": {"history_visibility": "joined"}}
-        ],
-    )
+    room_id = create_public_room_with_history(open_server, alice, "joined")
     send_text(open_server, alice, room_id, "joined 1", "t1")
     hidden = set_visibility(open_server, alice, room_id, "invited")
     send_text(open_server, alice, room_id, "invited 1", "t2")

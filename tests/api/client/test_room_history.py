@@ -6,7 +6,7 @@ import json
 from typing import Any
 from urllib.parse import quote
 
-from tests.api.client.test_rooms import create_room, send_text
+from tests.api.client.test_rooms import create_public_room_with_history, create_room, send_text
 from tests.support.matrix import call, register
 from tests.support.server_process import ServerProcess
 
@@ -116,14 +116,7 @@ def test_joined_history_visibility_hides_what_came_before_joining(
 ) -> None:
     alice = register(open_server, "alice")["access_token"]
     bob = register(open_server, "bob")["access_token"]
-    room_id = create_room(
-        open_server,
-        alice,
-        preset="public_chat",
-        initial_state=[
-            {"type": "m.room.history_visibility", "content": {"history_visibility": "joined"}}
-        ],
-    )
+    room_id = create_public_room_with_history(open_server, alice, "joined")
     send_text(open_server, alice, room_id, "before bob", "t1")
     call(open_server, "POST", f"/join/{room_id}", token=bob, body={})
     send_text(open_server, alice, room_id, "after bob", "t2")

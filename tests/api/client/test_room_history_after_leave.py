@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.api.client.test_rooms import create_room, send_text
+from tests.api.client.test_rooms import create_public_room_with_history, create_room, send_text
 from tests.support.matrix import call, register
 from tests.support.server_process import ServerProcess
 
@@ -109,14 +109,7 @@ def test_members_at_a_point_hidden_by_history_visibility_is_forbidden(
 ) -> None:
     alice = register(open_server, "alice")["access_token"]
     bob = register(open_server, "bob")["access_token"]
-    room_id = create_room(
-        open_server,
-        alice,
-        preset="public_chat",
-        initial_state=[
-            {"type": "m.room.history_visibility", "content": {"history_visibility": "joined"}}
-        ],
-    )
+    room_id = create_public_room_with_history(open_server, alice, "joined")
     send_text(open_server, alice, room_id, "before bob", "t1")
     before = call(open_server, "GET", "/sync?timeout=0", token=alice).json()["next_batch"]
     assert call(open_server, "POST", f"/join/{room_id}", token=bob, body={}).status == 200

@@ -15,6 +15,18 @@ def create_room(server: ServerProcess, token: str, **body: Any) -> str:
     return room_id
 
 
+def create_public_room_with_history(server: ServerProcess, token: str, visibility: str) -> str:
+    """A public room whose history visibility is ``visibility`` from its creation."""
+    return create_room(
+        server,
+        token,
+        preset="public_chat",
+        initial_state=[
+            {"type": "m.room.history_visibility", "content": {"history_visibility": visibility}}
+        ],
+    )
+
+
 def send_text(server: ServerProcess, token: str, room_id: str, body: str, txn: str) -> Any:
     return call(
         server,
