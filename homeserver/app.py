@@ -161,6 +161,17 @@ class HomeServer:
     signing_key: SigningKey
     ports: list[Any] = attrs.field(factory=list)
     _shutdown_trigger: Any = None
+    #: Rate limits of expensive reads, one bucket set per process whatever the
+    #: number of listeners; /sync and the legacy /events share theirs.
+    _sync_limiter: RateLimiter = attrs.field(init=False)
+    _threads_limiter: RateLimiter = attrs.field(init=False)
+    _hierarchy_limiter: RateLimiter = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        limits = self.config.rate_limits
+        self._sync_limiter = RateLimiter(self.clock, limits.sync)
+        self._threads_limiter = RateLimiter(self.clock, limits.threads)
+        self._hierarchy_limiter = RateLimiter(self.clock, limits.hierarchy)
 
     def build_router(self, listener: ListenerConfig) -> Router:
         router = Router()
@@ -283,7 +294,7 @@ class HomeServer:
             authenticator=RequestAuthenticator(self.handlers.tokens),
             sync=self.handlers.sync,
             filters=self.handlers.filters,
-            limiter=RateLimiter(self.clock, self.config.rate_limits.sync),
+            limiter=self._sync_limiter,
         )
         read_markers_servlet.register(
             router,
@@ -295,19 +306,19 @@ class HomeServer:
             authenticator=RequestAuthenticator(self.handlers.tokens),
             legacy=self.handlers.legacy_sync,
             # The legacy event stream and snapshots cost what /sync costs.
-            limiter=RateLimiter(self.clock, self.config.rate_limits.sync),
+            limiter=self._sync_limiter,
         )
         relations_servlet.register(
             router,
             authenticator=RequestAuthenticator(self.handlers.tokens),
             relations=rooms.relations,
-            threads_limiter=RateLimiter(self.clock, self.config.rate_limits.threads),
+            threads_limiter=self._threads_limiter,
         )
         hierarchy_servlet.register(
             router,
             authenticator=RequestAuthenticator(self.handlers.tokens),
             hierarchy=rooms.hierarchy,
-            limiter=RateLimiter(self.clock, self.config.rate_limits.hierarchy),
+            limiter=self._hierarchy_limiter,
         )
         room_upgrades_servlet.register(
             router,

@@ -26,7 +26,7 @@ from homeserver.events.hashing import reference_hashes
 from homeserver.events.room_versions import EventFormat, RoomVersion, get_room_version
 from homeserver.events.signing import SigningKey
 from homeserver.events.state_res import MissingEventsError, resolve_state
-from homeserver.rooms.builder import EventDraft, RoomPosition, build_local_event
+from homeserver.rooms.builder import MAX_PREV_EVENTS, EventDraft, RoomPosition, build_local_event
 from homeserver.storage.events import EventStore, EventToPersist, RoomExistsError, RoomRecord
 from homeserver.storage.state import StateStore
 from homeserver.util.linearizer import Linearizer
@@ -276,7 +276,17 @@ class EventPipeline:
         extremities = await self._events.get_forward_extremities(room.room_nid)
         if not extremities:
             raise UnknownRoomError(f"{room.room_id} has no forward extremities")
-        prev_events = await self._events.get_events(extremities)
+        # The most recent extremities (by depth, then arrival) when there are more than
+        # an event may reference; the state before the event is theirs alone.
+        # spec: data/api/server-server/definitions/pdu_v3.yaml (prev_events: "the most
+        # recent events in the room")
+        newest_first = sorted(
+            (await self._events.get_events(extremities)).values(),
+            key=lambda event: (event.depth, event.internal.stream_ordering or 0),
+            reverse=True,
+        )[:MAX_PREV_EVENTS]
+        prev_events = {event.event_id: event for event in newest_first}
+        extremities = list(prev_events)
         groups = await self._events.get_state_groups_after(extremities)
         distinct = sorted(set(groups.values()))
         if len(distinct) == 1:

@@ -268,3 +268,45 @@ async def test_a_refused_initial_event_stores_nothing(
     assert reserved == []
     assert await db.execute("x", "SELECT COUNT(*) FROM events") == [before]
     assert await db.execute("x", "SELECT COUNT(*) FROM rooms") == [(0,)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_prev_events_are_the_most_recent_extremities_by_depth(
+    pipeline: EventPipeline, db: Database
+) -> None:
+    """With more forward extremities than an event may reference, the new event
+    points at the deepest ones (not, say, the lexically last IDs) and leaves the
+    rest as extremities for a later merge."""
+    from homeserver.events.hashing import compute_event_id
+    from homeserver.rooms.builder import MAX_PREV_EVENTS
+
+    room_id = await public_room(pipeline)
+    chain = [
+        await send(pipeline, room_id, "m.room.message", ALICE, {"body": f"m{i}"}) for i in range(30)
+    ]
+    events = pipeline._events
+    room = await events.get_room(room_id)
+    assert room is not None
+    # A branch off each of the first 25 messages: 25 extremities of growing depth,
+    # plus the chain's head.
+    branches = []
+    for i in range(25):
+        child = chain[i + 1].event
+        pdu = dict(child.pdu)
+        pdu["content"] = {"body": f"branch {i}"}
+        # The ID hashes the redacted event, which has no content: change a kept key.
+        pdu["origin_server_ts"] += 1
+        branch = Event(pdu, child.room_version, compute_event_id(pdu, child.room_version))
+        [group] = (await events.get_state_groups_after([chain[i].event.event_id])).values()
+        await events.persist_events(room.room_nid, [EventToPersist(branch, group)])
+        branches.append(branch)
+    assert len(await events.get_forward_extremities(room.room_nid)) == 26
+
+    merged = await send(pipeline, room_id, "m.room.message", BOB, {"body": "merge"})
+    deepest = [chain[-1].event.event_id] + [b.event_id for b in branches[-(MAX_PREV_EVENTS - 1) :]]
+    assert sorted(merged.event.prev_event_ids) == sorted(deepest)
+    assert merged.event.depth == chain[-1].event.depth + 1
+    left = set(await events.get_forward_extremities(room.room_nid))
+    assert left == {merged.event.event_id} | {
+        b.event_id for b in branches[: 25 - (MAX_PREV_EVENTS - 1)]
+    }
