@@ -39,7 +39,7 @@ from homeserver.config.load import (
 from homeserver.config.model import HomeServerConfig
 from homeserver.config.reader import ConfigError
 from homeserver.crypto.keys import SigningKeyError, write_new_signing_key
-from homeserver.http.errors import MatrixError
+from homeserver.errors import MatrixError
 from homeserver.identifiers import is_valid_server_name
 from homeserver.logging_setup import setup_logging
 from homeserver.storage.migrations import DatabaseTooNewError

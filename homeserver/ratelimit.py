@@ -13,8 +13,8 @@ from collections.abc import Hashable
 
 import attrs
 
+from homeserver import errors
 from homeserver.clock import Clock
-from homeserver.http import errors
 
 #: Buckets that have refilled completely carry no information; they are dropped
 #: once the table grows past this size, so memory stays bounded by active keys.

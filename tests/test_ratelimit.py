@@ -6,7 +6,7 @@ import pytest
 from twisted.internet.task import Clock as FakeReactor
 
 from homeserver.clock import Clock
-from homeserver.http.errors import MatrixError
+from homeserver.errors import MatrixError
 from homeserver.ratelimit import RateLimitConfig, RateLimiter
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import attrs
 
-from homeserver.http import errors
+from homeserver import errors
 from homeserver.identifiers import is_valid_user_id
 from homeserver.storage.account_data import AccountDataStore
 from homeserver.streams.notifier import Notifier

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import attrs
 
+from homeserver import errors
 from homeserver.auth.registration import RegistrationHandler
 from homeserver.auth.registration_tokens import RegistrationTokenHandler
 from homeserver.auth.tokens import AccessTokenHandler, IssuedSession, Requester
 from homeserver.auth.uia import DUMMY, REGISTRATION_TOKEN, Flows
-from homeserver.http import errors
 from homeserver.ratelimit import RateLimiter
 
 

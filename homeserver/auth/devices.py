@@ -9,9 +9,9 @@ from collections.abc import Sequence
 
 import attrs
 
+from homeserver import errors
 from homeserver.auth.last_seen import LastSeenTracker
 from homeserver.auth.tokens import AccessTokenHandler
-from homeserver.http import errors
 from homeserver.storage.devices import DeviceRecord, DeviceStore
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from homeserver.http.errors import Codes, MatrixError
+from homeserver.errors import Codes, MatrixError
 
 #: ``(method, path after /_matrix/client/<version>)``; ``{...}`` is one path segment,
 #: which only for ``{stateKey}`` may be empty (``/state/m.room.name/``).

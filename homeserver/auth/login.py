@@ -11,11 +11,11 @@ from typing import Any
 
 import attrs
 
+from homeserver import errors
 from homeserver.auth.password_auth import PasswordAuthenticator
 from homeserver.auth.tokens import AccessTokenHandler, IssuedSession, generate_token, hash_token
 from homeserver.clock import Clock
-from homeserver.http import errors
-from homeserver.http.errors import Codes, MatrixError
+from homeserver.errors import Codes, MatrixError
 from homeserver.ratelimit import RateLimiter
 from homeserver.storage.login_tokens import LoginTokenStore
 from homeserver.storage.users import UserStore

@@ -12,10 +12,10 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+from homeserver import errors
 from homeserver.auth.passwords import MAX_PASSWORD_BYTES, PasswordHasher, PasswordVerdict
 from homeserver.auth.uia import DUMMY, PASSWORD, Flows, StageContext, StageRefused
-from homeserver.http import errors
-from homeserver.http.errors import Codes, MatrixError
+from homeserver.errors import Codes, MatrixError
 from homeserver.identifiers import UserID
 from homeserver.ratelimit import RateLimiter
 from homeserver.storage.users import UserStore

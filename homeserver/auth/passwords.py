@@ -22,7 +22,7 @@ import attrs
 import bcrypt
 from twisted.internet import threads
 
-from homeserver.http import errors
+from homeserver import errors
 
 #: The longest password accepted (Synapse's limit too); all of its bytes count.
 MAX_PASSWORD_BYTES = 512

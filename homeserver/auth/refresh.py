@@ -5,6 +5,7 @@ spec: client-server-api/_index.md#refreshing-access-tokens, #post_matrixclientv3
 
 from __future__ import annotations
 
+from homeserver import errors
 from homeserver.auth.tokens import (
     REFRESH_TOKEN_PREFIX,
     AccessTokenHandler,
@@ -13,7 +14,6 @@ from homeserver.auth.tokens import (
     hash_token,
 )
 from homeserver.clock import Clock
-from homeserver.http import errors
 from homeserver.storage.refresh_tokens import RefreshTokenStore
 from homeserver.storage.users import UserStore
 

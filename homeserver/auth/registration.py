@@ -9,7 +9,7 @@ from http import HTTPStatus
 
 from homeserver.auth.passwords import PasswordHasher, check_new_password
 from homeserver.clock import Clock
-from homeserver.http.errors import Codes, MatrixError
+from homeserver.errors import Codes, MatrixError
 from homeserver.identifiers import UserID, is_valid_user_localpart
 from homeserver.storage.profiles import ProfileStore
 from homeserver.storage.users import UserExistsError, UserStore

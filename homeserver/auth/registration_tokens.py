@@ -11,9 +11,9 @@ import secrets
 import string
 from typing import Any
 
+from homeserver import errors
 from homeserver.auth.uia import REGISTRATION_TOKEN, StageContext, UiaSession
 from homeserver.clock import Clock
-from homeserver.http import errors
 from homeserver.storage.registration_tokens import (
     UNCHANGED,
     RegistrationToken,

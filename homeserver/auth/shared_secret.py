@@ -15,11 +15,11 @@ from http import HTTPStatus
 
 import attrs
 
+from homeserver import errors
 from homeserver.auth.registration import RegistrationHandler
 from homeserver.auth.tokens import AccessTokenHandler
 from homeserver.clock import Clock
-from homeserver.http import errors
-from homeserver.http.errors import Codes, MatrixError
+from homeserver.errors import Codes, MatrixError
 from homeserver.ratelimit import RateLimiter
 
 NONCE_LIFETIME_SECONDS = 60.0

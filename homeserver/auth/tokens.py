@@ -18,9 +18,9 @@ import secrets
 
 import attrs
 
+from homeserver import errors
 from homeserver.auth.last_seen import LastSeenTracker
 from homeserver.clock import Clock
-from homeserver.http import errors
 from homeserver.storage.devices import DeviceStore
 from homeserver.storage.users import UserStore
 

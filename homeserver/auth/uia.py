@@ -22,9 +22,9 @@ from typing import Any
 
 import attrs
 
+from homeserver import errors
 from homeserver.clock import Clock
-from homeserver.http import errors
-from homeserver.http.errors import Codes, MatrixError
+from homeserver.errors import Codes, MatrixError
 
 logger = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from homeserver import errors
 from homeserver.auth.devices import DeviceHandler
 from homeserver.auth.tokens import Requester
-from homeserver.http import errors
 from homeserver.identifiers import UserID
 
 

@@ -25,6 +25,7 @@ from http import HTTPStatus
 
 import attrs
 
+from homeserver import errors
 from homeserver.clock import Clock
 from homeserver.directory.summary import (
     HISTORY_VISIBILITY,
@@ -33,10 +34,9 @@ from homeserver.directory.summary import (
     summarise_room,
 )
 from homeserver.directory.tokens import PageToken, decode_token, encode_token
+from homeserver.errors import Codes, MatrixError
 from homeserver.events.auth import get_user_power_level, membership_in, required_power_level
 from homeserver.events.room_versions import get_room_version
-from homeserver.http import errors
-from homeserver.http.errors import Codes, MatrixError
 from homeserver.identifiers import is_valid_room_alias, is_valid_room_id, is_valid_server_name
 from homeserver.rooms.state import RoomStateReader
 from homeserver.storage.directory import DirectoryStore, ListingPosition, PublishedRoom

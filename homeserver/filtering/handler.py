@@ -14,11 +14,11 @@ import hashlib
 import json
 from typing import Any
 
+from homeserver import errors
 from homeserver.filtering.model import DEFAULT_FILTER, FilterCollection, InvalidFilterError
-from homeserver.http import errors
-from homeserver.http.parsing import parse_json_text
 from homeserver.storage.filters import FilterStore
 from homeserver.util.caches import LruCache
+from homeserver.util.untrusted_json import parse_json_text
 
 _MAX_FILTER_ID = 2**63 - 1
 

@@ -8,9 +8,9 @@ spec: client-server-api/_index.md#using-access-tokens, modules/guest_access.md
 
 from __future__ import annotations
 
+from homeserver import errors
 from homeserver.auth.guests import guest_access_forbidden, guest_may_use
 from homeserver.auth.tokens import AccessTokenHandler, Requester
-from homeserver.http import errors
 from homeserver.http.parsing import query_str
 from homeserver.http.request import MatrixRequest
 

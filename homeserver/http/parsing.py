@@ -9,20 +9,9 @@ from typing import Any, Literal
 
 from twisted.web import server
 
-from homeserver.http import errors
+from homeserver import errors
 from homeserver.identifiers import is_valid_room_id
-from homeserver.util.untrusted_json import UntrustedJsonError, parse_untrusted_json
-
-
-def parse_json_text(data: bytes | str, what: str = "Content") -> Any:
-    """``data`` parsed by the one untrusted-JSON parser, its refusals as Matrix errors:
-    ``M_NOT_JSON`` for bad syntax, ``M_BAD_JSON`` for nesting past the limit."""
-    try:
-        return parse_untrusted_json(data)
-    except UntrustedJsonError as refused:
-        if refused.too_deep:
-            raise errors.bad_json(f"{what} is nested too deeply: {refused}") from None
-        raise errors.not_json(f"{what} not JSON: {refused}") from None
+from homeserver.util.untrusted_json import parse_json_text
 
 
 def parse_json_value(request: server.Request) -> Any:

@@ -21,9 +21,9 @@ import attrs
 from twisted.internet import defer
 from twisted.web import resource, server
 
-from homeserver.http import errors
+from homeserver import errors
+from homeserver.errors import TextWithNulError
 from homeserver.http.request import MatrixRequest
-from homeserver.storage.transaction import TextWithNulError
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from homeserver.http import errors
+from homeserver import errors
 from homeserver.identifiers import UserID
 from homeserver.storage.profiles import Profile, ProfileStore
 from homeserver.storage.users import UserStore

@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from homeserver import errors
 from homeserver.accountdata.handler import AccountDataHandler
-from homeserver.http import errors
 from homeserver.push.evaluator import PushRuleEvaluator
 from homeserver.push.room_copy import copy_room_rules
 from homeserver.push.rules import (

@@ -22,9 +22,9 @@ from typing import Any
 
 from twisted.internet import defer
 
+from homeserver import errors
 from homeserver.clock import Clock
 from homeserver.events.event import Event
-from homeserver.http import errors
 from homeserver.receipts.threads import MAIN_THREAD, find_thread
 from homeserver.storage.events import EventStore
 from homeserver.storage.receipts import Outcome, ReceiptStore

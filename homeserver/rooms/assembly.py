@@ -10,9 +10,9 @@ from homeserver.auth.account import AccountHandler
 from homeserver.clock import Clock
 from homeserver.config.model import HomeServerConfig
 from homeserver.directory.handler import DirectoryHandler
+from homeserver.errors import MatrixError
 from homeserver.events.event import Event
 from homeserver.events.signing import SigningKey
-from homeserver.http.errors import MatrixError
 from homeserver.profile.handler import ProfileHandler
 from homeserver.ratelimit import RateLimiter
 from homeserver.rooms.creation import RoomCreationHandler

@@ -19,11 +19,11 @@ from typing import Any, Protocol
 
 import attrs
 
+from homeserver import errors
 from homeserver.auth.tokens import Requester
 from homeserver.events.auth import AuthError
 from homeserver.events.errors import EventTooLargeError, InvalidEventError
 from homeserver.events.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
-from homeserver.http import errors
 from homeserver.identifiers import is_valid_room_alias
 from homeserver.profile.handler import ProfileHandler
 from homeserver.rooms.membership import MembershipHandler

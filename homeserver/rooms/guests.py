@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 
+from homeserver.errors import MatrixError
 from homeserver.events.event import Event
-from homeserver.http.errors import MatrixError
 from homeserver.identifiers import UserID
 from homeserver.rooms.membership import MembershipHandler
 from homeserver.rooms.state import RoomStateReader

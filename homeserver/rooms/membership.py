@@ -16,12 +16,12 @@ from __future__ import annotations
 import logging
 from typing import Any, Literal
 
+from homeserver import errors
 from homeserver.auth.tokens import Requester
 from homeserver.events.auth import AuthError, PowerLevels
 from homeserver.events.errors import InvalidEventError
 from homeserver.events.event import Event
 from homeserver.events.room_versions import get_room_version
-from homeserver.http import errors
 from homeserver.profile.handler import ProfileHandler
 from homeserver.ratelimit import RateLimiter
 from homeserver.rooms.builder import EventDraft

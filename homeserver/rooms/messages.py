@@ -17,12 +17,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from homeserver import errors
 from homeserver.auth.tokens import Requester
 from homeserver.events.auth import AuthError, PowerLevels, redaction_applies
 from homeserver.events.errors import EventTooLargeError, InvalidEventError
 from homeserver.events.event import Event, InternalMetadata, StateMap
 from homeserver.events.room_versions import get_room_version
-from homeserver.http import errors
 from homeserver.identifiers import is_valid_room_alias
 from homeserver.ratelimit import RateLimiter
 from homeserver.rooms.builder import EventDraft

@@ -17,10 +17,10 @@ from typing import Any
 
 import attrs
 
+from homeserver import errors
 from homeserver.auth.tokens import Requester
 from homeserver.events.event import Event, StateKey
 from homeserver.filtering.model import RoomEventFilter
-from homeserver.http import errors
 from homeserver.rooms.serialize import EventSerializer, Viewer
 from homeserver.rooms.state import RoomStateReader
 from homeserver.rooms.visibility import HISTORY_VISIBILITY_KEY, HistoryVisibilityFilter

@@ -29,10 +29,10 @@ from typing import Any, Literal
 
 import attrs
 
+from homeserver import errors
 from homeserver.auth.tokens import Requester
 from homeserver.events.event import Event
 from homeserver.events.redaction import prune_event_dict
-from homeserver.http import errors
 from homeserver.rooms.reading import RoomAccess, RoomReader
 from homeserver.rooms.serialize import EventSerializer
 from homeserver.rooms.visibility import HistoryVisibilityFilter

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from homeserver import errors
 from homeserver.events.event import Event, StateKey
-from homeserver.http import errors
 from homeserver.storage.events import EventStore, RoomRecord
 from homeserver.storage.state import StateStore
 from homeserver.storage.timeline import MembershipRow, TimelineStore

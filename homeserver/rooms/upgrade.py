@@ -47,6 +47,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from homeserver import errors
 from homeserver.auth.tokens import Requester
 from homeserver.events.auth import (
     AuthError,
@@ -58,7 +59,6 @@ from homeserver.events.auth import (
 from homeserver.events.errors import InvalidEventError
 from homeserver.events.event import Event, StateKey
 from homeserver.events.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion, get_room_version
-from homeserver.http import errors
 from homeserver.profile.handler import ProfileHandler
 from homeserver.rooms.builder import EventDraft
 from homeserver.rooms.pipeline import EventPipeline, InitialEvent, InitialEventRefused

@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from homeserver.errors import TextWithNulError
+
 if TYPE_CHECKING:
     from homeserver.storage.engines import Engine
 
@@ -14,16 +16,6 @@ logger = logging.getLogger(__name__)
 
 #: Queries slower than this are logged, with the transaction's description.
 SLOW_QUERY_SECONDS = 0.5
-
-
-class TextWithNulError(ValueError):
-    """A text value to store holds a NUL character.
-
-    PostgreSQL cannot store NUL in text; it is refused on every engine alike, so a
-    value that slipped past validation is a client error (400), never a 500 on one
-    engine and stored data on the other.  JSON columns are unaffected: encoded JSON
-    escapes NUL as ``\\u0000``.
-    """
 
 
 def _check_no_nul(args: Sequence[Any]) -> None:

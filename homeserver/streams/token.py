@@ -15,7 +15,7 @@ from typing import Literal
 
 import attrs
 
-from homeserver.http import errors
+from homeserver import errors
 
 StreamKey = Literal["events", "account_data", "receipts", "typing"]
 

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from homeserver import errors
 from homeserver.accountdata.handler import AccountDataHandler
 from homeserver.auth.tokens import Requester
 from homeserver.clock import Clock
 from homeserver.directory.handler import DirectoryHandler
 from homeserver.events.event import Event
 from homeserver.filtering.model import RoomEventFilter
-from homeserver.http import errors
 from homeserver.receipts.handler import ReceiptsHandler
 from homeserver.rooms.reading import RoomAccess, RoomReader
 from homeserver.rooms.serialize import EventSerializer

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
-from homeserver.http import errors
+from homeserver import errors
 from homeserver.streams.notifier import Notifier
 
 #: The longest a user is shown as typing without a new request.

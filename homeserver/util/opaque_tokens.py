@@ -13,7 +13,7 @@ import json
 import re
 from typing import Any
 
-from homeserver.http import errors
+from homeserver import errors
 from homeserver.util.untrusted_json import UntrustedJsonError, parse_untrusted_json
 
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{1,4096}")

@@ -22,6 +22,8 @@ import json
 import re
 from typing import Any
 
+from homeserver import errors
+
 #: The deepest nesting of arrays and objects accepted anywhere.
 MAX_NESTING_DEPTH = 100
 
@@ -66,6 +68,20 @@ def parse_untrusted_json(data: bytes | str) -> Any:
     if _SURROGATE_ESCAPE.search(text) is not None:
         _check_no_lone_surrogates(value)
     return value
+
+
+def parse_json_text(data: bytes | str, what: str = "Content") -> Any:
+    """``data`` parsed as above, its refusals as Matrix errors for a client:
+    ``M_NOT_JSON`` for bad syntax, ``M_BAD_JSON`` for nesting past the limit.
+
+    spec: client-server-api/_index.md#common-error-codes
+    """
+    try:
+        return parse_untrusted_json(data)
+    except UntrustedJsonError as refused:
+        if refused.too_deep:
+            raise errors.bad_json(f"{what} is nested too deeply: {refused}") from None
+        raise errors.not_json(f"{what} not JSON: {refused}") from None
 
 
 def _too_deep() -> UntrustedJsonError:

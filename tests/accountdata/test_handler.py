@@ -14,7 +14,7 @@ from homeserver.accountdata.handler import (
     AccountDataHandler,
     check_client_may_set,
 )
-from homeserver.http.errors import MatrixError
+from homeserver.errors import MatrixError
 from homeserver.storage.account_data import AccountDataStore
 from homeserver.storage.database import Database
 from homeserver.streams.notifier import Notifier

@@ -8,7 +8,7 @@ from twisted.internet import task
 
 from homeserver.auth.tokens import AccessTokenHandler
 from homeserver.clock import Clock
-from homeserver.http.errors import MatrixError
+from homeserver.errors import MatrixError
 from homeserver.storage.database import Database
 from homeserver.storage.devices import DeviceStore
 from homeserver.storage.users import UserStore

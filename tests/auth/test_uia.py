@@ -8,6 +8,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import task
 
+from homeserver import errors
 from homeserver.auth.uia import (
     DUMMY,
     StageContext,
@@ -16,8 +17,7 @@ from homeserver.auth.uia import (
     UserInteractiveAuth,
 )
 from homeserver.clock import Clock
-from homeserver.http import errors
-from homeserver.http.errors import MatrixError
+from homeserver.errors import MatrixError
 
 
 def _uia() -> tuple[UserInteractiveAuth, task.Clock]:

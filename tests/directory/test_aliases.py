@@ -7,7 +7,7 @@ from collections.abc import Awaitable
 import pytest
 import pytest_twisted
 
-from homeserver.http.errors import MatrixError
+from homeserver.errors import MatrixError
 from tests.directory.conftest import ALICE, BOB, CAROL, SERVER, Rooms
 
 

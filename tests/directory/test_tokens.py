@@ -8,7 +8,7 @@ import json
 import pytest
 
 from homeserver.directory.tokens import PageToken, decode_token, encode_token
-from homeserver.http.errors import MatrixError
+from homeserver.errors import MatrixError
 from homeserver.storage.directory import ListingPosition
 
 

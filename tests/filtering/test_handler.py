@@ -7,9 +7,9 @@ import json
 import pytest
 import pytest_twisted
 
+from homeserver.errors import MatrixError
 from homeserver.filtering.handler import FilterHandler
 from homeserver.filtering.model import DEFAULT_FILTER
-from homeserver.http.errors import MatrixError
 from homeserver.storage.database import Database
 from homeserver.storage.filters import FilterStore
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from homeserver.http.errors import MatrixError
+from homeserver.errors import MatrixError
 from homeserver.http.parsing import parse_json_object, require_str
 
 

@@ -10,7 +10,7 @@ import pytest_twisted
 import treq
 from twisted.internet import reactor
 
-from homeserver.http import errors
+from homeserver import errors
 from homeserver.http.request import MatrixRequest, MatrixSite
 from homeserver.http.server import JsonResource, Router
 

@@ -11,7 +11,7 @@ import pytest_twisted
 from twisted.internet import task
 
 from homeserver.clock import Clock
-from homeserver.http.errors import MatrixError
+from homeserver.errors import MatrixError
 from homeserver.receipts.handler import ReceiptsHandler
 from homeserver.storage.database import Database
 from homeserver.storage.receipts import ReceiptStore

@@ -15,7 +15,7 @@ from twisted.internet.task import Clock as FakeReactor
 
 from homeserver.auth.tokens import Requester
 from homeserver.clock import Clock
-from homeserver.http.errors import MatrixError
+from homeserver.errors import MatrixError
 from homeserver.rooms.builder import EventDraft
 from homeserver.rooms.hierarchy import (
     HierarchyToken,

@@ -14,7 +14,7 @@ from twisted.internet import reactor
 
 from homeserver.auth.tokens import Requester
 from homeserver.clock import Clock
-from homeserver.http.errors import MatrixError
+from homeserver.errors import MatrixError
 from homeserver.rooms.builder import EventDraft
 from homeserver.rooms.pipeline import EventPipeline
 from homeserver.rooms.reading import RoomReader

@@ -7,8 +7,9 @@ import threading
 import pytest
 import pytest_twisted
 
+from homeserver.errors import TextWithNulError
 from homeserver.storage.database import Database
-from homeserver.storage.transaction import TextWithNulError, Transaction
+from homeserver.storage.transaction import Transaction
 
 
 def _make_table(txn: Transaction) -> None:

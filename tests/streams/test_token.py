@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from homeserver.http.errors import MatrixError
+from homeserver.errors import MatrixError
 from homeserver.streams.token import StreamToken
 
 

@@ -9,7 +9,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import task
 
-from homeserver.http.errors import MatrixError
+from homeserver.errors import MatrixError
 from homeserver.storage.database import Database
 from homeserver.storage.timeline import TimelineStore
 from homeserver.streams.notifier import Notifier

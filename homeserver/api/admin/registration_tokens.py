@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from homeserver import errors
 from homeserver.auth.registration_tokens import RegistrationTokenHandler, token_json
-from homeserver.http import errors
 from homeserver.http.auth import RequestAuthenticator
 from homeserver.http.parsing import parse_json_object, query_str
 from homeserver.http.request import MatrixRequest

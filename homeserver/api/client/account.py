@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from homeserver import errors
 from homeserver.auth.account import AccountHandler
 from homeserver.auth.password_auth import PasswordAuthenticator
 from homeserver.auth.tokens import Requester
 from homeserver.auth.uia import PASSWORD, UiaResult, UserInteractiveAuth
-from homeserver.http import errors
 from homeserver.http.auth import RequestAuthenticator
 from homeserver.http.parsing import optional_bool, optional_str, parse_json_object, require_str
 from homeserver.http.request import MatrixRequest

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from homeserver import errors
 from homeserver.accountdata.handler import AccountDataHandler, check_client_may_set
 from homeserver.auth.tokens import Requester
-from homeserver.http import errors
 from homeserver.http.auth import RequestAuthenticator
 from homeserver.http.parsing import check_room_id, parse_json_object
 from homeserver.http.request import MatrixRequest

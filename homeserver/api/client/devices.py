@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from homeserver import errors
 from homeserver.auth.devices import DeviceHandler
 from homeserver.auth.password_auth import PasswordAuthenticator
 from homeserver.auth.uia import UserInteractiveAuth
-from homeserver.http import errors
 from homeserver.http.auth import RequestAuthenticator
 from homeserver.http.parsing import parse_json_object, parse_optional_json_object
 from homeserver.http.request import MatrixRequest

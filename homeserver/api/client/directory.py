@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from homeserver import errors
 from homeserver.directory.handler import PUBLIC, DirectoryHandler, PublicRoomsPage
-from homeserver.http import errors
 from homeserver.http.auth import RequestAuthenticator
 from homeserver.http.parsing import (
     optional_bool,

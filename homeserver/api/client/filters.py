@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from homeserver import errors
 from homeserver.filtering.handler import FilterHandler
-from homeserver.http import errors
 from homeserver.http.auth import RequestAuthenticator
 from homeserver.http.parsing import parse_json_object
 from homeserver.http.request import MatrixRequest

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from homeserver.http import errors
+from homeserver import errors
 from homeserver.http.auth import RequestAuthenticator
 from homeserver.http.parsing import check_room_id, query_bool, query_int, query_str
 from homeserver.http.request import MatrixRequest

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from homeserver.http import errors
+from homeserver import errors
 from homeserver.http.auth import RequestAuthenticator
 from homeserver.http.parsing import parse_json_object, query_str
 from homeserver.http.request import MatrixRequest

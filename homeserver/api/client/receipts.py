@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from homeserver.http import errors
+from homeserver import errors
 from homeserver.http.auth import RequestAuthenticator
 from homeserver.http.parsing import parse_optional_json_object
 from homeserver.http.request import MatrixRequest

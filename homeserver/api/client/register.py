@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from homeserver import errors
 from homeserver.api.client.login import session_json
 from homeserver.auth.client_registration import ClientRegistrationHandler, RegisterRequest
 from homeserver.auth.registration_tokens import RegistrationTokenHandler
 from homeserver.auth.uia import REGISTRATION_TOKEN, UserInteractiveAuth
-from homeserver.http import errors
 from homeserver.http.parsing import (
     optional_bool,
     optional_str,

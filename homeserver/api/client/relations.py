@@ -11,7 +11,7 @@ from typing import Any
 
 from twisted.web import server
 
-from homeserver.http import errors
+from homeserver import errors
 from homeserver.http.auth import RequestAuthenticator
 from homeserver.http.parsing import check_room_id, query_bool, query_direction, query_int, query_str
 from homeserver.http.request import MatrixRequest

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from homeserver import errors
 from homeserver.filtering.model import FilterCollection, InvalidFilterError, RoomEventFilter
-from homeserver.http import errors
 from homeserver.http.auth import RequestAuthenticator
 from homeserver.http.parsing import (
     check_room_id,

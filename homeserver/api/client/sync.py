@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from homeserver import errors
 from homeserver.filtering.handler import FilterHandler
-from homeserver.http import errors
 from homeserver.http.auth import RequestAuthenticator
 from homeserver.http.parsing import query_bool, query_int, query_str
 from homeserver.http.request import MatrixRequest

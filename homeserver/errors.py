@@ -142,3 +142,13 @@ def limit_exceeded(retry_after_seconds: float) -> MatrixError:
 
 def internal_error() -> MatrixError:
     return MatrixError(HTTPStatus.INTERNAL_SERVER_ERROR, Codes.UNKNOWN, "Internal server error")
+
+
+class TextWithNulError(ValueError):
+    """A text value to store holds a NUL character.
+
+    PostgreSQL cannot store NUL in text; it is refused on every engine alike, so a
+    value that slipped past validation is a client error (400), never a 500 on one
+    engine and stored data on the other.  JSON columns are unaffected: encoded JSON
+    escapes NUL as ``\\u0000``.
+    """
