@@ -9,7 +9,11 @@ databases dropped) at the end, also after an error or Ctrl-C.
 (a) message send latency: one user, one room, sequential sends (median, p95);
 (b) send throughput: 20 users sending at once into one room, and into 20 rooms;
 (c) initial /sync (no since, no filter) of a user in 50 rooms with ~10 messages each;
-(d) /sync wake-up: from just before A sends to B's long poll returning the event.
+(d) /sync wake-up: from just before A sends to B's long poll returning the event;
+(e) /createRoom of private groups;
+scale (only with ``--workloads scale``): 200 users, 16 sends in flight, database bytes
+per message and membership, joins into 200- and 1,000-member rooms, /sync of an
+unread backlog (``bench/client_api/scale.py``).
 
 See ``bench/client_api/workloads.py`` for the exact workloads.  Run from the
 repository root:
@@ -28,6 +32,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -35,12 +40,20 @@ from typing import Any
 import attrs
 
 from bench.client_api import client, databases, report
+from bench.client_api.scale import scale
 from bench.client_api.servers import ServerUnderTest, prepare_ours, prepare_synapse
 from bench.client_api.workloads import WORKLOADS, ServerWorkloads, Sizes
 
 #: Pause after setup and between measurements, so one server's background work
 #: (Synapse's stats and user-directory updates, say) settles before the next timing.
 SETTLE_SECONDS = 1.0
+
+#: Every workload by name.  The default run is :data:`WORKLOADS`; ``scale`` makes its
+#: own accounts and rooms and takes minutes, so it runs only when named.
+ALL_WORKLOADS: dict[str, Callable[[ServerWorkloads], Awaitable[dict[str, Any]]]] = {
+    **WORKLOADS,
+    "scale": scale,
+}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -64,7 +77,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--workloads",
         default=",".join(WORKLOADS),
-        help=f"comma-separated subset of: {', '.join(WORKLOADS)}",
+        help=f"comma-separated subset of: {', '.join(ALL_WORKLOADS)} (default: all but scale)",
     )
     sizes = parser.add_argument_group("sizes")
     sizes.add_argument("--send-count", type=int, default=defaults.send_count, help="(a) sends")
@@ -101,7 +114,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "each server's own default)",
     )
     args = parser.parse_args(argv)
-    unknown = set(args.workloads.split(",")) - set(WORKLOADS)
+    unknown = set(args.workloads.split(",")) - set(ALL_WORKLOADS)
     if unknown:
         parser.error(f"unknown workloads: {', '.join(sorted(unknown))}")
     return args
@@ -145,10 +158,13 @@ async def run_workloads(
             for server, http in zip(servers, (first, second), strict=False)
         }
         ready = []
+        # The default workloads share one setup; scale makes its own.
+        needs_setup = any(name in WORKLOADS for name in selected)
         for server in servers:
             started = time.perf_counter()
             try:
-                await runners[server.key].setup()
+                if needs_setup:
+                    await runners[server.key].setup()
             except Exception as error:
                 message = _failure(server, "setup", error)
                 results[server.key] = {name: {"error": f"setup: {message}"} for name in selected}
@@ -162,7 +178,7 @@ async def run_workloads(
             for server in order:
                 await asyncio.sleep(SETTLE_SECONDS)
                 try:
-                    figures = await WORKLOADS[name](runners[server.key])
+                    figures = await ALL_WORKLOADS[name](runners[server.key])
                 except Exception as error:
                     results[server.key][name] = {"error": _failure(server, name, error)}
                     continue

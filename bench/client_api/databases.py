@@ -8,10 +8,12 @@ when the benchmark ends.
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import attrs
+import psycopg2
 
 from tests.support.postgres import PostgresUnavailable, create_database, drop_database
 
@@ -50,3 +52,33 @@ def drop(database: Database) -> None:
     their temporary folder."""
     if database.engine == "psycopg2":
         drop_database(database.args["database"])
+
+
+def size_bytes(database: Database) -> int:
+    """The database's current size in bytes, read while its server keeps running.
+
+    SQLite: ``page_count * page_size`` from a separate connection's read transaction,
+    which sees every committed page, those still only in the WAL included; it is the
+    size the main file has once the WAL is checkpointed into it (without the WAL file,
+    which a checkpoint empties; free pages are counted, as the file keeps them).
+    PostgreSQL: ``pg_database_size(current_database())`` (heap, indexes and TOAST of
+    every table; dead row versions count until vacuumed, as on disk).
+    """
+    if database.engine == "sqlite3":
+        conn = sqlite3.connect(database.args["database"], timeout=30)
+        try:
+            page_count = conn.execute("PRAGMA page_count").fetchone()[0]
+            page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        finally:
+            conn.close()
+        return int(page_count) * int(page_size)
+    args = {key: value for key, value in database.args.items() if not key.startswith("cp_")}
+    pg = psycopg2.connect(**args, connect_timeout=10)
+    try:
+        with pg.cursor() as cursor:
+            cursor.execute("SELECT pg_database_size(current_database())")
+            row = cursor.fetchone()
+    finally:
+        pg.close()
+    assert row is not None
+    return int(row[0])

@@ -50,6 +50,26 @@ def rows(senders: int, sync_rooms: int) -> list[Row]:
         Row("(d) /sync wake-up, p95", "sync_wakeup", "p95_ms", "ms", True),
         Row("(e) /createRoom, private group, median", "create_room", "median_ms", "ms", True),
         Row("(e) /createRoom, private group, p95", "create_room", "p95_ms", "ms", True),
+        Row("scale: 200 users, 16 in flight", "scale", "messages_per_second", "msg/s", False),
+        Row("scale: send latency, median", "scale", "send_median_ms", "ms", True),
+        Row("scale: database per message", "scale", "kb_per_message", "KB", True),
+        Row("scale: database per membership event", "scale", "kb_per_membership", "KB", True),
+        Row("scale: join, 200-member room, median", "scale", "join_200_median_ms", "ms", True),
+        Row("scale: join, 1,000-member room, median", "scale", "join_1000_median_ms", "ms", True),
+        Row(
+            "scale: 50x40 unread, initial /sync, median",
+            "scale",
+            "backlog_initial_sync_median_ms",
+            "ms",
+            True,
+        ),
+        Row(
+            "scale: 50x40 unread, incr. /sync, median",
+            "scale",
+            "backlog_incremental_sync_median_ms",
+            "ms",
+            True,
+        ),
     ]
 
 
@@ -69,7 +89,9 @@ def _figure(results: Results, server: str, row: Row) -> float | None:
 def _cell(value: float | None, unit: str) -> str:
     if value is None:
         return "-"
-    return f"{value:,.0f} {unit}" if unit == "msg/s" else f"{value:,.1f} {unit}"
+    if unit == "msg/s":
+        return f"{value:,.0f} {unit}"
+    return f"{value:,.2f} {unit}" if unit == "KB" else f"{value:,.1f} {unit}"
 
 
 def table(results: Results, table_rows: list[Row]) -> str:
@@ -80,7 +102,8 @@ def table(results: Results, table_rows: list[Row]) -> str:
         ours, theirs = _figure(results, "ours", row), _figure(results, "synapse", row)
         if ours is not None and theirs is not None:
             factor = speedup(row, ours, theirs)
-            ratio = f"{factor:.2f}x faster" if factor >= 1 else f"{1 / factor:.2f}x slower"
+            better, worse = ("smaller", "larger") if row.unit == "KB" else ("faster", "slower")
+            ratio = f"{factor:.2f}x {better}" if factor >= 1 else f"{1 / factor:.2f}x {worse}"
         else:
             ratio = "-"
         lines.append(

@@ -97,6 +97,7 @@ class ServerUnderTest:
     port: int
     shared_secret: str
     command: list[str]
+    database: Database
     _process: subprocess.Popen[bytes] | None = None
     _log: Any = None
 
@@ -184,6 +185,7 @@ def prepare_ours(workdir: Path, database: Database, *, log_level: str) -> Server
         port=port,
         shared_secret=str(config["registration_shared_secret"]),
         command=[*command, "-c", str(config_path)],
+        database=database,
     )
 
 
@@ -245,4 +247,5 @@ def prepare_synapse(workdir: Path, database: Database, *, log_level: str) -> Ser
         port=port,
         shared_secret=shared_secret,
         command=[python, "-m", "synapse.app.homeserver", "-c", str(config_path)],
+        database=database,
     )

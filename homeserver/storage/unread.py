@@ -1,18 +1,20 @@
-"""What unread counts are computed from: read marks and the events after them.  SQL only.
+"""What unread counts are computed from, and where they were left.  SQL only.
 
-Owns no table.  Reads ``receipts`` (storage.receipts) for the user's read marks and
-``rooms``, ``room_memberships`` and ``events`` (storage.events) for when they joined
-and what was sent since.  Nothing is written per message: counts are derived at read
-time from stream positions (DESIGN.md "Speed by design"), with one transaction per
-batch of rooms whose event scan is one ``UNION ALL`` of index range scans on
-``events (room_nid, stream_ordering)``, newest first, capped per room.
+Reads ``receipts`` (storage.receipts) for the user's read marks and ``rooms``,
+``room_memberships`` and ``events`` (storage.events) for when they joined and what
+was sent since.  Owns ``unread_checkpoints`` (schema 0015): per (user, room, thread)
+the counts as of a stream position, written only when that user's ``/sync`` asks
+for counts — never a row per member per message (DESIGN.md "Speed by design").  So
+a computation reads only the events after the checkpoint (or after a read mark that
+moved), in ascending batches: one ``UNION ALL`` of index range scans on
+``events (room_nid, stream_ordering)`` per batch of rooms.
 
 spec: client-server-api/_index.md#receiving-notifications
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -34,8 +36,35 @@ class ScannedEvent:
 
 
 @attrs.frozen
+class ThreadCheckpoint:
+    """One thread's counts in a checkpoint: its events after
+    ``max(base, receipt_position)`` up to the checkpoint's position."""
+
+    #: The threaded receipt position they were counted from (0: none).
+    receipt_position: int
+    notification_count: int = 0
+    highlight_count: int = 0
+
+
+@attrs.frozen
+class Checkpoint:
+    """A room's unread counts for one user as of ``position``."""
+
+    #: The read mark counted from: ``max(joined_at, unthreaded_mark)`` back then.
+    base: int
+    #: Every visible event up to this stream position is counted.
+    position: int
+    #: Fingerprint of the push rules the events were evaluated with.
+    rules_hash: str
+    #: Thread (``main`` or a thread root's event ID) -> its counts; a thread without
+    #: a row has no threaded receipt and nothing counted.
+    threads: Mapping[str, ThreadCheckpoint] = attrs.field(factory=dict)
+
+
+@attrs.frozen
 class RoomReadState:
-    """One joined room as seen by one user: where they have read to, and what follows."""
+    """One joined room as seen by one user: where they have read to, and the counts
+    left by their last computation."""
 
     room_id: str
     room_nid: int
@@ -48,11 +77,7 @@ class RoomReadState:
     #: Thread (``main`` or a thread root's event ID) -> newest position its threaded
     #: receipts cover.
     thread_marks: dict[str, int]
-    #: Visible events after ``max(joined_at, unthreaded_mark)``, newest first, at most
-    #: the scan limit.
-    events: list[ScannedEvent]
-    #: Joined members now (counted only when ``events`` is not empty, else 0).
-    joined_members: int = 0
+    checkpoint: Checkpoint | None = None
 
 
 class UnreadStore:
@@ -60,12 +85,7 @@ class UnreadStore:
         self._db = database
 
     async def read_states(
-        self,
-        user_id: str,
-        room_ids: Collection[str],
-        receipt_types: Collection[str],
-        *,
-        scan_limit: int,
+        self, user_id: str, room_ids: Collection[str], receipt_types: Collection[str]
     ) -> dict[str, RoomReadState]:
         """The read state of each room in ``room_ids`` that ``user_id`` is joined to."""
         ordered = sorted(set(room_ids))
@@ -73,23 +93,52 @@ class UnreadStore:
         for part in chunks(ordered, _ROOMS_PER_QUERY):
             result.update(
                 await self._db.run_interaction(
-                    "unread_read_states",
-                    _read_states_txn,
-                    user_id,
-                    part,
-                    sorted(receipt_types),
-                    scan_limit,
+                    "unread_read_states", _read_states_txn, user_id, part, sorted(receipt_types)
                 )
             )
         return result
 
+    async def events_after(
+        self, ranges: Mapping[int, int], up_to: int, limit: int
+    ) -> dict[int, list[ScannedEvent]]:
+        """room NID -> its visible events (not outliers, rejected or soft-failed) with
+        ``ranges[room_nid] < stream_ordering <= up_to``, oldest first, at most
+        ``limit`` per room (a room that got ``limit`` may have more)."""
+        result: dict[int, list[ScannedEvent]] = {nid: [] for nid in ranges}
+        for part in chunks(sorted(ranges), _ROOMS_PER_QUERY):
+            found = await self._db.run_interaction(
+                "unread_events_after",
+                _events_after_txn,
+                [(nid, ranges[nid]) for nid in part],
+                up_to,
+                limit,
+            )
+            for nid, events in found.items():
+                result[nid].extend(events)
+        return result
+
+    async def joined_member_counts(self, room_nids: Collection[int]) -> dict[int, int]:
+        """room NID -> members joined now (``room_member_count``)."""
+        result: dict[int, int] = dict.fromkeys(room_nids, 0)
+        for part in chunks(sorted(result), _ROOMS_PER_QUERY):
+            result.update(
+                await self._db.run_interaction("unread_member_counts", _member_counts_txn, part)
+            )
+        return result
+
+    async def save_checkpoints(self, user_id: str, checkpoints: Mapping[int, Checkpoint]) -> None:
+        """Replace ``user_id``'s checkpoints of these rooms (room NID -> checkpoint)."""
+        for part in chunks(sorted(checkpoints), _ROOMS_PER_QUERY):
+            await self._db.run_interaction(
+                "unread_save_checkpoints",
+                _save_checkpoints_txn,
+                user_id,
+                {nid: checkpoints[nid] for nid in part},
+            )
+
 
 def _read_states_txn(
-    txn: Transaction,
-    user_id: str,
-    room_ids: Sequence[str],
-    receipt_types: Sequence[str],
-    scan_limit: int,
+    txn: Transaction, user_id: str, room_ids: Sequence[str], receipt_types: Sequence[str]
 ) -> dict[str, RoomReadState]:
     marks = ",".join("?" * len(room_ids))
     txn.execute(
@@ -109,8 +158,6 @@ def _read_states_txn(
             "joined_at": int(joined_at or 0),
             "unthreaded_mark": 0,
             "thread_marks": {},
-            "events": [],
-            "joined_members": 0,
         }
     if not rooms:
         return {}
@@ -129,34 +176,102 @@ def _read_states_txn(
             room["unthreaded_mark"] = int(mark)
         else:
             room["thread_marks"][thread_id] = int(mark)
+    txn.execute(
+        "SELECT room_nid, thread_id, base_position, stream_position, rules_hash,"
+        " receipt_position, notification_count, highlight_count FROM unread_checkpoints"
+        f" WHERE user_id = ? AND room_nid IN ({nid_marks})",
+        (user_id, *nids),
+    )
+    found: dict[int, list[tuple[Any, ...]]] = {}
+    for row in txn.fetchall():
+        found.setdefault(int(row[0]), []).append(row)
+    states = {}
+    for nid, room in rooms.items():
+        states[room["room_id"]] = RoomReadState(**room, checkpoint=_checkpoint(found.get(nid)))
+    return states
+
+
+def _checkpoint(rows: list[tuple[Any, ...]] | None) -> Checkpoint | None:
+    if not rows:
+        return None
+    room_wide = {(int(row[2]), int(row[3]), row[4]) for row in rows}
+    if len(room_wide) != 1:
+        # Rows of two overlapping saves: not one consistent checkpoint, so none.
+        return None
+    [(base, position, rules_hash)] = room_wide
+    threads = {row[1]: ThreadCheckpoint(int(row[5]), int(row[6]), int(row[7])) for row in rows}
+    return Checkpoint(base, position, rules_hash, threads)
+
+
+def _events_after_txn(
+    txn: Transaction, ranges: Sequence[tuple[int, int]], up_to: int, limit: int
+) -> dict[int, list[ScannedEvent]]:
     selects = []
     args: list[Any] = []
-    for index, nid in enumerate(nids):
-        room = rooms[nid]
+    for index, (nid, after) in enumerate(ranges):
         selects.append(
             "SELECT * FROM (SELECT room_nid, stream_ordering, event_id, sender FROM events"
-            " WHERE room_nid = ? AND stream_ordering > ? AND outlier = ? AND soft_failed = ?"
-            f" AND rejected_reason IS NULL ORDER BY stream_ordering DESC LIMIT ?) AS s{index}"
+            " WHERE room_nid = ? AND stream_ordering > ? AND stream_ordering <= ?"
+            " AND outlier = ? AND soft_failed = ? AND rejected_reason IS NULL"
+            f" ORDER BY stream_ordering ASC LIMIT ?) AS s{index}"
         )
-        args.extend(
-            (nid, max(room["joined_at"], room["unthreaded_mark"]), False, False, scan_limit)
-        )
+        args.extend((nid, after, up_to, False, False, limit))
     txn.execute(" UNION ALL ".join(selects), args)
+    result: dict[int, list[ScannedEvent]] = {}
     for room_nid, stream_ordering, event_id, sender in txn.fetchall():
-        rooms[int(room_nid)]["events"].append(ScannedEvent(int(stream_ordering), event_id, sender))
-    # Member counts only where there is something to evaluate (room_member_count).
-    busy = [nid for nid in nids if rooms[nid]["events"]]
-    if busy:
-        busy_marks = ",".join("?" * len(busy))
-        txn.execute(
-            "SELECT room_nid, COUNT(*) FROM room_memberships"
-            f" WHERE membership = ? AND room_nid IN ({busy_marks}) GROUP BY room_nid",
-            ("join", *busy),
+        result.setdefault(int(room_nid), []).append(
+            ScannedEvent(int(stream_ordering), event_id, sender)
         )
-        for room_nid, count in txn.fetchall():
-            rooms[int(room_nid)]["joined_members"] = int(count)
-    states = {}
-    for room in rooms.values():
-        room["events"].sort(key=lambda event: event.stream_ordering, reverse=True)
-        states[room["room_id"]] = RoomReadState(**room)
-    return states
+    for events in result.values():
+        events.sort(key=lambda event: event.stream_ordering)
+    return result
+
+
+def _member_counts_txn(txn: Transaction, room_nids: Sequence[int]) -> dict[int, int]:
+    marks = ",".join("?" * len(room_nids))
+    txn.execute(
+        "SELECT room_nid, COUNT(*) FROM room_memberships"
+        f" WHERE membership = ? AND room_nid IN ({marks}) GROUP BY room_nid",
+        ("join", *room_nids),
+    )
+    return {int(room_nid): int(count) for room_nid, count in txn.fetchall()}
+
+
+def _save_checkpoints_txn(
+    txn: Transaction, user_id: str, checkpoints: Mapping[int, Checkpoint]
+) -> None:
+    for nid, checkpoint in checkpoints.items():
+        threads = sorted(checkpoint.threads)
+        # Upsert rather than delete-and-insert: two /syncs of one user may save the
+        # same room at once, and on PostgreSQL the second insert would then fail.
+        for thread_id in threads:
+            thread = checkpoint.threads[thread_id]
+            txn.execute(
+                "INSERT INTO unread_checkpoints (user_id, room_nid, thread_id, base_position,"
+                " stream_position, rules_hash, receipt_position, notification_count,"
+                " highlight_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (user_id, room_nid, thread_id) DO UPDATE SET"
+                " base_position = excluded.base_position,"
+                " stream_position = excluded.stream_position,"
+                " rules_hash = excluded.rules_hash,"
+                " receipt_position = excluded.receipt_position,"
+                " notification_count = excluded.notification_count,"
+                " highlight_count = excluded.highlight_count",
+                (
+                    user_id,
+                    nid,
+                    thread_id,
+                    checkpoint.base,
+                    checkpoint.position,
+                    checkpoint.rules_hash,
+                    thread.receipt_position,
+                    thread.notification_count,
+                    thread.highlight_count,
+                ),
+            )
+        marks = ",".join("?" * len(threads))
+        keep = f" AND thread_id NOT IN ({marks})" if threads else ""
+        txn.execute(
+            f"DELETE FROM unread_checkpoints WHERE user_id = ? AND room_nid = ?{keep}",
+            (user_id, nid, *threads),
+        )

@@ -1,9 +1,16 @@
 """Unread notification counts per room (and per thread), derived at read time.
 
-Nothing is stored per member per message (DESIGN.md "Speed by design"): for each
-room, the events after the user's read mark are scanned newest first (one indexed
-query per batch of rooms) and the user's push rules (:mod:`homeserver.push`: the
-server defaults merged with the user's own) are applied to them.
+Nothing is stored per member per message (DESIGN.md "Speed by design").  When a
+user's ``/sync`` asks, each room's counts are moved forward from a *checkpoint*
+(:class:`homeserver.storage.unread.Checkpoint`, one row per thread): the counts of
+the events after the read mark up to a stream position, with the push rules they were
+evaluated with.  Only the events after that position are read (oldest first, in
+batches) and run through the user's push rules (:mod:`homeserver.push`: the server
+defaults merged with the user's own), so the work is proportional to what changed,
+not to the unread backlog, and counts are exact however large it is.  A receipt
+recounts what it reads from the receipt on: an unthreaded one (or a new join) the
+whole room, a threaded one only its thread; a change of the user's push rules
+recounts the room from the read mark (lazily, at the next ``/sync``).
 
 The read mark of an event's thread is the newest of: the user's join, their
 unthreaded ``m.read``/``m.read.private`` receipts, their threaded receipts for that
@@ -13,12 +20,13 @@ event)").  Events sent by the user, rejected, soft-failed and outlier events nev
 count.
 
 Limits, by design:
-- At most :data:`MAX_SCANNED_EVENTS` events after the read mark are looked at per
-  room, so counts stop growing there (a client shows "999+" long before).
-- Conditions read the room as it is now: its joined member count
-  (``room_member_count``), power levels (``sender_notification_permission``) and the
-  user's display name there (``contains_display_name``), fetched once per room and
-  only for rooms with something to evaluate.
+- An event is evaluated once, when first counted, and conditions read the room as
+  it is then: its joined member count (``room_member_count``), power levels
+  (``sender_notification_permission``) and the user's display name there
+  (``contains_display_name``), fetched once per room and only for rooms with
+  something to evaluate.  (The spec evaluates push rules as events arrive, so a
+  later power level change does not re-evaluate counted events — unless a receipt
+  or rule change recounts them.)
 - An event's thread is read from its own ``m.thread`` relation: notifying events in
   a thread carry one; relations that reach a thread indirectly (edits, reactions)
   do not notify under the default rules anyway.
@@ -31,6 +39,9 @@ unread_thread_notifications)
 
 from __future__ import annotations
 
+import hashlib
+import json
+import weakref
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -46,7 +57,6 @@ from homeserver.events.event import Event
 from homeserver.events.room_versions import get_room_version
 from homeserver.push.evaluator import (
     DEFAULT_NOTIFICATION_LEVELS,
-    Actions,
     EvaluationContext,
     PushRuleEvaluator,
 )
@@ -55,10 +65,16 @@ from homeserver.receipts.handler import RECEIPT_TYPES
 from homeserver.receipts.threads import MAIN_THREAD, direct_thread
 from homeserver.rooms.state import RoomStateReader
 from homeserver.storage.events import EventStore
-from homeserver.storage.unread import RoomReadState, UnreadStore
+from homeserver.storage.unread import (
+    Checkpoint,
+    RoomReadState,
+    ScannedEvent,
+    ThreadCheckpoint,
+    UnreadStore,
+)
 
-#: Events looked at per room after the read mark; counts stop growing beyond it.
-MAX_SCANNED_EVENTS = 1000
+#: Events read per room per query while moving counts forward.
+SCAN_BATCH = 1000
 
 
 @attrs.frozen
@@ -108,70 +124,72 @@ class UnreadCounter:
         state: RoomStateReader,
         push_rules: PushRulesHandler,
         *,
-        scan_limit: int = MAX_SCANNED_EVENTS,
+        batch_size: int = SCAN_BATCH,
     ) -> None:
         self._store = store
         self._events = events
         self._state = state
         self._push_rules = push_rules
-        self._scan_limit = scan_limit
+        self._batch_size = batch_size
+        #: evaluator -> fingerprint of its ruleset; the push rules handler builds a new
+        #: evaluator on every change, so an entry never goes stale.
+        self._fingerprints: weakref.WeakKeyDictionary[PushRuleEvaluator, str] = (
+            weakref.WeakKeyDictionary()
+        )
 
     async def counts(self, user_id: str, room_ids: Collection[str]) -> dict[str, UnreadCounts]:
         """room ID -> ``user_id``'s unread counts, for each room they are joined to."""
-        read_states = await self._store.read_states(
-            user_id, room_ids, RECEIPT_TYPES, scan_limit=self._scan_limit
-        )
-        wanted = [event.event_id for room in read_states.values() for event in room.events]
-        loaded = await self._events.get_events(wanted) if wanted else {}
-        evaluator = await self._push_rules.evaluator(user_id) if wanted else None
-        result = {}
-        for room_id, room in read_states.items():
-            result[room_id] = await self._count_room(user_id, room, loaded, evaluator)
-        return result
+        read_states = await self._store.read_states(user_id, room_ids, RECEIPT_TYPES)
+        if not read_states:
+            return {}
+        # Only positions every earlier event is written up to: a checkpoint past a
+        # gap would never count the event that later fills it.
+        up_to = await self._events.get_max_stream_ordering()
+        evaluator = await self._push_rules.evaluator(user_id)
+        rules_hash = self._fingerprint(evaluator)
+        progress = {
+            room.room_nid: _Progress.start(room, rules_hash, up_to) for room in read_states.values()
+        }
+        pending = {nid: p.scan_from for nid, p in progress.items() if p.scan_from < up_to}
+        members: dict[int, int] = {}
+        facts: dict[int, _RoomFacts] = {}
+        rooms_by_nid = {room.room_nid: room for room in read_states.values()}
+        while pending:
+            found = await self._store.events_after(pending, up_to, self._batch_size)
+            wanted = [event.event_id for events in found.values() for event in events]
+            loaded = await self._events.get_events(wanted) if wanted else {}
+            unknown = [nid for nid, events in found.items() if events and nid not in members]
+            if unknown:
+                members.update(await self._store.joined_member_counts(unknown))
+            next_pending = {}
+            for nid, events in found.items():
+                room = rooms_by_nid[nid]
+                for scanned in events:
+                    event = loaded.get(scanned.event_id)
+                    if event is None:
+                        continue
+                    if nid not in facts and scanned.sender != user_id:
+                        facts[nid] = await self._room_facts(user_id, room)
+                    progress[nid].take(
+                        user_id, scanned, event, evaluator, facts.get(nid), members.get(nid, 0)
+                    )
+                if len(events) == self._batch_size:
+                    next_pending[nid] = events[-1].stream_ordering
+                if events:
+                    progress[nid].advance(events[-1].stream_ordering)
+            pending = next_pending
+        changed = {nid: p.checkpoint() for nid, p in progress.items() if p.changed}
+        if changed:
+            await self._store.save_checkpoints(user_id, changed)
+        return {room.room_id: progress[room.room_nid].result() for room in read_states.values()}
 
-    async def _count_room(
-        self,
-        user_id: str,
-        room: RoomReadState,
-        loaded: Mapping[str, Event],
-        evaluator: PushRuleEvaluator | None,
-    ) -> UnreadCounts:
-        #: thread -> position up to which the user has read it
-        read_up_to = dict(room.thread_marks)
-        counts: dict[str, list[int]] = {}
-        facts: _RoomFacts | None = None
-        for scanned in room.events:  # newest first
-            event = loaded.get(scanned.event_id)
-            if event is None or evaluator is None:
-                continue
-            content = event.content if isinstance(event.content, dict) else {}
-            thread = direct_thread(content) or MAIN_THREAD
-            if scanned.sender == user_id:
-                # Sending an event marks its thread read up to it.
-                if scanned.stream_ordering > read_up_to.get(thread, 0):
-                    read_up_to[thread] = scanned.stream_ordering
-                continue
-            if scanned.stream_ordering <= read_up_to.get(thread, 0):
-                continue
-            if facts is None:
-                facts = await self._room_facts(user_id, room)
-            context = EvaluationContext(
-                user_id,
-                facts.display_name,
-                room.joined_members,
-                _finite(facts.power.user_level(event.sender)),
-                facts.notification_levels,
-                room.room_id,
-            )
-            _add(counts, thread, evaluator.evaluate(event.pdu, context))
-        main = _counts(counts.get(MAIN_THREAD))
-        threads = {root: _counts(values) for root, values in counts.items() if root != MAIN_THREAD}
-        return UnreadCounts(
-            notification_count=sum(values[0] for values in counts.values()),
-            highlight_count=sum(values[1] for values in counts.values()),
-            main=main,
-            threads={root: c for root, c in threads.items() if c.notification_count},
-        )
+    def _fingerprint(self, evaluator: PushRuleEvaluator) -> str:
+        fingerprint = self._fingerprints.get(evaluator)
+        if fingerprint is None:
+            body = json.dumps(evaluator.ruleset.to_json(), sort_keys=True, separators=(",", ":"))
+            fingerprint = hashlib.sha256(body.encode()).hexdigest()
+            self._fingerprints[evaluator] = fingerprint
+        return fingerprint
 
     async def _room_facts(self, user_id: str, room: RoomReadState) -> _RoomFacts:
         """What the push rule conditions read of the room's current state: power
@@ -197,6 +215,133 @@ class UnreadCounter:
         return _RoomFacts(power, levels, name if isinstance(name, str) else None)
 
 
+class _Progress:
+    """One room's counts moving forward from its checkpoint (or from the read mark).
+
+    Each thread's counts cover its events after ``max(base, its threaded receipt)``
+    up to :attr:`position`.  When a receipt moves, only the threads it reads are
+    counted again, from the receipt on; every thread then takes the events after
+    the old position."""
+
+    def __init__(
+        self,
+        room: RoomReadState,
+        rules_hash: str,
+        base: int,
+        position: int,
+        threads: dict[str, ThreadCheckpoint],
+        recount: set[str],
+        changed: bool,
+    ) -> None:
+        self.room = room
+        self.rules_hash = rules_hash
+        self.base = base
+        #: Events up to here are counted (by every thread not in ``recount``).
+        self.position = position
+        self.counted_up_to = position
+        #: thread -> [receipt position, notification count, highlight count]
+        self.threads = {
+            thread: [t.receipt_position, t.notification_count, t.highlight_count]
+            for thread, t in threads.items()
+        }
+        self.recount = recount
+        self.changed = changed
+
+    @classmethod
+    def start(cls, room: RoomReadState, rules_hash: str, up_to: int) -> _Progress:
+        base = max(room.joined_at, room.unthreaded_mark)
+        saved = room.checkpoint
+        if (
+            saved is None
+            or saved.rules_hash != rules_hash
+            or saved.base != base
+            or saved.position > up_to
+        ):
+            # No checkpoint, new push rules, an unthreaded receipt moved or the user
+            # joined again: count everything after the read mark, once.
+            threads = {thread: ThreadCheckpoint(mark) for thread, mark in room.thread_marks.items()}
+            return cls(room, rules_hash, base, base, threads, set(), True)
+        threads = dict(saved.threads)
+        recount = set()
+        for thread in set(threads) | set(room.thread_marks):
+            mark = room.thread_marks.get(thread, 0)
+            old = threads.get(thread)
+            if old is None or old.receipt_position != mark:
+                threads[thread] = ThreadCheckpoint(mark)
+                recount.add(thread)
+        return cls(room, rules_hash, base, saved.position, threads, recount, bool(recount))
+
+    @property
+    def scan_from(self) -> int:
+        """Where the scan starts: the old position, or earlier for recounted threads."""
+        starts = [max(self.base, self.threads[thread][0]) for thread in self.recount]
+        return min([self.position, *starts])
+
+    def take(
+        self,
+        user_id: str,
+        scanned: ScannedEvent,
+        event: Event,
+        evaluator: PushRuleEvaluator,
+        facts: _RoomFacts | None,
+        joined_members: int,
+    ) -> None:
+        content = event.content if isinstance(event.content, dict) else {}
+        thread = direct_thread(content) or MAIN_THREAD
+        if scanned.stream_ordering <= self.counted_up_to and thread not in self.recount:
+            return  # already in the checkpoint
+        values = self.threads.setdefault(thread, [0, 0, 0])
+        if scanned.stream_ordering <= max(self.base, values[0]):
+            return  # read by a threaded receipt
+        if scanned.sender == user_id:
+            # Sending an event marks its thread read up to it.
+            values[1] = values[2] = 0
+            return
+        assert facts is not None
+        context = EvaluationContext(
+            user_id,
+            facts.display_name,
+            joined_members,
+            _finite(facts.power.user_level(event.sender)),
+            facts.notification_levels,
+            self.room.room_id,
+        )
+        actions = evaluator.evaluate(event.pdu, context)
+        if actions.notify:
+            values[1] += 1
+            if actions.highlight:
+                values[2] += 1
+
+    def advance(self, position: int) -> None:
+        if position > self.position:
+            self.position = position
+            self.changed = True
+
+    def checkpoint(self) -> Checkpoint:
+        threads = {
+            thread: ThreadCheckpoint(*values)
+            for thread, values in self.threads.items()
+            if any(values)
+        }
+        # The main row is always written: a checkpoint is known by its rows.
+        threads.setdefault(MAIN_THREAD, ThreadCheckpoint(self.threads.get(MAIN_THREAD, [0])[0]))
+        return Checkpoint(self.base, self.position, self.rules_hash, threads)
+
+    def result(self) -> UnreadCounts:
+        counts = {thread: values for thread, values in self.threads.items() if values[1]}
+        main = counts.get(MAIN_THREAD)
+        return UnreadCounts(
+            notification_count=sum(values[1] for values in counts.values()),
+            highlight_count=sum(values[2] for values in counts.values()),
+            main=NotificationCounts(main[1], main[2]) if main else NotificationCounts(),
+            threads={
+                root: NotificationCounts(values[1], values[2])
+                for root, values in counts.items()
+                if root != MAIN_THREAD
+            },
+        )
+
+
 def _finite(level: int | float) -> int:
     """v12 creators' infinite power as a level above any a room can set."""
     return level if isinstance(level, int) else _ABOVE_ANY_LEVEL
@@ -211,16 +356,3 @@ class _RoomFacts:
     power: PowerLevels
     notification_levels: dict[str, int]
     display_name: str | None
-
-
-def _add(counts: dict[str, list[int]], thread: str, actions: Actions) -> None:
-    if not actions.notify:
-        return
-    values = counts.setdefault(thread, [0, 0])
-    values[0] += 1
-    if actions.highlight:
-        values[1] += 1
-
-
-def _counts(values: list[int] | None) -> NotificationCounts:
-    return NotificationCounts(*values) if values else NotificationCounts()

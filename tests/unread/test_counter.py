@@ -3,7 +3,7 @@ receipt (or the user's own message) clears."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import pytest_twisted
@@ -17,28 +17,48 @@ from homeserver.storage.account_data import AccountDataStore
 from homeserver.storage.database import Database
 from homeserver.storage.receipts import ReceiptStore
 from homeserver.storage.timeline import TimelineStore
-from homeserver.storage.unread import UnreadStore
+from homeserver.storage.unread import ScannedEvent, UnreadStore
 from homeserver.streams.notifier import Notifier
 from homeserver.streams.token import StreamToken
 from homeserver.unread.counter import NotificationCounts, UnreadCounter, UnreadCounts
 from tests.receipts.rooms import ALICE, BOB, CAROL, Rooms
 
 
+class CountingStore(UnreadStore):
+    """The store, counting the events the counter reads (the work it does)."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self.scanned = 0
+
+    async def events_after(
+        self, ranges: Mapping[int, int], up_to: int, limit: int
+    ) -> dict[int, list[ScannedEvent]]:
+        found = await super().events_after(ranges, up_to, limit)
+        self.scanned += sum(len(events) for events in found.values())
+        return found
+
+    def take_scanned(self) -> int:
+        scanned, self.scanned = self.scanned, 0
+        return scanned
+
+
 class Setup:
-    def __init__(self, db: Database, scan_limit: int = 1000) -> None:
+    def __init__(self, db: Database, batch_size: int = 1000) -> None:
         self.rooms = Rooms.on(db)
         self.receipts = ReceiptStore(db)
         self.push_rules = PushRulesHandler(
             AccountDataHandler(AccountDataStore(db), Notifier(reactor, StreamToken()))
         )
+        self.store = CountingStore(db)
         self.counter = UnreadCounter(
-            UnreadStore(db),
+            self.store,
             self.rooms.events,
             RoomStateReader(
                 self.rooms.events, self.rooms.state, TimelineStore(db, self.rooms.events)
             ),
             self.push_rules,
-            scan_limit=scan_limit,
+            batch_size=batch_size,
         )
 
     async def counts(self, user_id: str, room_id: str) -> UnreadCounts:
@@ -137,7 +157,8 @@ async def test_room_mentions_highlight_only_from_powerful_senders(setup: Setup) 
     await setup.rooms.message(room, ALICE, "@room from alice (power 100)", **everyone)
     assert await setup.totals(CAROL, room) == (2, 1)
     # notifications.room in the power levels moves the bar.  The rule reads the
-    # *current* power levels, so Bob's earlier @room now highlights too.
+    # power levels when the events are counted, so Bob's earlier @room, counted
+    # already, stays as it was (push rules are evaluated as events arrive).
     await setup.rooms.send(
         room,
         "m.room.power_levels",
@@ -146,7 +167,7 @@ async def test_room_mentions_highlight_only_from_powerful_senders(setup: Setup) 
         "",
     )
     await setup.rooms.message(room, BOB, "@room again", **everyone)
-    assert await setup.totals(CAROL, room) == (3, 3)
+    assert await setup.totals(CAROL, room) == (3, 2)
 
 
 @pytest_twisted.ensureDeferred
@@ -255,12 +276,68 @@ async def test_counts_cover_many_rooms_at_once_and_only_joined_ones(setup: Setup
 
 
 @pytest_twisted.ensureDeferred
-async def test_counting_stops_at_the_scan_limit(db: Database) -> None:
-    setup = Setup(db, scan_limit=5)
+async def test_counts_are_exact_beyond_one_batch(db: Database) -> None:
+    setup = Setup(db, batch_size=5)
     room = await setup.rooms.public_room(BOB)
-    for index in range(8):
-        await setup.rooms.message(room, ALICE, str(index))
-    assert await setup.totals(BOB, room) == (5, 0)
+    sent = [await setup.rooms.message(room, ALICE, str(index)) for index in range(12)]
+    assert await setup.totals(BOB, room) == (12, 0)
+    # The backlog is read once, in batches; then only what follows it.
+    assert setup.store.take_scanned() == 12
+    await setup.rooms.message(room, ALICE, "one more")
+    assert await setup.totals(BOB, room) == (13, 0)
+    assert setup.store.take_scanned() == 1
+    assert await setup.totals(BOB, room) == (13, 0)
+    assert setup.store.take_scanned() == 0
+    # A receipt in the middle: only the events after it are read again.
+    await setup.read(BOB, room, sent[8])
+    assert await setup.totals(BOB, room) == (4, 0)
+    assert setup.store.take_scanned() == 4
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_checkpoint_outlives_the_counter_that_wrote_it(db: Database) -> None:
+    first = Setup(db)
+    room = await first.rooms.public_room(BOB)
+    mention = {"m.mentions": {"user_ids": [BOB]}}
+    await first.rooms.message(room, ALICE, "hi bob", **mention)
+    for index in range(5):
+        await first.rooms.message(room, ALICE, str(index))
+    assert await first.totals(BOB, room) == (6, 1)
+    # A new process reads the stored counts and only the event sent since.
+    second = Setup(db)
+    await first.rooms.message(room, ALICE, "later", **mention)
+    assert await second.totals(BOB, room) == (7, 2)
+    assert second.store.take_scanned() == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_threaded_receipt_recounts_only_its_thread(db: Database) -> None:
+    setup = Setup(db)
+    room = await setup.rooms.public_room(BOB)
+    root = await setup.rooms.message(room, ALICE, "root")
+    in_root = [await setup.rooms.message(room, ALICE, str(i), **in_thread(root)) for i in range(3)]
+    for index in range(4):
+        await setup.rooms.message(room, ALICE, f"main {index}")
+    counts = await setup.counts(BOB, room)
+    assert (counts.main, dict(counts.threads)) == (
+        NotificationCounts(5, 0),
+        {root: NotificationCounts(3, 0)},
+    )
+    setup.store.take_scanned()
+    await setup.read(BOB, room, in_root[1], thread=root)
+    counts = await setup.counts(BOB, room)
+    assert (counts.main, dict(counts.threads)) == (
+        NotificationCounts(5, 0),
+        {root: NotificationCounts(1, 0)},
+    )
+    # Read again from the receipt on: the thread's last event and the 4 main ones.
+    assert setup.store.take_scanned() == 5
+    # The user's reply in the thread reads it, and the checkpoint keeps that.
+    await setup.rooms.message(room, BOB, "reply", **in_thread(root))
+    await setup.rooms.message(room, ALICE, "main again")
+    counts = await setup.counts(BOB, room)
+    assert (counts.main, dict(counts.threads)) == (NotificationCounts(6, 0), {})
+    assert setup.store.take_scanned() == 2
 
 
 @pytest_twisted.ensureDeferred
@@ -292,3 +369,17 @@ async def test_a_keyword_rule_highlights_and_the_master_rule_silences(setup: Set
     assert await setup.totals(BOB, room_id) == (2, 1)
     await setup.push_rules.set_enabled(BOB, "override", ".m.rule.master", True)
     assert await setup.totals(BOB, room_id) == (0, 0)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_rule_change_recounts_and_undoing_it_restores_the_counts(setup: Setup) -> None:
+    room_id = await setup.rooms.public_room(BOB)
+    for index in range(3):
+        await setup.rooms.message(room_id, ALICE, str(index))
+    assert await setup.totals(BOB, room_id) == (3, 0)
+    await setup.push_rules.put_rule(BOB, "room", room_id, {"actions": []}, before=None, after=None)
+    assert await setup.totals(BOB, room_id) == (0, 0)
+    await setup.rooms.message(room_id, ALICE, "muted")
+    assert await setup.totals(BOB, room_id) == (0, 0)
+    await setup.push_rules.delete_rule(BOB, "room", room_id)
+    assert await setup.totals(BOB, room_id) == (4, 0)
