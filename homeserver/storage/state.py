@@ -2,11 +2,14 @@
 
 A state group is a whole room state.  It is stored either as a snapshot (every
 entry) or as a delta on an earlier group (only the entries that differ, with
-removals as NULL entries), and every ``SNAPSHOT_INTERVAL`` deltas a snapshot cuts
-the chain, so reading a group touches a bounded number of rows while storage grows
-with the number of state *changes*, not changes × room size.  ``(type, state_key)``
-pairs are interned as integers.  Groups never change once written, so their
-resolved contents are cached freely.
+removals as NULL entries).  A chain is cut by a new snapshot once the delta entries
+written along it outweigh its snapshot (or it grows past ``MAX_CHAIN_LENGTH``
+groups), so reading a group touches at most about twice its state's rows, and a
+snapshot costs at most one extra row per delta row written: storage grows with the
+number of state *changes*, not changes × room size (a 1,000-member room is not
+rewritten every few dozen membership changes).  ``(type, state_key)`` pairs are
+interned as integers.  Groups never change once written, so their resolved contents
+are cached freely; the cache is bounded by entries held, not by groups.
 
 Owns the ``state_keys``, ``state_groups`` and ``state_group_entries`` tables.
 """
@@ -21,8 +24,13 @@ from homeserver.storage.database import Database
 from homeserver.storage.transaction import Transaction
 from homeserver.util.caches import LruCache
 
-#: A delta chain longer than this is cut by a snapshot.
-SNAPSHOT_INTERVAL = 50
+#: A delta chain is cut by a snapshot once its delta entries exceed its snapshot's
+#: size, or this many (small rooms: a snapshot there is a few rows anyway).
+MIN_SNAPSHOT_ROWS = 50
+#: Groups in one chain at most, bounding the recursive read however small the deltas.
+MAX_CHAIN_LENGTH = 1000
+#: State entries the group cache holds at most, across all groups.
+DEFAULT_CACHE_ENTRIES = 200_000
 #: Rows per ``IN (...)`` list, well inside SQLite's bound-variable limit.
 _CHUNK = 500
 
@@ -43,9 +51,13 @@ class UnknownEventsError(Exception):
 
 
 class StateStore:
-    def __init__(self, database: Database, *, cache_size: int = 200) -> None:
+    def __init__(self, database: Database, *, cache_entries: int = DEFAULT_CACHE_ENTRIES) -> None:
         self._db = database
-        self._groups: LruCache[int, dict[StateKey, str]] = LruCache(cache_size)
+        # Weighted by size: one 10,000-member room's state weighs what 10,000 small
+        # rooms' single entries do.
+        self._groups: LruCache[int, dict[StateKey, str]] = LruCache(
+            cache_entries, weigh=lambda state: max(len(state), 1)
+        )
         # (type, state_key) -> nid never changes once assigned.
         self._key_nids: dict[StateKey, int] = {}
 
@@ -135,16 +147,24 @@ class StateStore:
     ) -> int:
         """Store ``base_group``'s state with ``changes`` applied (None removes a key).
 
-        Costs rows in proportion to the changes, except every ``SNAPSHOT_INTERVAL``
-        groups along a chain, when the whole state is written as a snapshot.
+        Costs rows in proportion to the changes, except when the chain's deltas
+        would outweigh its snapshot: then the whole state is written as a new one.
         """
-        txn.execute("SELECT chain_length FROM state_groups WHERE state_group = ?", (base_group,))
+        txn.execute(
+            "SELECT chain_length, chain_rows, snapshot_rows FROM state_groups"
+            " WHERE state_group = ?",
+            (base_group,),
+        )
         row = txn.fetchone()
         if row is None:
             raise KeyError(f"unknown state group {base_group}")
         chain_length = int(row[0]) + 1
-        if chain_length <= SNAPSHOT_INTERVAL:
-            return self._insert_group_txn(txn, room_nid, base_group, chain_length, changes)
+        chain_rows = int(row[1]) + len(changes)
+        snapshot_rows = int(row[2])
+        if chain_length <= MAX_CHAIN_LENGTH and chain_rows <= max(snapshot_rows, MIN_SNAPSHOT_ROWS):
+            return self._insert_group_txn(
+                txn, room_nid, base_group, chain_length, changes, chain_rows, snapshot_rows
+            )
         full: dict[StateKey, str | None] = dict(self.read_group_txn(txn, base_group))
         full.update(changes)
         snapshot = {key: event_id for key, event_id in full.items() if event_id is not None}
@@ -157,7 +177,11 @@ class StateStore:
         base_group: int | None,
         chain_length: int,
         entries: Mapping[StateKey, str | None],
+        chain_rows: int = 0,
+        snapshot_rows: int | None = None,
     ) -> int:
+        """Insert a group: a snapshot (no base; ``snapshot_rows`` defaults to its size)
+        or a delta carrying its chain's running totals."""
         key_nids = self.key_nids_txn(txn, list(entries))
         wanted = [event_id for event_id in entries.values() if event_id is not None]
         event_nids = event_nids_for_ids_txn(txn, wanted)
@@ -166,9 +190,16 @@ class StateStore:
             raise UnknownEventsError(missing)
         group = txn.engine.next_id(txn, "state_group_ids")
         txn.execute(
-            "INSERT INTO state_groups (state_group, room_nid, prev_state_group, chain_length)"
-            " VALUES (?, ?, ?, ?)",
-            (group, room_nid, base_group, chain_length),
+            "INSERT INTO state_groups (state_group, room_nid, prev_state_group, chain_length,"
+            " chain_rows, snapshot_rows) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                group,
+                room_nid,
+                base_group,
+                chain_length,
+                chain_rows,
+                len(entries) if snapshot_rows is None else snapshot_rows,
+            ),
         )
         txn.executemany(
             "INSERT INTO state_group_entries (state_group, state_key_nid, event_nid)"

@@ -8,7 +8,7 @@ import pytest_twisted
 from homeserver.events.event import Event
 from homeserver.storage.database import Database
 from homeserver.storage.events import EventStore, EventToPersist
-from homeserver.storage.state import SNAPSHOT_INTERVAL, StateStore, UnknownEventsError
+from homeserver.storage.state import MIN_SNAPSHOT_ROWS, StateStore, UnknownEventsError
 from tests.events.dag_builder import standard_room
 
 
@@ -69,13 +69,65 @@ async def test_long_delta_chains_are_cut_by_a_snapshot(db: Database) -> None:
     group = await state.store_state_group(room_nid, full)
     # Alternate one key between two events so every group is a one-entry delta.
     key = items[-1].state_key_tuple
-    for step in range(SNAPSHOT_INTERVAL + 5):
+    for step in range(MIN_SNAPSHOT_ROWS + 5):
         full = {**full, key: items[step % 2].event_id}
         group = await state.store_state_group(room_nid, full, base_group=group)
+    # A small state: the chain is cut once its deltas reach the minimum.
     lengths = await db.execute(
         "lengths", "SELECT MAX(chain_length) FROM state_groups WHERE room_nid = ?", room_nid
     )
-    assert lengths == [(SNAPSHOT_INTERVAL,)]
+    assert lengths == [(MIN_SNAPSHOT_ROWS,)]
+    assert await StateStore(db).get_state_ids(group) == full
+
+
+async def entry_rows(db: Database, room_nid: int) -> int:
+    rows = await db.execute(
+        "entries",
+        "SELECT COUNT(*) FROM state_group_entries e"
+        " JOIN state_groups g ON g.state_group = e.state_group WHERE g.room_nid = ?",
+        room_nid,
+    )
+    return int(rows[0][0])
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_large_state_is_not_rewritten_for_small_changes(db: Database) -> None:
+    """A 1,000-member room: 300 membership changes cost 300 rows, not a snapshot
+    of 1,000 every few dozen changes."""
+    state, room_nid, events = await stored_room(db)
+    first, second = list(events.values())[:2]
+    # The store does not care which event a key maps to: 1,000 member keys will do.
+    full = {("m.room.member", f"@u{i}:example.org"): first.event_id for i in range(1000)}
+    group = await state.store_state_group(room_nid, full)
+    for step in range(300):
+        full = {**full, ("m.room.member", "@u0:example.org"): (second, first)[step % 2].event_id}
+        group = await state.store_state_group(room_nid, full, base_group=group)
+    assert await entry_rows(db, room_nid) == 1000 + 300
+    assert await StateStore(db).get_state_ids(group) == full
+
+
+@pytest_twisted.ensureDeferred
+async def test_deltas_outweighing_the_snapshot_cut_the_chain(db: Database) -> None:
+    state, room_nid, events = await stored_room(db)
+    first, second = list(events.values())[:2]
+    full = {("m.room.member", f"@u{i}:example.org"): first.event_id for i in range(200)}
+    group = await state.store_state_group(room_nid, full)
+    # Two-entry deltas: the 101st brings the chain's deltas past the 200-row snapshot.
+    for step in range(101):
+        changed = (first, second)[(step + 1) % 2].event_id
+        full = {
+            **full,
+            ("m.room.member", "@u0:example.org"): changed,
+            ("m.room.member", "@u1:example.org"): changed,
+        }
+        group = await state.store_state_group(room_nid, full, base_group=group)
+    snapshots = await db.execute(
+        "snapshots",
+        "SELECT COUNT(*) FROM state_groups WHERE room_nid = ? AND prev_state_group IS NULL",
+        room_nid,
+    )
+    assert snapshots == [(2,)]
+    assert await entry_rows(db, room_nid) == 200 + 100 * 2 + 200
     assert await StateStore(db).get_state_ids(group) == full
 
 
