@@ -91,6 +91,7 @@ from homeserver.streams.notifier import Notifier
 from homeserver.streams.token import StreamToken
 from homeserver.sync.handler import SyncHandler
 from homeserver.sync.legacy import LegacySyncHandler
+from homeserver.sync.sources import SyncSources
 from homeserver.typing.handler import TypingHandler
 from homeserver.unread.counter import UnreadCounter
 
@@ -537,7 +538,7 @@ async def build_homeserver(
     receipts.on_fully_read.append(
         lambda user_id, room_id, event_id: _set_fully_read(account_data, user_id, room_id, event_id)
     )
-    sync = SyncHandler(
+    sync_sources = SyncSources(
         clock=clock,
         notifier=notifier,
         events=rooms.events,
@@ -548,8 +549,8 @@ async def build_homeserver(
         account_data=account_data,
         receipts=receipts,
         typing=typing,
-        unread=unread,
     )
+    sync = SyncHandler(sync_sources, unread=unread)
     # spec: modules/guest_access.md — guests leave rooms that stop admitting them.
     rooms.pipeline.after_state_change.append(
         GuestEviction(
@@ -597,20 +598,7 @@ async def build_homeserver(
         tokens=tokens,
         rooms=rooms,
         sync=sync,
-        legacy_sync=LegacySyncHandler(
-            clock=clock,
-            notifier=notifier,
-            events=rooms.events,
-            timeline=rooms.timeline,
-            state=rooms.state,
-            visibility=rooms.visibility,
-            serializer=rooms.serializer,
-            reader=rooms.reader,
-            account_data=account_data,
-            receipts=receipts,
-            typing=typing,
-            directory=directory,
-        ),
+        legacy_sync=LegacySyncHandler(sync_sources, reader=rooms.reader, directory=directory),
         whois=WhoisHandler(config.server_name, devices),
         shared_secret=SharedSecretRegistration(
             config.registration_shared_secret,

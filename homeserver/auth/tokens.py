@@ -23,6 +23,7 @@ from homeserver.auth.last_seen import LastSeenTracker
 from homeserver.clock import Clock
 from homeserver.storage.devices import DeviceStore
 from homeserver.storage.users import UserStore
+from homeserver.util.single_flight import SingleFlight
 
 #: Prefix so leaked tokens are recognisable by secret scanners.
 TOKEN_PREFIX = "mhs_"
@@ -98,6 +99,10 @@ class AccessTokenHandler:
         self._cache_ttl = cache_ttl
         self._cache: dict[str, _CacheEntry] = {}
         self._cached_by_user: dict[str, set[str]] = {}
+        # A client firing several requests with a fresh token would otherwise mark it
+        # used once per request, all updating one row: on PostgreSQL those conflict
+        # and exhaust their retries.  One marking per token, shared.
+        self._first_use: SingleFlight[int, None] = SingleFlight()
 
     async def create_session(
         self,
@@ -153,7 +158,12 @@ class AccessTokenHandler:
             raise errors.unknown_token()
         if not record.used:
             # First use: from now on the refresh token this one replaced is revoked.
-            await self._devices.mark_access_token_used(record.token_id, record.refresh_token_id)
+            await self._first_use.run(
+                record.token_id,
+                lambda: self._devices.mark_access_token_used(
+                    record.token_id, record.refresh_token_id
+                ),
+            )
         requester = Requester(
             user_id=record.user_id,
             device_id=record.device_id,

@@ -27,23 +27,17 @@ from typing import Any
 
 import attrs
 
-from homeserver.accountdata.handler import AccountDataHandler
 from homeserver.auth.tokens import Requester
-from homeserver.clock import Clock
 from homeserver.events.event import Event, StateKey
 from homeserver.filtering.model import FilterCollection
-from homeserver.receipts.handler import ReceiptsHandler
-from homeserver.rooms.serialize import EventSerializer, Viewer
-from homeserver.rooms.state import RoomStateReader
-from homeserver.rooms.visibility import HistoryVisibilityFilter
-from homeserver.storage.events import EventStore, RoomRecord
-from homeserver.storage.timeline import MembershipRow, TimelineStore
-from homeserver.streams.notifier import Notifier
+from homeserver.rooms.serialize import Viewer
+from homeserver.storage.events import RoomRecord
+from homeserver.storage.timeline import MembershipRow
 from homeserver.streams.token import StreamToken
 from homeserver.sync.lazy_members import LazyMembersSent
 from homeserver.sync.room_state import LazyMembers, RoomStateSection
 from homeserver.sync.room_timeline import load_timeline
-from homeserver.typing.handler import TypingHandler
+from homeserver.sync.sources import SyncSources
 from homeserver.unread.counter import UnreadCounter
 from homeserver.util.single_flight import SingleFlight
 
@@ -98,32 +92,14 @@ class _RoomPlan:
 class SyncHandler:
     def __init__(
         self,
+        sources: SyncSources,
         *,
-        clock: Clock,
-        notifier: Notifier,
-        events: EventStore,
-        timeline: TimelineStore,
-        state: RoomStateReader,
-        visibility: HistoryVisibilityFilter,
-        serializer: EventSerializer,
-        account_data: AccountDataHandler,
-        receipts: ReceiptsHandler,
-        typing: TypingHandler,
         unread: UnreadCounter,
     ) -> None:
-        self._clock = clock
-        self._notifier = notifier
-        self._events = events
-        self._timeline = timeline
-        self._state = state
-        self._visibility = visibility
-        self._serializer = serializer
-        self._account_data = account_data
-        self._receipts = receipts
-        self._typing = typing
+        self._sources = sources
         self._unread = unread
         self._lazy_members = LazyMembersSent()
-        self._room_state = RoomStateSection(state, self._lazy_members)
+        self._room_state = RoomStateSection(sources.state, self._lazy_members)
         self._in_flight: SingleFlight[tuple[str, str | None, SyncRequest], dict[str, Any]] = (
             SingleFlight()
         )
@@ -134,21 +110,23 @@ class SyncHandler:
         return await self._in_flight.run(key, lambda: self._sync(requester, request))
 
     async def _sync(self, requester: Requester, request: SyncRequest) -> dict[str, Any]:
-        deadline = self._clock.time_msec() + min(max(request.timeout_ms, 0), MAX_TIMEOUT_MS)
+        deadline = self._sources.clock.time_msec() + min(max(request.timeout_ms, 0), MAX_TIMEOUT_MS)
         since = request.since
         while True:
-            now = self._notifier.current_token
+            now = self._sources.notifier.current_token
             response, rooms, plans = await self._build(requester, request, since, now)
-            remaining = deadline - self._clock.time_msec()
+            remaining = deadline - self._sources.clock.time_msec()
             if since is None or request.full_state or _has_news(response) or remaining <= 0:
                 self._remember_members_sent(requester, request, plans, now)
                 return response
-            woken = await self._notifier.wait_for_changes(
+            woken = await self._sources.notifier.wait_for_changes(
                 requester.user_id, rooms, now, int(remaining)
             )
             if not woken:
                 # Nothing happened: an empty answer moving the token to now.
-                response["next_batch"] = self._notifier.current_token.advanced_to(now).to_string()
+                response["next_batch"] = self._sources.notifier.current_token.advanced_to(
+                    now
+                ).to_string()
                 return response
 
     async def _build(
@@ -160,9 +138,9 @@ class SyncHandler:
     ) -> tuple[dict[str, Any], list[str], list[_RoomPlan]]:
         user_id = requester.user_id
         filters = request.filter
-        ignored = await self._account_data.ignored_users(user_id)
+        ignored = await self._sources.account_data.ignored_users(user_id)
         viewer = Viewer(user_id, requester.device_id, ignored)
-        memberships = await self._timeline.get_memberships_for_user(user_id)
+        memberships = await self._sources.timeline.get_memberships_for_user(user_id)
         forgotten = {m.room_id for m in memberships if m.forgotten}
         joined_rooms = [m.room_id for m in memberships if m.membership == "join"]
         plans = await self._plan_rooms(
@@ -174,7 +152,7 @@ class SyncHandler:
         joined_set = {p.room_id for p in plans if p.section == "join"} | set(joined_rooms)
         joined_allowed = [r for r in joined_set if filters.room_allowed(r)]
         ephemeral = await self._ephemeral(user_id, joined_allowed, since_pos, now, filters)
-        account = await self._account_data.changes(
+        account = await self._sources.account_data.changes(
             user_id, since_pos.account_data, now.account_data, initial=since is None
         )
         rooms_body: dict[str, dict[str, Any]] = {"join": {}, "invite": {}, "leave": {}, "knock": {}}
@@ -261,7 +239,9 @@ class SyncHandler:
                     )
                 )
             return [plan for plan in plans if plan is not None]
-        changes = await self._timeline.get_membership_changes(user_id, since.events, now.events)
+        changes = await self._sources.timeline.get_membership_changes(
+            user_id, since.events, now.events
+        )
         changed = {row.room_id: row for row in changes}  # the latest change per room wins
         for row in changed.values():
             # A leave since ``since`` is shown even if the room was forgotten after it:
@@ -295,7 +275,7 @@ class SyncHandler:
         if request.full_state:
             busy = set(joined)
         else:
-            busy = await self._timeline.get_rooms_with_events_after(
+            busy = await self._sources.timeline.get_rooms_with_events_after(
                 list(joined), since.events, now.events
             )
         for room_nid in busy:
@@ -341,8 +321,8 @@ class SyncHandler:
             plan.stripped = await self._stripped_state(row)
             return plan
         batch = await load_timeline(
-            self._timeline,
-            self._visibility,
+            self._sources.timeline,
+            self._sources.visibility,
             user_id,
             row,
             after=after,
@@ -362,7 +342,7 @@ class SyncHandler:
         state_ids = await self._room_state.state_ids(
             row, batch, since=since, up_to=up_to, full_state=full_state, lazy=lazy
         )
-        state = await self._state.events_for_state(state_ids)
+        state = await self._sources.state.events_for_state(state_ids)
         plan.needs_summary = full_state or any(
             e.type == "m.room.member" for e in (*plan.timeline, *state.values())
         )
@@ -389,7 +369,7 @@ class SyncHandler:
             everything.extend(plan.state)
         bodies = {
             body["event_id"]: body
-            for body in await self._serializer.serialize(
+            for body in await self._sources.serializer.serialize(
                 list({e.event_id: e for e in everything}.values()),
                 viewer,
                 include_room_id=False,
@@ -431,10 +411,10 @@ class SyncHandler:
             return {}
         result: dict[str, list[dict[str, Any]]] = {}
         typing_from = since.typing if since.typing <= now.typing else 0
-        for room_id, event in self._typing.typing_events(room_ids, typing_from).items():
+        for room_id, event in self._sources.typing.typing_events(room_ids, typing_from).items():
             result.setdefault(room_id, []).append(event)
         receipts_from = since.receipts if since.receipts <= now.receipts else 0
-        receipts = await self._receipts.receipts_for_rooms(
+        receipts = await self._sources.receipts.receipts_for_rooms(
             room_ids, receipts_from, now.receipts, for_user=user_id
         )
         for room_id, event in receipts.items():
@@ -455,7 +435,7 @@ class SyncHandler:
         if not plans:
             return {}
         by_nid = {plan.membership.room_nid: plan for plan in plans}
-        rows = await self._timeline.get_room_summaries(list(by_nid), exclude_user=user_id)
+        rows = await self._sources.timeline.get_room_summaries(list(by_nid), exclude_user=user_id)
         summaries = {}
         for room_nid, row in rows.items():
             plan = by_nid[room_nid]
@@ -463,7 +443,7 @@ class SyncHandler:
                 "m.joined_member_count": row.joined,
                 "m.invited_member_count": row.invited,
             }
-            room = await self._state.room(plan.room_id)
+            room = await self._sources.state.room(plan.room_id)
             named = room is not None and await self._has_name(room)
             if not named:
                 summary["m.heroes"] = row.heroes
@@ -471,7 +451,7 @@ class SyncHandler:
         return summaries
 
     async def _has_name(self, room: RoomRecord) -> bool:
-        state = await self._state.current_state(room, NAMING_STATE_KEYS)
+        state = await self._sources.state.current_state(room, NAMING_STATE_KEYS)
         name = state.get(("m.room.name", ""))
         alias = state.get(("m.room.canonical_alias", ""))
         return bool(name is not None and name.content.get("name")) or bool(
@@ -479,10 +459,10 @@ class SyncHandler:
         )
 
     async def _stripped_state(self, row: MembershipRow) -> list[dict[str, Any]]:
-        room = await self._state.room(row.room_id)
+        room = await self._sources.state.room(row.room_id)
         if room is None:
             return []
-        state = await self._state.current_state(room, STRIPPED_STATE_KEYS)
+        state = await self._sources.state.current_state(room, STRIPPED_STATE_KEYS)
         stripped = [
             {
                 "type": e.type,
@@ -492,7 +472,7 @@ class SyncHandler:
             }
             for _, e in sorted(state.items())
         ]
-        membership = (await self._events.get_events([row.event_id])).get(row.event_id)
+        membership = (await self._sources.events.get_events([row.event_id])).get(row.event_id)
         if membership is not None:
             invite_event: dict[str, Any] = {
                 "type": membership.type,
@@ -506,18 +486,18 @@ class SyncHandler:
         return stripped
 
     async def _invited_by(self, row: MembershipRow) -> str | None:
-        event = (await self._events.get_events([row.event_id])).get(row.event_id)
+        event = (await self._sources.events.get_events([row.event_id])).get(row.event_id)
         return event.sender if event is not None else None
 
     async def _state_at_position(self, row: MembershipRow, position: int) -> dict[StateKey, str]:
-        return await self._state.state_at_position(row.room_nid, position) or {}
+        return await self._sources.state.state_at_position(row.room_nid, position) or {}
 
     async def _was_joined_at(self, user_id: str, row: MembershipRow, position: int) -> bool:
         state = await self._state_at_position(row, position)
         event_id = state.get(("m.room.member", user_id))
         if event_id is None:
             return False
-        event = (await self._events.get_events([event_id])).get(event_id)
+        event = (await self._sources.events.get_events([event_id])).get(event_id)
         return event is not None and event.membership == "join"
 
 

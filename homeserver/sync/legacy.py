@@ -23,22 +23,15 @@ from __future__ import annotations
 from typing import Any
 
 from homeserver import errors
-from homeserver.accountdata.handler import AccountDataHandler
 from homeserver.auth.tokens import Requester
-from homeserver.clock import Clock
 from homeserver.directory.handler import DirectoryHandler
 from homeserver.events.event import Event
 from homeserver.filtering.model import RoomEventFilter
-from homeserver.receipts.handler import ReceiptsHandler
 from homeserver.rooms.reading import RoomAccess, RoomReader
-from homeserver.rooms.serialize import EventSerializer
-from homeserver.rooms.state import RoomStateReader
-from homeserver.rooms.visibility import HISTORY_VISIBILITY_KEY, HistoryVisibilityFilter
-from homeserver.storage.events import EventStore
-from homeserver.storage.timeline import MembershipRow, TimelineStore
-from homeserver.streams.notifier import Notifier
+from homeserver.rooms.visibility import HISTORY_VISIBILITY_KEY
+from homeserver.storage.timeline import MembershipRow
 from homeserver.streams.token import StreamToken
-from homeserver.typing.handler import TypingHandler
+from homeserver.sync.sources import SyncSources
 
 #: Messages per room in ``/initialSync`` when ``limit`` is not given (as ``/sync``).
 DEFAULT_INITIAL_SYNC_LIMIT = 10
@@ -53,31 +46,13 @@ _EVERYTHING = RoomEventFilter()
 class LegacySyncHandler:
     def __init__(
         self,
+        sources: SyncSources,
         *,
-        clock: Clock,
-        notifier: Notifier,
-        events: EventStore,
-        timeline: TimelineStore,
-        state: RoomStateReader,
-        visibility: HistoryVisibilityFilter,
-        serializer: EventSerializer,
         reader: RoomReader,
-        account_data: AccountDataHandler,
-        receipts: ReceiptsHandler,
-        typing: TypingHandler,
         directory: DirectoryHandler,
     ) -> None:
-        self._clock = clock
-        self._notifier = notifier
-        self._events = events
-        self._timeline = timeline
-        self._state = state
-        self._visibility = visibility
-        self._serializer = serializer
+        self._sources = sources
         self._reader = reader
-        self._account_data = account_data
-        self._receipts = receipts
-        self._typing = typing
         self._directory = directory
 
     # --- GET /events/{eventId} ---------------------------------------------------------
@@ -85,7 +60,7 @@ class LegacySyncHandler:
     async def get_event(self, requester: Requester, event_id: str) -> dict[str, Any]:
         """The event if the requester may see it (as ``/rooms/{roomId}/event``); 404
         otherwise.  spec: #get_matrixclientv3eventseventid"""
-        event = (await self._events.get_events([event_id])).get(event_id)
+        event = (await self._sources.events.get_events([event_id])).get(event_id)
         if event is None:
             raise errors.not_found("Event not found")
         return await self._reader.get_event(requester, event.room_id, event_id)
@@ -101,16 +76,18 @@ class LegacySyncHandler:
         spec: #get_matrixclientv3initialsync
         """
         user_id = requester.user_id
-        now = self._notifier.current_token
+        now = self._sources.notifier.current_token
         wanted = {"join", "invite"} | ({"leave", "ban"} if archived else set())
         rows = [
             row
-            for row in await self._timeline.get_memberships_for_user(user_id)
+            for row in await self._sources.timeline.get_memberships_for_user(user_id)
             if row.membership in wanted
             and row.stream_ordering <= now.events
             and not (row.forgotten and row.membership in ("leave", "ban"))
         ]
-        account = await self._account_data.changes(user_id, 0, now.account_data, initial=True)
+        account = await self._sources.account_data.changes(
+            user_id, 0, now.account_data, initial=True
+        )
         rooms = []
         for row in sorted(rows, key=lambda r: r.stream_ordering):
             info: dict[str, Any] = {
@@ -119,9 +96,9 @@ class LegacySyncHandler:
                 "visibility": await self._directory.get_visibility(row.room_id),
             }
             if row.membership == "invite":
-                invite = (await self._events.get_events([row.event_id])).get(row.event_id)
+                invite = (await self._sources.events.get_events([row.event_id])).get(row.event_id)
                 if invite is not None:
-                    info["invite"] = await self._serializer.serialize_one(
+                    info["invite"] = await self._sources.serializer.serialize_one(
                         invite, await self._reader.viewer(requester)
                     )
             else:
@@ -129,7 +106,7 @@ class LegacySyncHandler:
                 info["account_data"] = _events_of(account.room_data.get(row.room_id, {}))
             rooms.append(info)
         joined = [row.room_id for row in rows if row.membership == "join"]
-        receipts = await self._receipts.receipts_for_rooms(
+        receipts = await self._sources.receipts.receipts_for_rooms(
             joined, 0, now.receipts, for_user=user_id
         )
         return {
@@ -151,7 +128,7 @@ class LegacySyncHandler:
         spec: #get_matrixclientv3roomsroomidinitialsync
         """
         access = await self._reader.access(requester, room_id)
-        now = self._notifier.current_token
+        now = self._sources.notifier.current_token
         row = access.membership
         body: dict[str, Any] = {"room_id": room_id}
         if row is not None and row.membership in ("join", "leave", "ban"):
@@ -163,7 +140,7 @@ class LegacySyncHandler:
             body["membership"] = "join"
             body.update(await self._current_snapshot(requester, room_id, now, _limit(limit)))
         if body["membership"] == "join":
-            receipts = await self._receipts.receipts_for_rooms(
+            receipts = await self._sources.receipts.receipts_for_rooms(
                 [room_id], 0, now.receipts, for_user=requester.user_id
             )
             body["receipts"] = list(receipts.values())
@@ -171,7 +148,7 @@ class LegacySyncHandler:
             body["receipts"] = []
         body["presence"] = []
         body["visibility"] = await self._directory.get_visibility(room_id)
-        account = await self._account_data.changes(requester.user_id, 0, now.account_data)
+        account = await self._sources.account_data.changes(requester.user_id, 0, now.account_data)
         body["account_data"] = _events_of(account.room_data.get(room_id, {}))
         return body
 
@@ -181,16 +158,18 @@ class LegacySyncHandler:
         if row.membership == "join":
             return await self._current_snapshot(requester, row.room_id, now, limit)
         # Left or banned: the messages up to the leave and the state it made.
-        leave = (await self._events.get_events([row.event_id])).get(row.event_id)
+        leave = (await self._sources.events.get_events([row.event_id])).get(row.event_id)
         if leave is None:
             return {"messages": {"chunk": [], "end": now.to_string()}, "state": []}
         messages = await self._messages(
             requester, row.room_id, now.with_position("events", row.stream_ordering), limit
         )
-        state = await self._state.events_for_state(await self._state.state_after(leave))
+        state = await self._sources.state.events_for_state(
+            await self._sources.state.state_after(leave)
+        )
         return {
             "messages": messages,
-            "state": await self._serializer.serialize(
+            "state": await self._sources.serializer.serialize(
                 [state[key] for key in sorted(state)],
                 await self._reader.viewer(requester),
                 bundle_aggregations=False,
@@ -240,23 +219,23 @@ class LegacySyncHandler:
         ``room_id`` (joined, or peeked at when ``world_readable``); waits up to
         ``timeout_ms`` for some.  spec: #get_matrixclientv3events, #peeking-events
         """
-        deadline = self._clock.time_msec() + min(max(timeout_ms, 0), MAX_TIMEOUT_MS)
+        deadline = self._sources.clock.time_msec() + min(max(timeout_ms, 0), MAX_TIMEOUT_MS)
         peek = await self._peek_access(requester, room_id) if room_id is not None else None
-        start = from_token if from_token is not None else self._notifier.current_token
+        start = from_token if from_token is not None else self._sources.notifier.current_token
         since = start
         while True:
-            now = self._notifier.current_token
+            now = self._sources.notifier.current_token
             chunk, end, room_ids = await self._stream_between(requester, since, now, room_id, peek)
-            remaining = deadline - self._clock.time_msec()
+            remaining = deadline - self._sources.clock.time_msec()
             if chunk or remaining <= 0:
                 return {"chunk": chunk, "start": start.to_string(), "end": end.to_string()}
             # Nothing yet: wait for a change concerning the user or the rooms, from now.
             since = since.advanced_to(now)
-            woken = await self._notifier.wait_for_changes(
+            woken = await self._sources.notifier.wait_for_changes(
                 requester.user_id, room_ids, now, int(remaining)
             )
             if not woken:
-                end = self._notifier.current_token.advanced_to(since)
+                end = self._sources.notifier.current_token.advanced_to(since)
                 return {"chunk": [], "start": start.to_string(), "end": end.to_string()}
 
     async def _peek_access(self, requester: Requester, room_id: str) -> RoomAccess:
@@ -265,7 +244,7 @@ class LegacySyncHandler:
         access = await self._reader.access(requester, room_id)
         if access.membership is not None and access.membership.membership == "join":
             return access
-        state = await self._state.current_state(access.room, [HISTORY_VISIBILITY_KEY])
+        state = await self._sources.state.current_state(access.room, [HISTORY_VISIBILITY_KEY])
         event = state.get(HISTORY_VISIBILITY_KEY)
         if event is None or event.content.get("history_visibility") != "world_readable":
             raise errors.forbidden("You are not allowed to read this room")
@@ -287,7 +266,7 @@ class LegacySyncHandler:
             rooms = {peek.room.room_nid: (peek.room.room_id, peek.membership)}
             extra: list[MembershipRow] = []
         else:
-            memberships = await self._timeline.get_memberships_for_user(user_id)
+            memberships = await self._sources.timeline.get_memberships_for_user(user_id)
             rooms = {
                 row.room_nid: (row.room_id, row) for row in memberships if row.membership == "join"
             }
@@ -295,12 +274,12 @@ class LegacySyncHandler:
             # an invite, a kick, their leave.
             extra = [
                 row
-                for row in await self._timeline.get_membership_changes(
+                for row in await self._sources.timeline.get_membership_changes(
                     user_id, since.events, now.events
                 )
                 if row.room_nid not in rooms
             ]
-        busy = await self._timeline.get_rooms_with_events_after(
+        busy = await self._sources.timeline.get_rooms_with_events_after(
             list(rooms), since.events, now.events
         )
         fetched: list[tuple[Event, MembershipRow | None]] = []
@@ -308,7 +287,7 @@ class LegacySyncHandler:
         # nothing is skipped: the next request resumes from there.
         cutoff = now.events
         for room_nid in busy:
-            batch = await self._timeline.get_room_events(
+            batch = await self._sources.timeline.get_room_events(
                 room_nid,
                 after=since.events,
                 up_to=now.events,
@@ -319,7 +298,7 @@ class LegacySyncHandler:
                 cutoff = min(cutoff, batch[-1].internal.stream_ordering or cutoff)
             current = rooms[room_nid][1]
             fetched.extend((event, current) for event in batch)
-        member_events = await self._events.get_events([row.event_id for row in extra])
+        member_events = await self._sources.events.get_events([row.event_id for row in extra])
         for row in extra:
             event = member_events.get(row.event_id)
             if event is not None:
@@ -334,11 +313,11 @@ class LegacySyncHandler:
         for event, current in fetched:
             # The filter's copy: an erased sender's event may come back redacted.
             visible.extend(
-                await self._visibility.filter(
+                await self._sources.visibility.filter(
                     user_id, [event], current=current, ignored_users=viewer.ignored_users
                 )
             )
-        chunk = await self._serializer.serialize(visible, viewer)
+        chunk = await self._sources.serializer.serialize(visible, viewer)
         end = now.with_position("events", cutoff)
         watched = [room_id for room_id, _ in rooms.values()]
         if peek is None or (peek.membership is not None and peek.membership.membership == "join"):
@@ -352,10 +331,12 @@ class LegacySyncHandler:
         result: list[dict[str, Any]] = []
         # A position from the future (another server run for typing) reads as "all".
         typing_from = since.typing if since.typing <= now.typing else 0
-        for room_id, event in sorted(self._typing.typing_events(room_ids, typing_from).items()):
+        for room_id, event in sorted(
+            self._sources.typing.typing_events(room_ids, typing_from).items()
+        ):
             result.append({**event, "room_id": room_id})
         receipts_from = since.receipts if since.receipts <= now.receipts else 0
-        receipts = await self._receipts.receipts_for_rooms(
+        receipts = await self._sources.receipts.receipts_for_rooms(
             room_ids, receipts_from, now.receipts, for_user=user_id
         )
         for room_id, event in sorted(receipts.items()):
