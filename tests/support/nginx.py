@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 from tests.support import http
-from tests.support.server_process import free_port
+from tests.support.server_process import free_port, stop_process
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
@@ -90,11 +90,6 @@ class Nginx:
 
     def stop(self) -> None:
         if self._process is not None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+            stop_process(self._process)
             self._process = None
             self._log.close()

@@ -44,6 +44,16 @@ def _environment() -> dict[str, str]:
     return env
 
 
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """Ask ``process`` to stop (SIGTERM), and kill it if it has not within 10 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def server_config(
     tmp_path: Path, database: dict[str, Any], port: int, **extra: Any
 ) -> dict[str, Any]:
@@ -117,11 +127,6 @@ class ServerProcess:
 
     def stop(self) -> None:
         if self._process is not None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+            stop_process(self._process)
             self._process = None
             self._log.close()
