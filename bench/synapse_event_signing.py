@@ -36,7 +36,8 @@ def main() -> None:
         pdu["hashes"] = {}
         add_hashes_and_signatures(room_version, pdu, server_name, signing_key)
         # Synapse derives the v3+ event ID from an event object.
-        return make_event_from_dict(pdu, room_version).event_id
+        event_id: str = make_event_from_dict(pdu, room_version).event_id
+        return event_id
 
     signed = dict(template)
     add_hashes_and_signatures(room_version, signed, server_name, signing_key)
@@ -53,7 +54,8 @@ def main() -> None:
             raise AssertionError("content hash mismatch")
 
     def parse_and_id() -> str:
-        return event_from_pdu_json(dict(signed), room_version).event_id
+        event_id: str = event_from_pdu_json(dict(signed), room_version).event_id
+        return event_id
 
     figures = {
         "sign_and_id": ops_per_second(sign_and_id, min_seconds=min_seconds),

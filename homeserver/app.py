@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 from signedjson.types import SigningKey
 from twisted.internet import defer
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.error import CannotListenError
 
 from homeserver.accountdata.handler import AccountDataHandler
@@ -68,8 +69,9 @@ from homeserver.http.server import JsonResource, Router
 from homeserver.profile.handler import ProfileHandler
 from homeserver.push.handler import PushRulesHandler
 from homeserver.ratelimit import RateLimiter
+from homeserver.reactor import IServerReactor
 from homeserver.receipts.handler import ReceiptsHandler
-from homeserver.rooms.assembly import RoomServices, build_rooms, connect_directory
+from homeserver.rooms.assembly import RoomServices, build_room_core, build_rooms
 from homeserver.rooms.carry_over import UpgradeCarryOver
 from homeserver.rooms.guests import GuestEviction
 from homeserver.rooms.upgrade import RoomUpgradeHandler
@@ -154,7 +156,7 @@ class Handlers:
 @attrs.define
 class HomeServer:
     config: HomeServerConfig
-    reactor: Any
+    reactor: IServerReactor
     clock: Clock
     database: Database
     stores: Stores
@@ -287,7 +289,6 @@ class HomeServer:
             membership=rooms.membership,
             messages=rooms.messages,
             reader=rooms.reader,
-            timeline=rooms.timeline,
             resolve_alias=self.handlers.directory.resolve_alias,
         )
         sync_servlet.register(
@@ -368,8 +369,13 @@ class HomeServer:
             bound_any = False
             for address in listener.bind_addresses:
                 try:
+                    # Twisted's ServerFactory is invariant in its protocol type, so
+                    # listenTCP's ServerFactory[_ProtoWithFactory] admits no Site.
                     port = self.reactor.listenTCP(
-                        listener.port, site, backlog=LISTEN_BACKLOG, interface=address
+                        listener.port,
+                        site,  # type: ignore[arg-type]
+                        backlog=LISTEN_BACKLOG,
+                        interface=address,
                     )
                 except CannotListenError as error:
                     # A host without IPv6 cannot bind "::"; that is fine if another works.
@@ -385,6 +391,7 @@ class HomeServer:
                 bound_any = True
                 self.ports.append(port)
                 host = port.getHost()
+                assert isinstance(host, IPv4Address | IPv6Address)  # a TCP port's address
                 logger.info(
                     "listening on %s:%d (%s)",
                     host.host,
@@ -412,7 +419,7 @@ async def _set_fully_read(
 
 async def build_homeserver(
     config: HomeServerConfig,
-    reactor: Any,
+    reactor: IServerReactor,
     *,
     create_signing_key: bool = False,
 ) -> HomeServer:
@@ -475,11 +482,12 @@ async def build_homeserver(
         RateLimiter(clock, limits.login_failed_attempts),
         password_login_enabled=config.password_login_enabled,
     )
-    uia = UserInteractiveAuth(clock)
-    uia.register_stage(PASSWORD, passwords.uia_stage)
     registration_tokens = RegistrationTokenHandler(clock, stores.registration_tokens)
-    uia.register_stage(REGISTRATION_TOKEN, registration_tokens.uia_stage)
-    uia.on_session_expired.append(registration_tokens.session_expired)
+    uia = UserInteractiveAuth(
+        clock,
+        stages={PASSWORD: passwords.uia_stage, REGISTRATION_TOKEN: registration_tokens.uia_stage},
+        on_session_expired=[registration_tokens.session_expired],
+    )
     profile = ProfileHandler(config.server_name, stores.users, stores.profiles)
     account = AccountHandler(stores.users, stores.devices, tokens, hasher, profile, last_seen)
     # One notifier for every stream; its positions are set once all streams are loaded.
@@ -487,25 +495,37 @@ async def build_homeserver(
     account_data = AccountDataHandler(stores.account_data, notifier)
     await account_data.load()
     push_rules = PushRulesHandler(account_data)
-    rooms = build_rooms(
+    # The directory reads room state and the room handlers use the directory
+    # (``/createRoom`` aliases, canonical-alias checks): pipeline and state first,
+    # then the directory, then the room handlers with the directory in hand.
+    room_core = build_room_core(
         config=config,
         database=database,
         clock=clock,
         signing_key=signing_key,
         notifier=notifier,
-        profiles=profile,
-        account=account,
-        ignored_users=account_data.ignored_users,
     )
-    # The rooms block should pass ``directory`` to build_rooms (``/createRoom``), its
-    # ``resolve_alias`` to the rooms servlets (``/join/#alias``), and call
-    # ``directory.on_state_changed(room_id)`` after each state event.
     directory = DirectoryHandler(
         server_name=config.server_name,
         clock=clock,
         directory=stores.directory,
-        rooms=rooms.state,
-        timeline=rooms.timeline,
+        rooms=room_core.state,
+        timeline=room_core.timeline,
+    )
+    rooms = build_rooms(
+        room_core,
+        config=config,
+        database=database,
+        clock=clock,
+        notifier=notifier,
+        profiles=profile,
+        account=account,
+        ignored_users=account_data.ignored_users,
+        directory=directory,
+    )
+    # Directory summaries follow room state (``on_state_changed`` logs its own failures).
+    rooms.pipeline.after_state_change.append(
+        lambda event: directory.on_state_changed(event.room_id)
     )
     receipts = ReceiptsHandler(
         store=stores.receipts,
@@ -514,10 +534,15 @@ async def build_homeserver(
         notifier=notifier,
         position=await stores.receipts.get_max_position(),
         is_joined=rooms.timeline.is_joined,
+        # The fully-read marker lives in room account data.
+        on_fully_read=[
+            lambda user_id, room_id, event_id: _set_fully_read(
+                account_data, user_id, room_id, event_id
+            )
+        ],
     )
     typing = TypingHandler(reactor, notifier, rooms.timeline.is_joined)
     unread = UnreadCounter(stores.unread, rooms.events, rooms.state, push_rules)
-    connect_directory(rooms, directory)
     room_upgrades = RoomUpgradeHandler(
         server_name=config.server_name,
         pipeline=rooms.pipeline,
@@ -535,9 +560,6 @@ async def build_homeserver(
         push_rules=push_rules,
     )
     rooms.pipeline.after_state_change.append(carry_over.on_state_event)
-    receipts.on_fully_read.append(
-        lambda user_id, room_id, event_id: _set_fully_read(account_data, user_id, room_id, event_id)
-    )
     sync_sources = SyncSources(
         clock=clock,
         notifier=notifier,

@@ -42,6 +42,7 @@ from homeserver.crypto.keys import SigningKeyError, write_new_signing_key
 from homeserver.errors import MatrixError
 from homeserver.identifiers import is_valid_server_name
 from homeserver.logging_setup import setup_logging
+from homeserver.reactor import IServerReactor, installed_reactor
 from homeserver.storage.migrations import DatabaseTooNewError
 
 logger = logging.getLogger("homeserver")
@@ -131,9 +132,7 @@ def _describe(error: BaseException) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     config, create_key = _load(args)
     setup_logging(config)
-    from twisted.internet import reactor as default_reactor
-
-    reactor: Any = default_reactor
+    reactor = installed_reactor()
 
     outcome: dict[str, Any] = {"status": 0, "message": None}
 
@@ -278,7 +277,7 @@ def cmd_register_user(args: argparse.Namespace) -> int:
 
     outcome: dict[str, BaseException | None] = {"error": None}
 
-    async def register(reactor: Any) -> None:
+    async def register(reactor: IServerReactor) -> None:
         try:
             homeserver = await build_homeserver(config, reactor, create_signing_key=True)
             try:
@@ -293,7 +292,8 @@ def cmd_register_user(args: argparse.Namespace) -> int:
         print(f"registered {user_id}{' (admin)' if args.admin else ''}")
 
     try:
-        task.react(lambda reactor: defer.ensureDeferred(register(reactor)))
+        # react runs the global reactor, which installed_reactor() is (typed).
+        task.react(lambda _: defer.ensureDeferred(register(installed_reactor())))
     except SystemExit:
         pass
     if outcome["error"] is not None:

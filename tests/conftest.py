@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import pytest_twisted
 
+from homeserver.reactor import installed_reactor
 from homeserver.storage.database import Database
 from homeserver.storage.migrations import prepare_database
 from tests.support.accounts import SHARED_SECRET
@@ -34,13 +35,11 @@ def database_config(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[
 @pytest_twisted.async_yield_fixture
 async def db(database_config: dict[str, Any]) -> AsyncIterator[Database]:
     """A migrated database on each engine."""
-    from twisted.internet import reactor
-
     args = dict(database_config["args"])
     cp_min = args.pop("cp_min", 1)
     cp_max = args.pop("cp_max", 1)
     database = Database.connect(
-        database_config["name"], args, reactor=reactor, cp_min=cp_min, cp_max=cp_max
+        database_config["name"], args, reactor=installed_reactor(), cp_min=cp_min, cp_max=cp_max
     )
     await prepare_database(database)
     yield database

@@ -1,11 +1,11 @@
 """Account data, room tags and ignored users (rules only).
 
-Every change gets the next position of the ``account_data`` stream.  Writes in this
-process are serialised, so positions commit in the order they were allocated and
-:meth:`AccountDataHandler.current_position` never passes a change that is not yet
-visible; after each commit the notifier wakes the user's ``/sync``.  (With several
-writer processes, positions would need a shared allocator; account data is written
-by one process.)
+Every change gets the next position of the ``account_data`` stream, from the
+database inside the writing transaction.  Writes run concurrently, without a lock: a
+change is announced (:meth:`AccountDataHandler.current_position`, the notifier
+waking the user's ``/sync``) only once every earlier position is committed or
+abandoned (streams/positions.py).  A read-modify-write runs in one transaction, so a
+concurrent change of the same row makes PostgreSQL re-run it.
 
 Room tags are the per-room account data ``m.tag`` with content ``{"tags": {...}}``,
 changed by read-modify-write in one transaction.
@@ -27,7 +27,6 @@ from homeserver.identifiers import is_valid_user_id
 from homeserver.storage.account_data import AccountDataStore
 from homeserver.streams.notifier import Notifier
 from homeserver.util.caches import LruCache
-from homeserver.util.linearizer import Linearizer
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +120,6 @@ class AccountDataHandler:
     ) -> None:
         self._store = store
         self._notifier = notifier
-        self._writes = Linearizer()
         self._position = 0
         self._ignored: LruCache[str, frozenset[str]] = LruCache(ignored_cache_size)
         #: Bumped by every write of an ignored users list (see :meth:`ignored_users`).
@@ -150,7 +148,7 @@ class AccountDataHandler:
         self._last_change.clear()
 
     def current_position(self) -> int:
-        """The newest committed position of the ``account_data`` stream."""
+        """The newest announced position of the ``account_data`` stream."""
         return self._position
 
     # --- reading -------------------------------------------------------------------------
@@ -229,19 +227,25 @@ class AccountDataHandler:
 
     async def _set_ignored_user_list(self, user_id: str, content: dict[str, Any]) -> int:
         new_ignored = parse_ignored_users(content) - {user_id}
-        changed = False
+        old_ignored: frozenset[str] = frozenset()
 
-        async def write() -> int:
-            nonlocal changed
-            old_ignored = await self.ignored_users(user_id)
-            position = await self._store.set(user_id, None, IGNORED_USER_LIST, content)
+        def replace(current: dict[str, Any] | None) -> dict[str, Any]:
+            nonlocal old_ignored
+            # Read in the writing transaction: two concurrent writes cannot both see
+            # the list from before the other and miss a change.
+            old_ignored = _lenient_ignored_users(current) - {user_id}
+            return content
+
+        async def write() -> int | None:
+            position = await self._store.update(user_id, None, IGNORED_USER_LIST, replace)
+            # Dropped, not replaced: a concurrent write may have committed after this
+            # one and yet get here first.  Reads under way must not fill it either.
             self._ignored_generation += 1
-            self._ignored.set(user_id, new_ignored)
-            changed = new_ignored != old_ignored
+            self._ignored.invalidate(user_id)
             return position
 
         position = await self._write(user_id, write)
-        if changed:
+        if new_ignored != old_ignored:
             for callback in self.on_ignored_users_changed:
                 try:
                     callback(user_id)
@@ -266,9 +270,10 @@ class AccountDataHandler:
         event_type: str,
         update: Callable[[dict[str, Any] | None], dict[str, Any] | None],
     ) -> int:
-        """Read-modify-write of global account data in one transaction, serialised
-        with the user's other writes; ``update`` runs on a database thread, must be
-        pure, returns None for "no change" and may raise to refuse (nothing changes)."""
+        """Read-modify-write of global account data in one transaction (re-run, with
+        ``update``, if a concurrent change conflicts); ``update`` runs on a database
+        thread, must be pure, returns None for "no change" and may raise to refuse
+        (nothing changes)."""
         _check_type(event_type)
 
         async def write() -> int | None:
@@ -310,19 +315,22 @@ class AccountDataHandler:
         return await self._write(user_id, write)
 
     async def _write(self, user_id: str, write: Callable[[], Awaitable[int | None]]) -> int:
-        """Run one store write under the write lock, then publish its position."""
-        async with self._writes.queue(None):
-            position = await write()
-            if position is None:
-                return self._position
-            self._position = max(self._position, position)
-            self._note_change(user_id, position)
+        """Run one store write, then announce its position once it is visible."""
+        position = await write()
+        if position is None:
+            return self._position
+        # Noted before the position can become visible: :meth:`changes` must never
+        # answer "nothing" from the cache for a range that holds this change.
+        self._note_change(user_id, position)
+        await self._store.wait_until_visible(position)
+        self._position = max(self._position, position)
         self._notifier.notify("account_data", position, users=[user_id])
         return position
 
     def _note_change(self, user_id: str, position: int) -> None:
-        self._last_change.pop(user_id, None)
-        self._last_change[user_id] = position
+        # Writes finish in any order: keep the user's newest position.
+        newest = max(position, self._last_change.pop(user_id, 0))
+        self._last_change[user_id] = newest
         while len(self._last_change) > self._change_cache_size:
             _, forgotten = self._last_change.popitem(last=False)
             self._changes_known_after = max(self._changes_known_after, forgotten)

@@ -10,9 +10,10 @@ from collections.abc import Sequence
 import attrs
 
 from homeserver import errors
+from homeserver.auth.device_record import DeviceRecord
 from homeserver.auth.last_seen import LastSeenTracker
 from homeserver.auth.tokens import AccessTokenHandler
-from homeserver.storage.devices import DeviceRecord, DeviceStore
+from homeserver.storage.devices import DeviceStore
 
 
 class DeviceHandler:

@@ -11,9 +11,9 @@ spec: client-server-api/_index.md#get_matrixclientv3devices (last_seen_ip, last_
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from twisted.internet import defer, task
+from twisted.internet.interfaces import IReactorTime
 
 from homeserver.clock import Clock
 from homeserver.storage.devices import DeviceStore, LastSeen
@@ -25,7 +25,7 @@ FLUSH_INTERVAL_SECONDS = 5.0
 
 
 class LastSeenTracker:
-    def __init__(self, clock: Clock, devices: DeviceStore, reactor: Any) -> None:
+    def __init__(self, clock: Clock, devices: DeviceStore, reactor: IReactorTime) -> None:
         self._clock = clock
         self._devices = devices
         self._reactor = reactor
@@ -77,7 +77,7 @@ class LastSeenTracker:
         self._loop.clock = self._reactor
         self._loop.start(interval, now=False)
 
-    def _flush_in_background(self) -> Any:
+    def _flush_in_background(self) -> defer.Deferred[None]:
         return defer.ensureDeferred(self.flush())
 
     async def stop(self) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -108,15 +108,25 @@ async def _dummy_stage(auth: dict[str, Any], context: StageContext) -> Any:
 
 
 class UserInteractiveAuth:
-    def __init__(self, clock: Clock, *, session_lifetime: float = SESSION_LIFETIME_SECONDS) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        session_lifetime: float = SESSION_LIFETIME_SECONDS,
+        stages: Mapping[str, StageChecker] | None = None,
+        on_session_expired: Sequence[Callable[[UiaSession], Awaitable[None]]] = (),
+    ) -> None:
+        """``stages``: checkers by stage type, besides ``m.login.dummy``."""
         self._clock = clock
         self._lifetime = session_lifetime
         self._sessions: dict[str, UiaSession] = {}
         self._last_sweep = 0.0
-        self._stages: dict[str, StageChecker] = {DUMMY: _dummy_stage}
+        self._stages: dict[str, StageChecker] = {DUMMY: _dummy_stage, **(stages or {})}
         #: Called with each session that expires unfinished (e.g. to release a
         #: registration token's pending use).
-        self.on_session_expired: list[Callable[[UiaSession], Awaitable[None]]] = []
+        self.on_session_expired: list[Callable[[UiaSession], Awaitable[None]]] = list(
+            on_session_expired
+        )
 
     def register_stage(self, stage_type: str, checker: StageChecker) -> None:
         self._stages[stage_type] = checker

@@ -27,6 +27,7 @@ import attrs
 
 from homeserver import errors
 from homeserver.clock import Clock
+from homeserver.directory.listing import ListingPosition, PublishedRoom
 from homeserver.directory.summary import (
     HISTORY_VISIBILITY,
     SUMMARY_STATE,
@@ -39,7 +40,7 @@ from homeserver.events.auth import get_user_power_level, membership_in, required
 from homeserver.events.room_versions import get_room_version
 from homeserver.identifiers import is_valid_room_alias, is_valid_room_id, is_valid_server_name
 from homeserver.rooms.state import RoomStateReader
-from homeserver.storage.directory import DirectoryStore, ListingPosition, PublishedRoom
+from homeserver.storage.directory import DirectoryStore
 from homeserver.storage.events import RoomRecord
 from homeserver.storage.timeline import TimelineStore
 from homeserver.util.linearizer import Linearizer

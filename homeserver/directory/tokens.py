@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import attrs
 
-from homeserver.storage.directory import ListingPosition
+from homeserver.directory.listing import ListingPosition
 from homeserver.util.opaque_tokens import decode_array, encode_array, invalid_token
 
 _FORWARD = "f"

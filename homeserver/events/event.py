@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import attrs
 
+from homeserver.events.canonical import encode_canonical_json
 from homeserver.events.room_versions import EventFormat, RoomVersion
 
 #: A piece of room state is identified by ``(event type, state key)``.
@@ -25,9 +26,23 @@ T = TypeVar("T")
 StateMap = Mapping[StateKey, T]
 
 
-@attrs.define(slots=True)
+class FrozenEventError(AttributeError):
+    """Something tried to change an event that is already stored (and shared)."""
+
+
+def _refuse_once_stored(instance: InternalMetadata, attribute: Any, value: Any) -> Any:
+    if instance.stored:
+        raise FrozenEventError(f"event metadata is read-only once stored ({attribute.name})")
+    return value
+
+
+@attrs.define(slots=True, on_setattr=_refuse_once_stored)
 class InternalMetadata:
-    """What this server knows about an event that is not part of the PDU."""
+    """What this server knows about an event that is not part of the PDU.
+
+    The event path fills it in while deciding an event; once the event is stored it
+    is shared through the event cache, and :meth:`mark_stored` makes it read-only.
+    """
 
     #: Why the event was rejected by the auth rules, or None if accepted.
     rejected_reason: str | None = None
@@ -45,12 +60,17 @@ class InternalMetadata:
     replaces_state: str | None = None
     #: The stored state group of the room state just before this event.
     state_group_before: int | None = None
+    #: Stored, and from now on read-only.
+    stored: bool = attrs.field(default=False, kw_only=True, on_setattr=attrs.setters.NO_OP)
+
+    def mark_stored(self) -> None:
+        object.__setattr__(self, "stored", True)
 
 
 class Event:
     """One room event (PDU).  Treat ``pdu`` as immutable once built."""
 
-    __slots__ = ("event_id", "internal", "pdu", "room_version")
+    __slots__ = ("_canonical_json", "event_id", "internal", "pdu", "room_version")
 
     def __init__(
         self,
@@ -58,21 +78,34 @@ class Event:
         room_version: RoomVersion,
         event_id: str,
         internal: InternalMetadata | None = None,
+        *,
+        canonical_json: bytes | None = None,
     ) -> None:
         self.pdu = pdu
         self.room_version = room_version
         self.event_id = event_id
         self.internal = internal if internal is not None else InternalMetadata()
+        self._canonical_json = canonical_json
+
+    @property
+    def canonical_json(self) -> bytes:
+        """The PDU in canonical JSON, encoded once and reused: for the size check,
+        storage, and what federation sends.  spec: appendices.md#canonical-json"""
+        if self._canonical_json is None:
+            self._canonical_json = encode_canonical_json(self.pdu)
+        return self._canonical_json
 
     # --- top-level PDU fields -------------------------------------------------------
 
     @property
     def type(self) -> str:
-        return self.pdu["type"]
+        event_type: str = self.pdu["type"]
+        return event_type
 
     @property
     def sender(self) -> str:
-        return self.pdu["sender"]
+        sender: str = self.pdu["sender"]
+        return sender
 
     @property
     def room_id(self) -> str:
@@ -87,7 +120,8 @@ class Event:
 
     @property
     def content(self) -> dict[str, Any]:
-        return self.pdu.get("content", {})
+        content: dict[str, Any] = self.pdu.get("content", {})
+        return content
 
     @property
     def state_key(self) -> str | None:
@@ -103,11 +137,13 @@ class Event:
 
     @property
     def depth(self) -> int:
-        return self.pdu.get("depth", 0)
+        depth: int = self.pdu.get("depth", 0)
+        return depth
 
     @property
     def origin_server_ts(self) -> int:
-        return self.pdu.get("origin_server_ts", 0)
+        origin_server_ts: int = self.pdu.get("origin_server_ts", 0)
+        return origin_server_ts
 
     @property
     def prev_event_ids(self) -> list[str]:
@@ -138,7 +174,8 @@ class Event:
 
     @property
     def unsigned(self) -> dict[str, Any]:
-        return self.pdu.get("unsigned", {})
+        unsigned: dict[str, Any] = self.pdu.get("unsigned", {})
+        return unsigned
 
     @property
     def rejected(self) -> bool:

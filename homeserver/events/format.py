@@ -23,5 +23,7 @@ def event_from_pdu(pdu: dict[str, Any], room_version: RoomVersion) -> Event:
 
     spec: server-server-api.md#checks-performed-on-receipt-of-a-pdu
     """
-    validate_pdu(pdu, room_version)
-    return Event(pdu, room_version, compute_event_id(pdu, room_version))
+    canonical_json = validate_pdu(pdu, room_version)
+    return Event(
+        pdu, room_version, compute_event_id(pdu, room_version), canonical_json=canonical_json
+    )

@@ -128,16 +128,9 @@ def check_pdu_on_receipt(
     resolved state before the event; ``current_state`` the room's current state, or
     None to skip the soft-failure check (e.g. for backfilled or outlier events).
     """
-    # Step 4: the event's own auth events, as a list and then as a state.
-    try:
-        check_auth_events_selection(room_version, event, auth_events_by_id)
-        check_auth_rules(
-            room_version,
-            event,
-            _auth_state(room_version, event, auth_events_by_id, state_before),
-        )
-    except AuthError as exc:
-        return ReceiptOutcome.rejected(f"auth events: {exc.reason}")
+    outcome = check_pdu_against_auth_events(room_version, event, auth_events_by_id, state_before)
+    if not outcome.is_accepted:
+        return outcome
 
     # Step 5: the state before the event, as resolved from its prev_events.
     try:
@@ -152,6 +145,29 @@ def check_pdu_on_receipt(
             check_auth_rules(room_version, event, current_state)
         except AuthError as exc:
             return ReceiptOutcome.soft_failed(f"current state: {exc.reason}")
+    return ReceiptOutcome.ACCEPTED
+
+
+def check_pdu_against_auth_events(
+    room_version: RoomVersion,
+    event: Event,
+    auth_events_by_id: Mapping[str, Event],
+    state_before: StateMap[Event] | None = None,
+) -> ReceiptOutcome:
+    """Step 4 alone: the event's own auth events, as a list and then as a state.
+
+    All an outlier gets checked against (it has no state before it); the room's
+    create event for v12 rooms is looked up as :func:`check_pdu_on_receipt` says.
+    """
+    try:
+        check_auth_events_selection(room_version, event, auth_events_by_id)
+        check_auth_rules(
+            room_version,
+            event,
+            _auth_state(room_version, event, auth_events_by_id, state_before or {}),
+        )
+    except AuthError as exc:
+        return ReceiptOutcome.rejected(f"auth events: {exc.reason}")
     return ReceiptOutcome.ACCEPTED
 
 

@@ -39,15 +39,17 @@ MAX_DEPTH = 2**63 - 1
 _CODEPOINT_LIMIT_VERSIONS = frozenset(str(n) for n in range(1, 11))
 
 
-def validate_pdu(pdu: dict[str, Any], room_version: RoomVersion) -> None:
-    """Raise :class:`InvalidEventError` unless ``pdu`` is a well-formed PDU of ``room_version``.
+def validate_pdu(pdu: dict[str, Any], room_version: RoomVersion) -> bytes:
+    """Raise :class:`InvalidEventError` unless ``pdu`` is a well-formed PDU of ``room_version``;
+    returns its canonical JSON (encoded for the size check, kept by the event).
 
     spec: server-server-api.md#checks-performed-on-receipt-of-a-pdu
     """
     if not isinstance(pdu, dict):
         raise InvalidEventError("a PDU must be a JSON object")
     check_json_value(pdu, strict=room_version.strict_canonicaljson)
-    size = len(encode_canonical_json(pdu))
+    encoded = encode_canonical_json(pdu)
+    size = len(encoded)
     if size > MAX_PDU_BYTES:
         raise EventTooLargeError(
             f"event is {size} bytes of canonical JSON; the limit is {MAX_PDU_BYTES}"
@@ -69,6 +71,7 @@ def validate_pdu(pdu: dict[str, Any], room_version: RoomVersion) -> None:
     if not room_version.redacts_in_content and "redacts" in pdu:
         if not isinstance(pdu["redacts"], str):
             raise InvalidEventError("'redacts' must be a string")
+    return encoded
 
 
 def _require(pdu: dict[str, Any], key: str, kind: type, description: str) -> Any:

@@ -30,7 +30,7 @@ import enum
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.base import DelayedCall
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 from twisted.web import http
@@ -64,7 +64,7 @@ class MatrixChannel(http.HTTPChannel):
     def __init__(
         self,
         limits: ConnectionLimits,
-        clock: Any,
+        clock: IReactorTime,
         on_connection_lost: Callable[[], None] = lambda: None,
     ) -> None:
         super().__init__()
@@ -73,11 +73,14 @@ class MatrixChannel(http.HTTPChannel):
         self._on_connection_lost = on_connection_lost
         # Twisted's idle timer restarts on every byte; the deadlines replace it.
         self.timeOut = None
-        # TimeoutMixin's abort-after-close timer (forceAbortClient) uses this.
-        self.callLater = clock.callLater  # type: ignore[method-assign]
         self.phase = Phase.HEADERS
         self._received_anything = False
-        self._deadline: DelayedCall | None = None
+        self._deadline: IDelayedCall | None = None
+
+    def callLater(self, period: float, func: Callable[[], object]) -> IDelayedCall:
+        """TimeoutMixin's timers, the abort-after-close one (forceAbortClient) among
+        them, on our clock rather than the global reactor."""
+        return self._clock.callLater(period, func)
 
     # -- connection events -------------------------------------------------
 

@@ -17,10 +17,10 @@ import io
 import logging
 import re
 import time
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.interfaces import IAddress
+from twisted.internet.interfaces import IAddress, IReactorTime, ITCPTransport
 from twisted.web import http, server
 
 from homeserver.http.channel import MatrixChannel
@@ -84,7 +84,9 @@ class MatrixRequest(server.Request):
         if self.body_too_large:
             if self._body_received > self.max_body_size + _DISCARD_ALLOWANCE:
                 assert self.transport is not None
-                self.transport.abortConnection()
+                # HTTP runs over TCP (or TLS on TCP), whose transports can abort;
+                # twisted.web types a request's transport as the plain ITransport.
+                cast(ITCPTransport, self.transport).abortConnection()
             return
         super().handleContentChunk(data)
 
@@ -99,7 +101,8 @@ class MatrixRequest(server.Request):
         """The proxy's X-Forwarded-For on ``x_forwarded`` listeners, else the peer."""
         if self._forwarded_address is not None:
             return self._forwarded_address
-        return super().getClientAddress()
+        address: IAddress = super().getClientAddress()
+        return address
 
     def isSecure(self) -> bool:
         """The proxy's X-Forwarded-Proto on ``x_forwarded`` listeners, else the transport's."""
@@ -131,12 +134,12 @@ class MatrixSite(server.Site):
         resource: Any,
         *,
         max_body_size: int,
-        reactor: Any,
+        reactor: IReactorTime,
         limits: ConnectionLimits | None = None,
         x_forwarded: bool = False,
     ) -> None:
         super().__init__(resource, reactor=reactor)
-        self._clock: Any = reactor
+        self._clock = reactor
         self._max_body_size = max_body_size
         self.limits = limits or ConnectionLimits()
         #: Connections built and not yet lost.

@@ -13,7 +13,8 @@ from collections.abc import Awaitable, Callable
 
 from homeserver import errors
 from homeserver.identifiers import UserID
-from homeserver.storage.profiles import Profile, ProfileStore
+from homeserver.profile.fields import Profile
+from homeserver.storage.profiles import ProfileStore
 from homeserver.storage.users import UserStore
 
 logger = logging.getLogger(__name__)

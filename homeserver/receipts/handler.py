@@ -7,9 +7,9 @@ gets a position in the ``receipts`` stream; ``m.read.private`` receipts are show
 endpoint sets the fully-read marker, which lives in room account data: this handler
 checks the request and hands it to the ``on_fully_read`` callbacks.
 
-Positions are allocated by the database; writes are serialised in this process so
-they commit in position order and a reader never skips a position that commits later
-(with several writer processes this needs a multi-writer position tracker).
+Positions come from the database inside the writing transaction, and writes run
+concurrently: a change is announced only once every earlier position is committed or
+abandoned (streams/positions.py), so a reader never skips one that commits later.
 
 spec: client-server-api/_index.md#receipts, #post_matrixclientv3roomsroomidreceiptreceipttypeeventid,
 #private-read-receipts, #threaded-read-receipts, #fully-read-markers
@@ -17,10 +17,8 @@ spec: client-server-api/_index.md#receipts, #post_matrixclientv3roomsroomidrecei
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
-
-from twisted.internet import defer
 
 from homeserver import errors
 from homeserver.clock import Clock
@@ -50,21 +48,21 @@ class ReceiptsHandler:
         notifier: Notifier,
         position: int,
         is_joined: Callable[[str, str], Awaitable[bool]],
+        on_fully_read: Sequence[FullyReadCallback] = (),
     ) -> None:
         """``position``: the stream's current position, ``await store.get_max_position()``;
-        ``is_joined(user_id, room_id)``."""
+        ``is_joined(user_id, room_id)``; ``on_fully_read``: where ``m.fully_read`` goes."""
         self._store = store
         self._is_joined = is_joined
         self._events = events
         self._clock = clock
         self._notifier = notifier
         self._position = position
-        self._write_lock = defer.DeferredLock()
         #: Called for ``m.fully_read`` sent to the receipt endpoint, after the checks.
-        self.on_fully_read: list[FullyReadCallback] = []
+        self.on_fully_read: list[FullyReadCallback] = list(on_fully_read)
 
     def current_position(self) -> int:
-        """The newest position of the receipts stream written by this process."""
+        """The newest position of the receipts stream announced by this process."""
         return self._position
 
     async def set_receipt(
@@ -97,20 +95,21 @@ class ReceiptsHandler:
         if receipt_type == FULLY_READ:
             await self._set_fully_read(user_id, room_id, event_id)
             return
-        async with self._write_lock:
-            result = await self._store.set_receipt(
-                room_id, user_id, receipt_type, thread_id, event_id, self._clock.time_msec()
-            )
-            if result.outcome is Outcome.UNKNOWN_EVENT:
-                raise errors.not_found("Unknown event in this room")
-            if result.outcome is not Outcome.STORED:
-                return
-            assert result.stream_id is not None
-            self._position = max(self._position, result.stream_id)
-            if receipt_type == READ_PRIVATE:
-                self._notifier.notify("receipts", result.stream_id, users=[user_id])
-            else:
-                self._notifier.notify("receipts", result.stream_id, rooms=[room_id])
+        result = await self._store.set_receipt(
+            room_id, user_id, receipt_type, thread_id, event_id, self._clock.time_msec()
+        )
+        if result.outcome is Outcome.UNKNOWN_EVENT:
+            raise errors.not_found("Unknown event in this room")
+        if result.outcome is not Outcome.STORED:
+            return
+        assert result.stream_id is not None
+        # A reader sent to this position before an earlier one commits would skip it.
+        await self._store.wait_until_visible(result.stream_id)
+        self._position = max(self._position, result.stream_id)
+        if receipt_type == READ_PRIVATE:
+            self._notifier.notify("receipts", result.stream_id, users=[user_id])
+        else:
+            self._notifier.notify("receipts", result.stream_id, rooms=[room_id])
 
     async def receipts_for_rooms(
         self,

@@ -1,24 +1,32 @@
-"""Building the room components in dependency order (app.py calls this once)."""
+"""Building the room components in dependency order (app.py calls this once).
+
+Two steps, because the alias directory sits between them: :func:`build_room_core`
+makes the event pipeline and room state that the directory reads, then
+:func:`build_rooms` makes the room handlers, which take the directory in their
+constructors.  ``rooms`` never imports ``directory``: the handlers name what they
+need of it as protocols (:class:`AliasDirectory`, ``creation.RoomDirectory``).
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import attrs
 
 from homeserver.auth.account import AccountHandler
 from homeserver.clock import Clock
 from homeserver.config.model import HomeServerConfig
-from homeserver.directory.handler import DirectoryHandler
 from homeserver.errors import MatrixError
 from homeserver.events.event import Event
 from homeserver.events.signing import SigningKey
 from homeserver.profile.handler import ProfileHandler
 from homeserver.ratelimit import RateLimiter
-from homeserver.rooms.creation import RoomCreationHandler
+from homeserver.rooms.creation import RoomCreationHandler, RoomDirectory
 from homeserver.rooms.hierarchy import SpaceHierarchyHandler
 from homeserver.rooms.membership import MembershipHandler
-from homeserver.rooms.messages import MessageHandler
+from homeserver.rooms.messages import AliasResolver, MessageHandler
 from homeserver.rooms.pipeline import EventPipeline
 from homeserver.rooms.reading import IgnoredUsers, RoomReader
 from homeserver.rooms.relations import RelationsHandler
@@ -33,6 +41,25 @@ from homeserver.storage.timeline import TimelineStore
 from homeserver.streams.notifier import Notifier
 
 logger = logging.getLogger(__name__)
+
+
+class AliasDirectory(RoomDirectory, Protocol):
+    """The alias directory as the room handlers use it (``DirectoryHandler``)."""
+
+    #: Called with ``(deleter, room_id, alias)`` after a local alias is deleted.
+    on_alias_deleted: list[Callable[[str, str, str], Awaitable[None]]]
+
+
+@attrs.define
+class RoomCore:
+    """The event pipeline and room state: what the room handlers and the alias
+    directory are built on."""
+
+    events: EventStore
+    state_store: StateStore
+    timeline: TimelineStore
+    pipeline: EventPipeline
+    state: RoomStateReader
 
 
 @attrs.define
@@ -52,17 +79,14 @@ class RoomServices:
     hierarchy: SpaceHierarchyHandler
 
 
-def build_rooms(
+def build_room_core(
     *,
     config: HomeServerConfig,
     database: Database,
     clock: Clock,
     signing_key: SigningKey,
     notifier: Notifier,
-    profiles: ProfileHandler,
-    account: AccountHandler,
-    ignored_users: IgnoredUsers,
-) -> RoomServices:
+) -> RoomCore:
     state_store = StateStore(database)
     events = EventStore(database, state_store)
     timeline = TimelineStore(database, events)
@@ -75,6 +99,24 @@ def build_rooms(
     )
     pipeline.on_new_event.append(lambda event, position: _notify(notifier, event, position))
     state = RoomStateReader(events, state_store, timeline)
+    return RoomCore(
+        events=events, state_store=state_store, timeline=timeline, pipeline=pipeline, state=state
+    )
+
+
+def build_rooms(
+    core: RoomCore,
+    *,
+    config: HomeServerConfig,
+    database: Database,
+    clock: Clock,
+    notifier: Notifier,
+    profiles: ProfileHandler,
+    account: AccountHandler,
+    ignored_users: IgnoredUsers,
+    directory: AliasDirectory,
+) -> RoomServices:
+    events, timeline, pipeline, state = core.events, core.timeline, core.pipeline, core.state
     erased = ErasedUserStore(database)
     visibility = HistoryVisibilityFilter(events, state, erased)
     serializer = EventSerializer(clock, events, timeline)
@@ -99,13 +141,18 @@ def build_rooms(
         events=events,
         membership=membership,
         message_limiter=RateLimiter(clock, limits.message),
+        resolve_local_alias=_local_alias_resolver(directory),
     )
+    # The directory is built before the messages handler (it reads room state), so
+    # messages hears of deleted aliases through the directory's callback list.
+    directory.on_alias_deleted.append(messages.drop_alias_from_canonical)
     creation = RoomCreationHandler(
         server_name=config.server_name,
         default_room_version=config.default_room_version,
         pipeline=pipeline,
         membership=membership,
         profiles=profiles,
+        directory=directory,
     )
     reader = RoomReader(
         events=events,
@@ -114,11 +161,10 @@ def build_rooms(
         visibility=visibility,
         serializer=serializer,
         ignored_users=ignored_users,
-        current_token=lambda: notifier.current_token,
     )
     return RoomServices(
         events=events,
-        state_store=state_store,
+        state_store=core.state_store,
         timeline=timeline,
         pipeline=pipeline,
         state=state,
@@ -153,10 +199,8 @@ def _notify(notifier: Notifier, event: Event, position: int) -> None:
     notifier.notify("events", position, rooms=[event.room_id], users=users)
 
 
-def connect_directory(rooms: RoomServices, directory: DirectoryHandler) -> None:
-    """Aliases for /createRoom and canonical-alias checks; directory summaries kept
-    current as room state changes (``on_state_changed`` logs its own failures)."""
-    rooms.creation.directory = directory
+def _local_alias_resolver(directory: RoomDirectory) -> AliasResolver:
+    """Canonical-alias checks: an alias's room ID, or None for an unknown alias."""
 
     async def resolve_local_alias(alias: str) -> str | None:
         try:
@@ -165,10 +209,4 @@ def connect_directory(rooms: RoomServices, directory: DirectoryHandler) -> None:
             return None
         return room_id
 
-    rooms.messages.resolve_local_alias = resolve_local_alias
-    directory.on_alias_deleted.append(rooms.messages.drop_alias_from_canonical)
-
-    async def refresh_summary(event: Event) -> None:
-        await directory.on_state_changed(event.room_id)
-
-    rooms.pipeline.after_state_change.append(refresh_summary)
+    return resolve_local_alias

@@ -114,8 +114,8 @@ def build_local_event(
         pdu["redacts"] = draft.redacts
     # One canonical encoding gives both the signature and (v3+) the event ID.
     event_id = sign_event_and_compute_id(pdu, server_name, signing_key, room_version)
-    validate_pdu(pdu, room_version)
-    return Event(pdu, room_version, event_id, internal)
+    canonical_json = validate_pdu(pdu, room_version)
+    return Event(pdu, room_version, event_id, internal, canonical_json=canonical_json)
 
 
 def new_v1_event_id(server_name: str) -> str:

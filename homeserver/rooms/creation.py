@@ -40,7 +40,11 @@ _PRESET_STATE: dict[str, tuple[str, str, str]] = {
 
 
 class RoomDirectory(Protocol):
-    """What room creation needs of the alias directory."""
+    """What room creation needs of the alias directory.
+
+    A protocol so that ``rooms`` never imports ``directory`` (which builds on room
+    state): ``homeserver.directory.handler.DirectoryHandler`` satisfies it.
+    """
 
     async def create_alias(
         self,
@@ -82,13 +86,14 @@ class RoomCreationHandler:
         pipeline: EventPipeline,
         membership: MembershipHandler,
         profiles: ProfileHandler,
+        directory: RoomDirectory,
     ) -> None:
+        """``directory``: claims ``room_alias_name`` and publishes public rooms."""
         self._server_name = server_name
         self._default_room_version = default_room_version
         self._pipeline = pipeline
         self._membership = membership
-        #: Aliases and publishing; set by ``connect_directory`` once the directory exists.
-        self.directory: RoomDirectory | None = None
+        self._directory = directory
         self._profiles = profiles
 
     async def create_room(self, requester: Requester, request: RoomCreationRequest) -> str:
@@ -126,8 +131,7 @@ class RoomCreationHandler:
 
         async def claim_alias(room_id: str) -> None:
             if alias is not None:
-                assert self.directory is not None
-                await self.directory.create_alias(creator, alias, room_id, check_can_create=False)
+                await self._directory.create_alias(creator, alias, room_id, check_can_create=False)
 
         try:
             sent = await self._pipeline.create_room(
@@ -138,8 +142,8 @@ class RoomCreationHandler:
         except InitialEventRefused as refused:
             raise _refusal_error(refused) from None
         room_id = sent[0].event.room_id
-        if request.visibility == "public" and self.directory is not None:
-            await self.directory.set_visibility(room_id, "public")
+        if request.visibility == "public":
+            await self._directory.set_visibility(room_id, "public")
         return room_id
 
     async def _initial_events(
@@ -199,10 +203,8 @@ class RoomCreationHandler:
         return events
 
     async def _check_alias_free(self, alias: str) -> None:
-        if self.directory is None:
-            raise errors.MatrixError(400, errors.Codes.UNKNOWN, "Room aliases are not available")
         try:
-            await self.directory.resolve_alias(alias)
+            await self._directory.resolve_alias(alias)
         except errors.MatrixError as error:
             if error.status == 404:
                 return

@@ -39,12 +39,12 @@ import attrs
 
 from homeserver import errors
 from homeserver.auth.tokens import Requester
-from homeserver.directory.summary import SUMMARY_STATE, summarise_room
 from homeserver.events.auth import join_rule_in
 from homeserver.events.event import Event, StateKey
 from homeserver.events.room_versions import RoomVersion, get_room_version
 from homeserver.identifiers import is_valid_room_id
 from homeserver.rooms.state import RoomStateReader
+from homeserver.rooms.summary import SUMMARY_STATE, summarise_room
 from homeserver.storage.events import RoomRecord
 from homeserver.storage.timeline import TimelineStore
 from homeserver.util.opaque_tokens import decode_array, encode_array, invalid_token

@@ -22,13 +22,13 @@ from homeserver.events.auth import AuthError, PowerLevels
 from homeserver.events.errors import InvalidEventError
 from homeserver.events.event import Event
 from homeserver.events.room_versions import get_room_version
+from homeserver.profile.fields import Profile
 from homeserver.profile.handler import ProfileHandler
 from homeserver.ratelimit import RateLimiter
 from homeserver.rooms.builder import EventDraft
 from homeserver.rooms.pipeline import EventPipeline, SentEvent, UnknownRoomError
 from homeserver.rooms.state import RoomStateReader
 from homeserver.storage.events import RoomRecord
-from homeserver.storage.profiles import Profile
 from homeserver.storage.timeline import TimelineStore
 
 logger = logging.getLogger(__name__)
@@ -160,6 +160,11 @@ class MembershipHandler:
                 400, errors.Codes.UNKNOWN, "Leave the room before forgetting it"
             )
         await self._timeline.forget_room(requester.user_id, room.room_nid, membership.event_id)
+
+    async def joined_rooms(self, user_id: str) -> list[str]:
+        """The IDs of the rooms ``user_id`` is joined to, sorted (``/joined_rooms``)."""
+        rows = await self._timeline.get_memberships_for_user(user_id)
+        return sorted(row.room_id for row in rows if row.membership == "join")
 
     async def update_profile_in_rooms(self, user_id: str, profile: Profile) -> None:
         """Re-send the user's join events with their new display name and avatar."""

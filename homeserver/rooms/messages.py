@@ -54,15 +54,16 @@ class MessageHandler:
         events: EventStore,
         membership: MembershipHandler,
         message_limiter: RateLimiter,
+        resolve_local_alias: AliasResolver,
     ) -> None:
+        """``resolve_local_alias``: checks the aliases of ``m.room.canonical_alias``."""
         self._pipeline = pipeline
         self._state = state
         self._events = events
         self._membership = membership
         self._limiter = message_limiter
         self._transactions = Linearizer()
-        #: Set by the directory wiring so canonical aliases can be checked.
-        self.resolve_local_alias: AliasResolver | None = None
+        self._resolve_local_alias = resolve_local_alias
 
     async def send_message(
         self,
@@ -278,9 +279,7 @@ class MessageHandler:
                 continue
             if not is_valid_room_alias(candidate):
                 raise errors.invalid_param(f"{candidate!r} is not a valid room alias")
-            if self.resolve_local_alias is None:
-                continue
-            if await self.resolve_local_alias(candidate) != room_id:
+            if await self._resolve_local_alias(candidate) != room_id:
                 raise errors.MatrixError(
                     400, errors.Codes.BAD_ALIAS, f"{candidate} does not point to this room"
                 )

@@ -1,12 +1,12 @@
-"""The local event pipeline: build, check, persist, notify — one room at a time.
+"""Local events: build them, then hand them to the one event path.
 
-Sends in one room are serialised by a per-room linearizer, so each local event
-points at the previous one and forward extremities stay few.  When the room has
-forked (events from federation), the state before the new event is the resolution
-of the states after each extremity.
+Sends in one room are serialised by the path's per-room lock, so each local event
+cites the previous one and forward extremities stay few.  What an event is built
+on (its state before) comes from the path, which checks and stores it exactly as
+it would an event from another server (``homeserver.rooms.event_path``).
 
 spec: server-server-api.md#checks-performed-on-receipt-of-a-pdu (the same auth
-rules apply to our own events), rooms/fragments/v2-state-res.md
+rules apply to our own events), client-server-api/_index.md#creation
 """
 
 from __future__ import annotations
@@ -19,30 +19,25 @@ from typing import Any
 import attrs
 
 from homeserver.clock import Clock
-from homeserver.events.auth import AuthError, auth_types_for_event, check_auth_rules
+from homeserver.events.auth import AuthError, check_auth_rules
 from homeserver.events.errors import InvalidEventError
-from homeserver.events.event import Event, InternalMetadata, StateKey, StateMap
+from homeserver.events.event import Event, InternalMetadata, StateKey
 from homeserver.events.hashing import reference_hashes
 from homeserver.events.room_versions import EventFormat, RoomVersion, get_room_version
 from homeserver.events.signing import SigningKey
-from homeserver.events.state_res import MissingEventsError, resolve_state
 from homeserver.rooms.builder import MAX_PREV_EVENTS, EventDraft, RoomPosition, build_local_event
-from homeserver.storage.events import EventStore, EventToPersist, RoomExistsError, RoomRecord
+from homeserver.rooms.event_path import (
+    EventPath,
+    MissingEventSource,
+    PersistCheck,
+    UnknownRoomError,
+    auth_state_keys,
+)
+from homeserver.storage.events import EventStore, RoomExistsError, RoomRecord
 from homeserver.storage.state import StateStore
-from homeserver.util.linearizer import Linearizer
-
-#: An extra check on a built event and its auth events; raises AuthError to refuse.
-PersistCheck = Callable[[Event, StateMap[Event]], Awaitable[None]]
 
 #: Tries at a room ID nobody has before giving up (collisions need identical requests).
 _MAX_ROOM_ID_ATTEMPTS = 50
-
-#: How many rounds of fetching missing events state resolution may ask for.
-_MAX_FETCH_ROUNDS = 20
-
-
-class UnknownRoomError(Exception):
-    pass
 
 
 @attrs.frozen
@@ -81,18 +76,26 @@ class EventPipeline:
         clock: Clock,
         events: EventStore,
         state: StateStore,
+        missing_events: MissingEventSource | None = None,
     ) -> None:
         self._server_name = server_name
         self._signing_key = signing_key
         self._clock = clock
         self._events = events
         self._state = state
-        self._linearizer = Linearizer()
-        #: Called with each persisted event's stream position (wakes /sync etc.).
-        self.on_new_event: list[Callable[[Event, int], None]] = []
-        #: Awaited after each persisted state event, before the sender gets an answer
-        #: (derived data such as directory summaries that the sender may read next).
-        self.after_state_change: list[Callable[[Event], Awaitable[None]]] = []
+        #: The one path every event is stored by (federation hands it received ones).
+        self.path = EventPath(events=events, state=state, missing_events=missing_events)
+
+    @property
+    def on_new_event(self) -> list[Callable[[Event, int], None]]:
+        """Called with each visible event's stream position (wakes /sync etc.)."""
+        return self.path.on_new_event
+
+    @property
+    def after_state_change(self) -> list[Callable[[Event], Awaitable[None]]]:
+        """Awaited after each visible state event, before the sender gets an answer
+        (derived data such as directory summaries that the sender may read next)."""
+        return self.path.after_state_change
 
     async def create_room(
         self,
@@ -148,23 +151,15 @@ class EventPipeline:
             raise RuntimeError("could not find a free room ID")
         if before_persist is not None:
             await before_persist(create.room_id)
-        empty = await self._state.store_state_group(room_nid, {})
-        persisted = await self._events.persist_events(
-            room_nid,
-            [EventToPersist(event, empty) for event in events],
-            chained=True,
-            advance_current_state=True,
-        )
+        room = RoomRecord(room_nid, create.room_id, room_version_id, None)
+        async with self.path.room_lock(create.room_id):
+            written = await self.path.submit_new_room(room, events)
+        results = await written
+        await self.path.announce(results)
         sent = []
-        for event, result in zip(events, persisted, strict=True):
+        for result in results:
             assert result.stream_ordering is not None
-            sent.append(SentEvent(event, result.stream_ordering))
-            for callback in self.on_new_event:
-                callback(event, result.stream_ordering)
-        for event in events:
-            if event.is_state():
-                for after in self.after_state_change:
-                    await after(event)
+            sent.append(SentEvent(result.event, result.stream_ordering))
         return sent
 
     def _plan_initial_events(
@@ -200,7 +195,7 @@ class EventPipeline:
                     signing_key=self._signing_key,
                     origin_server_ts=origin_server_ts,
                 )
-                auth_keys = _auth_state_keys(
+                auth_keys = auth_state_keys(
                     room_version, event.type, event.sender, event.state_key, event.content
                 )
                 check_auth_rules(
@@ -223,22 +218,33 @@ class EventPipeline:
         internal: InternalMetadata | None = None,
         before_persist: PersistCheck | None = None,
     ) -> SentEvent:
-        """Build, auth-check and persist a local event in an existing room.
+        """Build, check and persist a local event in an existing room.
 
         Raises :class:`AuthError` when the auth rules refuse it (nothing is stored),
         :class:`UnknownRoomError` for a room this server does not have.
         ``before_persist`` may refuse the event too (raising AuthError), given the
-        built event and the auth events it was checked against.
+        built event and the state events the auth rules read for it.
         """
-        async with self._linearizer.queue(draft.room_id):
+        async with self.path.room_lock(draft.room_id):
             room = await self._events.get_room(draft.room_id)
             if room is None:
                 raise UnknownRoomError(draft.room_id)
-            position, state_group, prev_events = await self._position(room)
+            prev_events = {
+                event.event_id: event
+                for event in await self.path.latest_events(room, MAX_PREV_EVENTS)
+            }
+            if not prev_events:
+                raise UnknownRoomError(f"{room.room_id} has no forward extremities")
+            context = await self.path.state_context(room, list(prev_events))
             room_version = get_room_version(room.room_version)
-            # Loaded before building: v1/v2 events carry their auth events' hashes.
-            auth_state = await self._auth_state(room_version, draft, position.state_before)
+            position = RoomPosition(
+                prev_event_ids=list(prev_events),
+                max_prev_depth=max(e.depth for e in prev_events.values()),
+                state_before=context.state,
+            )
             if room_version.event_format is EventFormat.V1:
+                # v1/v2 references carry the hashes of the events they name.
+                auth_state = await self._auth_state(room_version, draft, context.state)
                 position = attrs.evolve(
                     position,
                     reference_hashes=_reference_hashes_of(
@@ -254,98 +260,23 @@ class EventPipeline:
                 origin_server_ts=self._clock.time_msec(),
                 internal=internal,
             )
-            check_auth_rules(room_version, event, auth_state)
-            if before_persist is not None:
-                await before_persist(event, auth_state)
-            if event.is_state():
-                event.internal.replaces_state = position.state_before.get(event.state_key_tuple)
-            [persisted] = await self._events.persist_events(
-                room.room_nid, [EventToPersist(event, state_group)], advance_current_state=True
-            )
-        assert persisted.stream_ordering is not None
-        for callback in self.on_new_event:
-            callback(event, persisted.stream_ordering)
-        if event.is_state():
-            for after in self.after_state_change:
-                await after(event)
-        return SentEvent(event, persisted.stream_ordering)
-
-    async def _position(self, room: RoomRecord) -> tuple[RoomPosition, int, Mapping[str, Event]]:
-        """The extremities to follow, the state group of the state before, and the
-        extremity events themselves."""
-        extremities = await self._events.get_forward_extremities(room.room_nid)
-        if not extremities:
-            raise UnknownRoomError(f"{room.room_id} has no forward extremities")
-        # The most recent extremities (by depth, then arrival) when there are more than
-        # an event may reference; the state before the event is theirs alone.
-        # spec: data/api/server-server/definitions/pdu_v3.yaml (prev_events: "the most
-        # recent events in the room")
-        newest_first = sorted(
-            (await self._events.get_events(extremities)).values(),
-            key=lambda event: (event.depth, event.internal.stream_ordering or 0),
-            reverse=True,
-        )[:MAX_PREV_EVENTS]
-        prev_events = {event.event_id: event for event in newest_first}
-        extremities = list(prev_events)
-        groups = await self._events.get_state_groups_after(extremities)
-        distinct = sorted(set(groups.values()))
-        if len(distinct) == 1:
-            group = distinct[0]
-            state = await self._state.get_state_ids(group)
-        else:
-            state = await self._resolve(room, distinct)
-            group = await self._state.store_state_group(
-                room.room_nid, state, base_group=distinct[0]
-            )
-        return (
-            RoomPosition(
-                prev_event_ids=extremities,
-                max_prev_depth=max(e.depth for e in prev_events.values()),
-                state_before=state,
-            ),
-            group,
-            prev_events,
-        )
-
-    async def _resolve(self, room: RoomRecord, groups: Sequence[int]) -> dict[StateKey, str]:
-        state_sets = [await self._state.get_state_ids(group) for group in groups]
-        wanted = {event_id for state in state_sets for event_id in state.values()}
-        event_map = dict(await self._events.get_events(list(wanted)))
-        room_version = get_room_version(room.room_version)
-        for _ in range(_MAX_FETCH_ROUNDS):
-            try:
-                return resolve_state(room_version, state_sets, event_map)
-            except MissingEventsError as missing:
-                fetched = await self._events.get_events(list(missing.event_ids))
-                if not fetched:
-                    raise
-                event_map.update(fetched)
-        raise RuntimeError(f"state resolution in {room.room_id} kept missing events")
+            written = await self.path.submit_local(room, event, context, before_persist)
+        # Decided and queued: the room's next event need not wait for this write.
+        result = await written
+        await self.path.announce([result])
+        assert result.stream_ordering is not None
+        return SentEvent(event, result.stream_ordering)
 
     async def _auth_state(
         self, room_version: RoomVersion, draft: EventDraft, state: Mapping[StateKey, str]
     ) -> dict[StateKey, Event]:
         """The events of ``state`` the auth rules read for the event ``draft`` makes."""
-        keys = _auth_state_keys(
+        keys = auth_state_keys(
             room_version, draft.event_type, draft.sender, draft.state_key, draft.content
         )
         wanted = {key: state[key] for key in keys if key in state}
         loaded = await self._events.get_events(list(wanted.values()))
         return {key: loaded[event_id] for key, event_id in wanted.items() if event_id in loaded}
-
-
-def _auth_state_keys(
-    room_version: RoomVersion,
-    event_type: str,
-    sender: str,
-    state_key: str | None,
-    content: Mapping[str, Any],
-) -> set[StateKey]:
-    """The state the auth rules read for an event: its auth event types, plus the
-    create event (which v12 leaves out of ``auth_events`` but the rules still read)."""
-    keys = auth_types_for_event(room_version, event_type, sender, state_key, content)
-    keys.add(("m.room.create", ""))
-    return keys
 
 
 def _reference_hashes_of(

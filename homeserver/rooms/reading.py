@@ -6,13 +6,17 @@ former members as of when they left, and by anyone in a ``world_readable`` room.
 Unknown rooms and rooms a user may not read answer the same way (403) so room IDs
 cannot be probed — except ``/event``, which answers 404 for anything not visible.
 
+History (``/messages``, ``/context``) is in graph order, ``(depth, stream_ordering)``,
+with topological tokens; ``/messages`` also takes the sync tokens ``/sync`` hands out
+(see :meth:`RoomReader.resolve_token` and docs/architecture.md, "History order").
+
 spec: client-server-api/_index.md#getting-events-for-a-room, #get_matrixclientv3roomsroomidmessages,
 #get_matrixclientv3roomsroomidcontexteventid, #get_matrixclientv1roomsroomidtimestamp_to_event
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -25,8 +29,20 @@ from homeserver.rooms.serialize import EventSerializer, Viewer
 from homeserver.rooms.state import RoomStateReader
 from homeserver.rooms.visibility import HISTORY_VISIBILITY_KEY, HistoryVisibilityFilter
 from homeserver.storage.events import EventStore, RoomRecord
-from homeserver.storage.timeline import Direction, MembershipRow, TimelineStore
-from homeserver.streams.token import StreamToken
+from homeserver.storage.timeline import (
+    Direction,
+    EventConditions,
+    GraphPosition,
+    GraphRow,
+    MembershipRow,
+    TimelineStore,
+)
+from homeserver.streams.token import (
+    HISTORY_START,
+    StreamToken,
+    TopologicalToken,
+    parse_pagination_token,
+)
 
 IgnoredUsers = Callable[[str], Awaitable[frozenset[str]]]
 
@@ -53,7 +69,6 @@ class RoomReader:
         visibility: HistoryVisibilityFilter,
         serializer: EventSerializer,
         ignored_users: IgnoredUsers,
-        current_token: Callable[[], StreamToken],
     ) -> None:
         self._events = events
         self._timeline = timeline
@@ -61,7 +76,6 @@ class RoomReader:
         self._visibility = visibility
         self._serializer = serializer
         self._ignored_users = ignored_users
-        self._current_token = current_token
 
     async def viewer(self, requester: Requester) -> Viewer:
         return Viewer(
@@ -94,7 +108,7 @@ class RoomReader:
                 return RoomAccess(room, membership, leave_event)
         raise errors.forbidden("You are not allowed to read this room")
 
-    async def readable_state_ids(self, access: RoomAccess) -> dict[StateKey, str]:
+    async def readable_state_ids(self, access: RoomAccess) -> Mapping[StateKey, str]:
         """The state ``access`` allows reading: current, or the state *after* the
         user's leave — the leave itself included, so a departed user sees their own
         ``m.room.member`` as ``leave`` (spec: #get_matrixclientv3roomsroomidmembers,
@@ -112,9 +126,7 @@ class RoomReader:
             room is None
             or event is None
             or event.room_id != room_id
-            or event.internal.outlier
-            or event.rejected
-            or event.internal.soft_failed
+            or not _shown_to_clients(event)
         ):
             raise errors.not_found("Event not found")
         membership = await self._state.membership(room, requester.user_id)
@@ -166,14 +178,26 @@ class RoomReader:
         listed if their membership *is* ``membership`` or *is not* ``not_membership``.
         """
         access = await self.access(requester, room_id)
-        state_ids: dict[StateKey, str] | None = None
+        state_ids: Mapping[StateKey, str] | None = None
         if at is not None:
-            position = StreamToken.parse(at, param="at").events
-            if access.left_at is not None:
-                position = min(position, access.left_at.internal.stream_ordering or 0)
-            at_events = await self._timeline.get_room_events(
-                access.room.room_nid, after=None, up_to=position, direction="b", limit=1
-            )
+            token = parse_pagination_token(at, param="at")
+            at_events: list[Event]
+            if isinstance(token, StreamToken):
+                # A sync token names a moment of the events stream: the state then.
+                position = token.events
+                if access.left_at is not None:
+                    position = min(position, access.left_at.internal.stream_ordering or 0)
+                at_events = await self._timeline.get_room_events(
+                    access.room.room_nid, after=None, up_to=position, direction="b", limit=1
+                )
+            else:
+                point = token
+                if access.left_at is not None:
+                    point = min(point, await self._leave_point(access.left_at))
+                rows = await self._timeline.get_graph_page(
+                    access.room.room_nid, after=None, up_to=point.key, direction="b", limit=1
+                )
+                at_events = [row.event for row in rows]
             if not at_events:
                 # The spec is silent on a token before the room's first event; Synapse
                 # answers 404 ("Can't find event for token").
@@ -235,29 +259,45 @@ class RoomReader:
         limit: int,
         event_filter: RoomEventFilter,
     ) -> dict[str, Any]:
-        """A page of the room's history, with tokens to go on.
+        """A page of the room's history in graph order, with tokens to go on.
 
-        A token at position P sits after every event whose stream position is <= P.
+        Backwards is descending ``(depth, stream_ordering)``, forwards ascending.
+        ``from`` and ``to`` name points between events (:meth:`resolve_token`); the
+        page holds the events between them.  ``start`` is ``from`` as given (the
+        spec: "the same as the value given in ``from``"), or without one the
+        topological token of where the walk began; ``end`` is topological.
         spec: #get_matrixclientv3roomsroomidmessages
         """
         access = await self.access(requester, room_id)
         viewer = await self.viewer(requester)
-        if from_token is not None:
-            start = StreamToken.parse(from_token, param="from")
-        elif direction == "b":
-            start = self._current_token()
-        else:
-            start = StreamToken()
-        position = start.events
-        stop = StreamToken.parse(to_token, param="to").events if to_token is not None else None
+        room_nid = access.room.room_nid
+        start = (
+            None
+            if from_token is None
+            else await self.resolve_token(room_nid, from_token, param="from")
+        )
+        stop = (
+            None if to_token is None else await self.resolve_token(room_nid, to_token, param="to")
+        )
         if access.left_at is not None:
             # A former member reads up to their leave and no further (Synapse starts
             # backwards pagination at the leave too); nothing after it is theirs.
-            leave = access.left_at.internal.stream_ordering or 0
+            leave = await self._leave_point(access.left_at)
             if direction == "b":
-                position = min(position, leave)
+                start = leave if start is None else min(start, leave)
             else:
                 stop = leave if stop is None else min(stop, leave)
+        if start is None and direction == "b":
+            # Pinned before reading, so ``start`` names exactly where this page began
+            # even if events arrive meanwhile.
+            latest = await self._timeline.get_graph_position_at_stream(room_nid, None)
+            start = HISTORY_START if latest is None else TopologicalToken.after(*latest)
+        start_token = from_token if from_token is not None else (start or HISTORY_START).to_string()
+        if event_filter.excludes_everything or not event_filter.room_allowed(room_id):
+            # Nothing can ever match: no events and no ``end`` to go on from.
+            return {"start": start_token, "chunk": []}
+        conditions = _conditions(event_filter)
+        position = start
         chunk: list[Event] = []
         exhausted = False
         scanned_any = False
@@ -266,33 +306,44 @@ class RoomReader:
             if want <= 0:
                 break
             if direction == "b":
-                batch = await self._timeline.get_room_events(
-                    access.room.room_nid, after=stop, up_to=position, direction="b", limit=want
+                rows = await self._timeline.get_graph_page(
+                    room_nid,
+                    after=_key(stop),
+                    up_to=_key(position),
+                    direction="b",
+                    limit=want,
+                    conditions=conditions,
                 )
             else:
-                batch = await self._timeline.get_room_events(
-                    access.room.room_nid, after=position, up_to=stop, direction="f", limit=want
+                rows = await self._timeline.get_graph_page(
+                    room_nid,
+                    after=_key(position),
+                    up_to=_key(stop),
+                    direction="f",
+                    limit=want,
+                    conditions=conditions,
                 )
-            if not batch:
+            if not rows:
                 exhausted = True
                 break
             scanned_any = True
-            last = batch[-1].internal.stream_ordering or 0
-            position = last - 1 if direction == "b" else last
+            # The next read (and ``end``) goes on from the last row read, whether or
+            # not it was shown: hidden events are skipped, never read twice.
+            position = _past(rows[-1], direction)
             visible = await self._visibility.filter(
                 requester.user_id,
-                batch,
+                [row.event for row in rows],
                 current=access.membership,
                 ignored_users=viewer.ignored_users,
             )
             chunk.extend(
                 e for e in visible if event_filter.allows(e.type, e.sender, e.room_id, e.content)
             )
-            if len(batch) < want:
+            if len(rows) < want:
                 exhausted = True
                 break
         body: dict[str, Any] = {
-            "start": start.to_string(),
+            "start": start_token,
             "chunk": await self._serializer.serialize(chunk, viewer),
         }
         if scanned_any or not exhausted:
@@ -300,10 +351,31 @@ class RoomReader:
             # learns it reached the end from the next, empty, page without one); only a
             # page that found nothing at all omits it.  The spec: "If no further events
             # are available ... this property is omitted".
-            body["end"] = start.with_position("events", max(position, 0)).to_string()
+            body["end"] = (position or HISTORY_START).to_string()
         if event_filter.lazy_load_members and chunk:
-            body["state"] = await self._member_state_for(chunk, viewer)
+            oldest_first = chunk if direction == "f" else chunk[::-1]
+            body["state"] = await self._member_state_for(oldest_first, viewer)
         return body
+
+    async def resolve_token(self, room_nid: int, text: str, *, param: str) -> TopologicalToken:
+        """The point of the room's history a ``/messages`` ``from``/``to`` names; 400
+        ``M_INVALID_PARAM`` naming ``param`` if ``text`` is no token of ours.
+
+        A topological token names it exactly.  A sync token at events position P (a
+        ``/sync`` ``prev_batch`` or ``next_batch``, or an older ``/messages`` token)
+        names the point just after the room's last visible event *in graph order*
+        among those at stream positions <= P, so every event the token covers lies
+        before it and none is skipped.  Events that arrived after P yet sort before
+        that point (late federation traffic, backfill) lie before it too: a client
+        can then be shown one twice, which the spec tells clients to expect
+        (client-server-api/_index.md#syncing: "Clients SHOULD de-duplicate").  With no
+        event at or before P the point is the start of history.
+        """
+        token = parse_pagination_token(text, param=param)
+        if isinstance(token, TopologicalToken):
+            return token
+        found = await self._timeline.get_graph_position_at_stream(room_nid, token.events)
+        return HISTORY_START if found is None else TopologicalToken.after(*found)
 
     async def context(
         self,
@@ -314,32 +386,38 @@ class RoomReader:
         limit: int,
         event_filter: RoomEventFilter,
     ) -> dict[str, Any]:
-        """spec: #get_matrixclientv3roomsroomidcontexteventid"""
+        """The event and its neighbours in graph order; ``start`` and ``end`` are
+        topological tokens just before the oldest and just after the newest event
+        read.  spec: #get_matrixclientv3roomsroomidcontexteventid
+        """
         access = await self.access(requester, room_id)
         viewer = await self.viewer(requester)
         event = (await self._events.get_events([event_id])).get(event_id)
-        if event is None or event.room_id != room_id or event.internal.stream_ordering is None:
+        position = (
+            None
+            if event is None or event.room_id != room_id or not _shown_to_clients(event)
+            else await self._timeline.get_graph_position(event_id)
+        )
+        if event is None or position is None:
             raise errors.not_found("Event not found")
-        stream = event.internal.stream_ordering
         visible = await self._visibility.filter(
             requester.user_id, [event], current=access.membership
         )
         if not visible:
             raise errors.not_found("Event not found")
         event = visible[0]
-        position = stream
         before_limit = limit // 2
         after_limit = limit - before_limit
-        before = await self._visible_page(
+        before, oldest = await self._visible_page(
             requester,
             access,
             viewer,
             event_filter,
-            up_to=position - 1,
+            up_to=TopologicalToken.before(*position).key,
             direction="b",
             limit=before_limit,
         )
-        after = await self._visible_page(
+        after, newest = await self._visible_page(
             requester,
             access,
             viewer,
@@ -348,8 +426,6 @@ class RoomReader:
             direction="f",
             limit=after_limit,
         )
-        start_pos = (before[-1].internal.stream_ordering or 1) - 1 if before else position - 1
-        end_pos = (after[-1].internal.stream_ordering or position) if after else position
         state_group = event.internal.state_group_before
         state = await self._state.events_for_state(
             await self._state.state_ids_for_group(state_group)
@@ -364,8 +440,8 @@ class RoomReader:
             "event": await self._serializer.serialize_one(event, viewer),
             "events_before": await self._serializer.serialize(before, viewer),
             "events_after": await self._serializer.serialize(after, viewer),
-            "start": StreamToken(events=max(start_pos, 0)).to_string(),
-            "end": StreamToken(events=end_pos).to_string(),
+            "start": TopologicalToken.before(*(oldest or position)).to_string(),
+            "end": TopologicalToken.after(*(newest or position)).to_string(),
             "state": await self._serializer.serialize(
                 state_events, viewer, bundle_aggregations=False
             ),
@@ -403,37 +479,54 @@ class RoomReader:
         *,
         direction: Direction,
         limit: int,
-        after: int | None = None,
-        up_to: int | None = None,
-    ) -> list[Event]:
+        after: GraphPosition | None = None,
+        up_to: GraphPosition | None = None,
+    ) -> tuple[list[Event], GraphPosition | None]:
+        """One read of up to ``limit`` events the user may see and the filter allows,
+        and the position of the last event read (shown or not; None if none)."""
         if limit <= 0:
-            return []
-        batch = await self._timeline.get_room_events(
-            access.room.room_nid, after=after, up_to=up_to, direction=direction, limit=limit
+            return [], None
+        if event_filter.excludes_everything or not event_filter.room_allowed(access.room.room_id):
+            return [], None
+        rows = await self._timeline.get_graph_page(
+            access.room.room_nid,
+            after=after,
+            up_to=up_to,
+            direction=direction,
+            limit=limit,
+            conditions=_conditions(event_filter),
         )
         visible = await self._visibility.filter(
-            requester.user_id, batch, current=access.membership, ignored_users=viewer.ignored_users
+            requester.user_id,
+            [row.event for row in rows],
+            current=access.membership,
+            ignored_users=viewer.ignored_users,
         )
-        return [e for e in visible if event_filter.allows(e.type, e.sender, e.room_id, e.content)]
+        events = [e for e in visible if event_filter.allows(e.type, e.sender, e.room_id, e.content)]
+        return events, rows[-1].position if rows else None
+
+    async def _leave_point(self, leave: Event) -> TopologicalToken:
+        """Just after the user's leave: the last point of history a former member reads
+        (the start of history if the leave is not in the room's timeline)."""
+        position = await self._timeline.get_graph_position(leave.event_id)
+        return HISTORY_START if position is None else TopologicalToken.after(*position)
 
     async def _member_state_for(
-        self, chunk: Sequence[Event], viewer: Viewer
+        self, oldest_first: Sequence[Event], viewer: Viewer
     ) -> list[dict[str, Any]]:
         """The senders' member events as of the oldest event of the page; a sender who
         joined later in the page gets their member event as of the newest one.
 
         spec: #lazy-loading-room-members (Synapse takes them at the page's first event)
         """
-        by_stream = sorted(chunk, key=lambda e: e.internal.stream_ordering or 0)
-        senders = sorted({e.sender for e in chunk})
+        oldest, newest = oldest_first[0], oldest_first[-1]
+        senders = sorted({e.sender for e in oldest_first})
         keys = [("m.room.member", sender) for sender in senders]
-        members = await self._state.events_for_state(
-            await self._state.state_after(by_stream[0]), keys
-        )
+        members = await self._state.events_for_state(await self._state.state_after(oldest), keys)
         missing = [key for key in keys if key not in members]
-        if missing and by_stream[-1] is not by_stream[0]:
+        if missing and newest is not oldest:
             later = await self._state.events_for_state(
-                await self._state.state_after(by_stream[-1]), missing
+                await self._state.state_after(newest), missing
             )
             members.update(later)
         return await self._serializer.serialize(
@@ -444,6 +537,30 @@ class RoomReader:
         state = await self._state.current_state(room, [HISTORY_VISIBILITY_KEY])
         event = state.get(HISTORY_VISIBILITY_KEY)
         return event is not None and event.content.get("history_visibility") == "world_readable"
+
+
+def _key(point: TopologicalToken | None) -> GraphPosition | None:
+    return None if point is None else point.key
+
+
+def _past(row: GraphRow, direction: Direction) -> TopologicalToken:
+    """The point beyond ``row`` in the direction of travel."""
+    if direction == "b":
+        return TopologicalToken.before(*row.position)
+    return TopologicalToken.after(*row.position)
+
+
+def _conditions(event_filter: RoomEventFilter) -> EventConditions:
+    """The part of ``event_filter`` SQL can apply (``contains_url`` needs the content;
+    wildcard ``not_types`` are left to :meth:`RoomEventFilter.allows`, which still
+    sees every event)."""
+    types = event_filter.types
+    return EventConditions(
+        types=None if types is None or types.matches_everything else types.patterns,
+        not_types=tuple(t for t in event_filter.not_types.patterns if "*" not in t),
+        senders=None if event_filter.senders is None else tuple(sorted(event_filter.senders)),
+        not_senders=tuple(sorted(event_filter.not_senders)),
+    )
 
 
 def _sorted_state(state: dict[StateKey, Event]) -> list[Event]:
@@ -461,3 +578,9 @@ def _membership_matches(
     if not_membership is not None:
         tests.append(value != not_membership)
     return not tests or any(tests)
+
+
+def _shown_to_clients(event: Event) -> bool:
+    """Outliers, rejected and soft-failed events are stored but never shown.
+    spec: server-server-api.md#soft-failure ("should not be relayed to the client")"""
+    return not (event.internal.outlier or event.rejected or event.internal.soft_failed)

@@ -38,7 +38,7 @@ from homeserver.rooms.serialize import EventSerializer
 from homeserver.rooms.visibility import HistoryVisibilityFilter
 from homeserver.storage.events import EventStore
 from homeserver.storage.timeline import Direction, TimelineStore
-from homeserver.streams.token import StreamToken
+from homeserver.streams.token import StreamToken, TopologicalToken, parse_pagination_token
 
 #: How many steps from the parent ``recurse=true`` follows (the spec asks for >= 3).
 RECURSION_DEPTH = 3
@@ -89,12 +89,8 @@ class RelationsHandler:
             raise errors.invalid_param("'limit' must be at least 1")
         access = await self._reader.access(requester, room_id)
         await self._check_parent(requester, access, parent_id)
-        start = (
-            None if query.from_token is None else StreamToken.parse(query.from_token, param="from")
-        )
-        stop = (
-            None if query.to_token is None else StreamToken.parse(query.to_token, param="to").events
-        )
+        start = None if query.from_token is None else _stream_token(query.from_token, "from")
+        stop = None if query.to_token is None else _stream_token(query.to_token, "to").events
         backwards = query.direction == "b"
         position = start.events if start is not None else None
         depth = RECURSION_DEPTH if query.recurse else 1
@@ -239,3 +235,15 @@ def parse_threads_token(token: str) -> int:
     ):
         raise errors.invalid_param("'from' is not a valid token")
     return int(digits)
+
+
+def _stream_token(text: str, param: str) -> StreamToken:
+    """``from``/``to``: our own tokens, or a ``/messages`` one ("Can be ... a returned
+    ``start`` token from /messages").  Relations page by arrival, so a topological
+    token is read as the stream position of the event it follows (backfilled
+    events, below 0, as 0).  spec: #get_matrixclientv1roomsroomidrelationseventid
+    """
+    token = parse_pagination_token(text, param=param)
+    if isinstance(token, TopologicalToken):
+        return StreamToken(events=max(token.stream, 0))
+    return token

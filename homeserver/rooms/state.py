@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 
 from homeserver import errors
 from homeserver.events.event import Event, StateKey
@@ -26,13 +26,20 @@ class RoomStateReader:
             raise errors.not_found("Unknown room")
         return room
 
-    async def current_state_ids(self, room: RoomRecord) -> dict[StateKey, str]:
+    async def current_state_ids(self, room: RoomRecord) -> Mapping[StateKey, str]:
         if room.current_state_group is None:
             return {}
         return await self._state.get_state_ids(room.current_state_group)
 
-    async def state_ids_for_group(self, group: int | None) -> dict[StateKey, str]:
+    async def state_ids_for_group(self, group: int | None) -> Mapping[StateKey, str]:
         return {} if group is None else await self._state.get_state_ids(group)
+
+    async def state_ids_for_keys(
+        self, group: int | None, keys: Sequence[StateKey]
+    ) -> dict[StateKey, str]:
+        """Only ``keys`` of a group's state: what visibility and membership questions
+        need, without reading the whole state of a big room."""
+        return {} if group is None else await self._state.get_state_for_keys(group, keys)
 
     async def current_state(
         self, room: RoomRecord, keys: Iterable[StateKey] | None = None
@@ -41,7 +48,7 @@ class RoomStateReader:
         return await self.events_for_state(await self.current_state_ids(room), keys)
 
     async def events_for_state(
-        self, state_ids: dict[StateKey, str], keys: Iterable[StateKey] | None = None
+        self, state_ids: Mapping[StateKey, str], keys: Iterable[StateKey] | None = None
     ) -> dict[StateKey, Event]:
         wanted = (
             state_ids if keys is None else {key: state_ids[key] for key in keys if key in state_ids}
@@ -49,17 +56,19 @@ class RoomStateReader:
         loaded = await self._events.get_events(list(wanted.values()))
         return {key: loaded[event_id] for key, event_id in wanted.items() if event_id in loaded}
 
-    async def state_before(self, event: Event) -> dict[StateKey, str]:
+    async def state_before(self, event: Event) -> Mapping[StateKey, str]:
         return await self.state_ids_for_group(event.internal.state_group_before)
 
-    async def state_after(self, event: Event) -> dict[StateKey, str]:
+    async def state_after(self, event: Event) -> Mapping[StateKey, str]:
         """The state after ``event`` (itself included if it is accepted state)."""
         state = await self.state_before(event)
         if event.is_state() and not event.rejected and not event.internal.soft_failed:
             return {**state, event.state_key_tuple: event.event_id}
         return state
 
-    async def state_at_position(self, room_nid: int, position: int) -> dict[StateKey, str] | None:
+    async def state_at_position(
+        self, room_nid: int, position: int
+    ) -> Mapping[StateKey, str] | None:
         """The state after the room's last visible event at or before stream
         ``position``; None if the room has no event that early."""
         events = await self._timeline.get_room_events(

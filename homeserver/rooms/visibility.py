@@ -141,9 +141,8 @@ class HistoryVisibilityFilter:
     async def _visibility_and_membership(
         self, user_id: str, group: int | None
     ) -> tuple[str, str | None]:
-        state = await self._state.state_ids_for_group(group)
         keys = [HISTORY_VISIBILITY_KEY, ("m.room.member", user_id)]
-        wanted = [state[key] for key in keys if key in state]
+        wanted = list((await self._state.state_ids_for_keys(group, keys)).values())
         loaded = await self._events.get_events(wanted)
         visibility = DEFAULT_HISTORY_VISIBILITY
         membership = None

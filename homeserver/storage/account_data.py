@@ -1,8 +1,9 @@
 """Account data (global and per room, room tags included): SQL only.  Owns ``account_data``.
 
 Each row holds the newest content of one (user, room, type) and the
-``account_data_stream`` position of its last change.  Global account data is stored
-with the room ID ``''``.
+``account_data_stream`` position of its last change, taken from that sequence inside
+the writing transaction; the stream's tracker (streams/positions.py) says up to where
+they are all committed.  Global account data is stored with the room ID ``''``.
 
 spec: client-server-api/_index.md#client-config
 """
@@ -17,9 +18,12 @@ import attrs
 
 from homeserver.storage.database import Database
 from homeserver.storage.transaction import Transaction
+from homeserver.streams.positions import LazyStreamPositions, PositionsWrite
 
 #: The ``room_id`` column of global account data.
 GLOBAL = ""
+#: The sequence behind the account data stream.
+STREAM_SEQUENCE = "account_data_stream"
 
 #: Given the current content (None if unset), the new content, or None for no change.
 ContentUpdate = Callable[[dict[str, Any] | None], dict[str, Any] | None]
@@ -47,10 +51,11 @@ def _decode(text: str) -> dict[str, Any]:
 class AccountDataStore:
     def __init__(self, database: Database) -> None:
         self._db = database
+        self._stream = LazyStreamPositions(STREAM_SEQUENCE, self._highest_stored)
 
     async def get(self, user_id: str, room_id: str | None, data_type: str) -> dict[str, Any] | None:
         """The content of one type of account data (``room_id`` None: global), or None."""
-        rows = await self._db.execute(
+        rows = await self._db.execute_read(
             "get_account_data",
             "SELECT content FROM account_data WHERE user_id = ? AND room_id = ? AND data_type = ?",
             user_id,
@@ -62,20 +67,30 @@ class AccountDataStore:
     async def set(
         self, user_id: str, room_id: str | None, data_type: str, content: dict[str, Any]
     ) -> int:
-        """Store ``content`` at a new stream position, which is returned."""
-        return await self._db.run_interaction(
-            "set_account_data", self._set_txn, user_id, room_id or GLOBAL, data_type, content
-        )
+        """Store ``content`` at a new stream position, which is returned once committed
+        (it may not be visible yet: see :meth:`wait_until_visible`)."""
+        stream = await self._stream.get()
+        with stream.writing() as write:
+            return await self._db.run_interaction(
+                "set_account_data",
+                self._set_txn,
+                write,
+                user_id,
+                room_id or GLOBAL,
+                data_type,
+                content,
+            )
 
     async def update(
         self, user_id: str, room_id: str | None, data_type: str, update: ContentUpdate
     ) -> int | None:
         """Read-modify-write in one transaction (a conflict re-runs it, and ``update``).
 
-        Returns the new stream position, or None if ``update`` made no change.
+        Returns the new stream position (as :meth:`set`), or None if ``update`` made
+        no change.
         """
 
-        def txn_func(txn: Transaction) -> int | None:
+        def txn_func(txn: Transaction, write: PositionsWrite) -> int | None:
             room = room_id or GLOBAL
             txn.execute(
                 "SELECT content FROM account_data"
@@ -86,15 +101,27 @@ class AccountDataStore:
             new_content = update(_decode(row[0]) if row else None)
             if new_content is None:
                 return None
-            return self._set_txn(txn, user_id, room, data_type, new_content)
+            return self._set_txn(txn, write, user_id, room, data_type, new_content)
 
-        return await self._db.run_interaction("update_account_data", txn_func)
+        stream = await self._stream.get()
+        with stream.writing() as write:
+            return await self._db.run_interaction("update_account_data", txn_func, write)
+
+    async def wait_until_visible(self, position: int) -> None:
+        """Wait until every position up to ``position`` is committed or abandoned:
+        only then may it be announced."""
+        await (await self._stream.get()).wait_until_visible(position)
 
     @staticmethod
     def _set_txn(
-        txn: Transaction, user_id: str, room_id: str, data_type: str, content: dict[str, Any]
+        txn: Transaction,
+        write: PositionsWrite,
+        user_id: str,
+        room_id: str,
+        data_type: str,
+        content: dict[str, Any],
     ) -> int:
-        stream_id = txn.engine.next_id(txn, "account_data_stream")
+        stream_id = write.allocate(txn)
         txn.execute(
             "INSERT INTO account_data (user_id, room_id, data_type, stream_id, content)"
             " VALUES (?, ?, ?, ?, ?)"
@@ -108,7 +135,7 @@ class AccountDataStore:
         self, user_id: str, from_stream_id: int, to_stream_id: int
     ) -> list[AccountDataRow]:
         """The user's account data whose last change lies in ``(from, to]``, oldest first."""
-        rows = await self._db.execute(
+        rows = await self._db.execute_read(
             "account_data_changes",
             "SELECT room_id, data_type, content, stream_id FROM account_data"
             " WHERE user_id = ? AND stream_id > ? AND stream_id <= ?"
@@ -123,6 +150,12 @@ class AccountDataStore:
         ]
 
     async def get_max_stream_id(self) -> int:
+        """The position up to which every change of the account data stream is
+        committed (or abandoned): readers never look past it."""
+        return (await self._stream.get()).current
+
+    async def _highest_stored(self) -> int:
+        # Rows are updated in place, and the latest change carries the highest position.
         rows = await self._db.execute(
             "account_data_max_stream_id", "SELECT MAX(stream_id) FROM account_data"
         )

@@ -11,6 +11,8 @@ from typing import Any
 
 import attrs
 
+# DeviceRecord belongs to the device handler's layer; re-exported here.
+from homeserver.auth.device_record import DeviceRecord as DeviceRecord
 from homeserver.storage.database import Database
 from homeserver.storage.refresh_tokens import (
     delete_refresh_tokens_for_devices_txn,
@@ -31,16 +33,6 @@ class AccessTokenRecord:
     refresh_token_id: int | None = None
     #: Whether the token has been used since it was issued.
     used: bool = False
-
-
-@attrs.frozen
-class DeviceRecord:
-    user_id: str
-    device_id: str
-    display_name: str | None
-    last_seen_ts: int | None
-    last_seen_ip: str | None
-    last_seen_user_agent: str | None
 
 
 @attrs.frozen
@@ -130,7 +122,7 @@ class DeviceStore:
         return await self._db.run_interaction("add_device_with_token", add)
 
     async def get_access_token(self, token_hash: str) -> AccessTokenRecord | None:
-        rows = await self._db.execute(
+        rows = await self._db.execute_read(
             "get_access_token",
             "SELECT id, user_id, device_id, expires_ts, refresh_token_id, used"
             " FROM access_tokens WHERE token_hash = ?",

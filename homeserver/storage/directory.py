@@ -14,6 +14,9 @@ from typing import Any
 
 import attrs
 
+# The row types belong to the directory handler's layer; re-exported here.
+from homeserver.directory.listing import ListingPosition as ListingPosition
+from homeserver.directory.listing import PublishedRoom as PublishedRoom
 from homeserver.storage.database import Database
 from homeserver.storage.transaction import Transaction
 
@@ -26,35 +29,6 @@ class AliasMapping:
     room_alias: str
     room_id: str
     creator: str
-
-
-@attrs.frozen
-class PublishedRoom:
-    """A published room's summary, as the directory lists it."""
-
-    room_id: str
-    joined_members: int
-    name: str | None
-    topic: str | None
-    avatar_url: str | None
-    canonical_alias: str | None
-    join_rule: str
-    history_visibility: str
-    guest_access: str
-    room_type: str | None
-    federatable: bool
-    #: Whether listings show the room at all.
-    listed: bool
-    #: What ``generic_search_term`` is matched against (already normalised).
-    search_text: str
-
-
-@attrs.frozen(order=True)
-class ListingPosition:
-    """A place in the listing order (most members first, then room ID)."""
-
-    joined_members: int
-    room_id: str
 
 
 _COLUMNS = (

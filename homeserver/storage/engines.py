@@ -35,6 +35,14 @@ class Engine(abc.ABC):
         """Start a transaction on ``cursor``'s connection."""
 
     @abc.abstractmethod
+    def begin_read(self, cursor: Any) -> None:
+        """Start a read-only transaction on ``cursor``'s connection."""
+
+    def on_new_read_connection(self, conn: Any) -> None:
+        """Prepare a connection of a separate read-only pool (engines that have one)."""
+        self.on_new_connection(conn)
+
+    @abc.abstractmethod
     def is_retryable(self, error: BaseException) -> bool:
         """Whether a transaction that failed with ``error`` may simply be run again."""
 
@@ -45,6 +53,11 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def create_sequence(self, txn: Transaction, sequence: str) -> None:
         """Create ``sequence`` (for use in migrations)."""
+
+    @abc.abstractmethod
+    def advance_sequence(self, txn: Transaction, sequence: str, past: int) -> None:
+        """Make ``sequence`` hand out only ids above ``past`` (for migrations that seed
+        it above ids stored by other means); never moves it back."""
 
 
 class Sqlite3Engine(Engine):
@@ -69,6 +82,19 @@ class Sqlite3Engine(Engine):
         # writes can fail with SQLITE_BUSY when another process (the CLI) wrote meanwhile.
         cursor.execute("BEGIN IMMEDIATE")
 
+    def on_new_read_connection(self, conn: sqlite3.Connection) -> None:
+        # Opened with mode=ro, so no journal_mode here: the write connection made the
+        # file WAL, which persists.  query_only as well, as mode=ro still allows TEMP
+        # tables: a read transaction writes nothing at all.
+        conn.isolation_level = None
+        conn.execute("PRAGMA busy_timeout=10000")
+        conn.execute("PRAGMA query_only=1")
+
+    def begin_read(self, cursor: sqlite3.Cursor) -> None:
+        # Deferred: a WAL reader takes a snapshot at its first SELECT and never the
+        # write lock, so it neither waits for nor blocks the writer.
+        cursor.execute("BEGIN")
+
     def is_retryable(self, error: BaseException) -> bool:
         return isinstance(error, sqlite3.OperationalError) and "locked" in str(error)
 
@@ -89,6 +115,13 @@ class Sqlite3Engine(Engine):
             (sequence,),
         )
 
+    def advance_sequence(self, txn: Transaction, sequence: str, past: int) -> None:
+        txn.execute(
+            "INSERT INTO id_sequences (name, value) VALUES (?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET value = MAX(id_sequences.value, excluded.value)",
+            (sequence, past),
+        )
+
 
 class PostgresEngine(Engine):
     module_name = "psycopg2"
@@ -107,8 +140,13 @@ class PostgresEngine(Engine):
         conn.set_client_encoding("UTF8")
 
     def begin(self, cursor: Any) -> None:
-        # psycopg2 opens a transaction implicitly on the first statement.
-        pass
+        # psycopg2 opens a transaction implicitly on the first statement; the flag
+        # only shapes that BEGIN (no round trip), and must be reset after a read.
+        cursor.connection.readonly = False
+
+    def begin_read(self, cursor: Any) -> None:
+        # Sent as "BEGIN ... READ ONLY" with the implicit BEGIN: writes are refused.
+        cursor.connection.readonly = True
 
     def is_retryable(self, error: BaseException) -> bool:
         import psycopg2
@@ -128,6 +166,17 @@ class PostgresEngine(Engine):
         if not re.fullmatch(r"[a-z_][a-z0-9_]*", sequence):
             raise ValueError(f"bad sequence name {sequence!r}")
         txn.execute(f"CREATE SEQUENCE IF NOT EXISTS {sequence}")
+
+    def advance_sequence(self, txn: Transaction, sequence: str, past: int) -> None:
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", sequence):
+            raise ValueError(f"bad sequence name {sequence!r}")
+        txn.execute(f"SELECT last_value, is_called FROM {sequence}")
+        row = txn.fetchone()
+        assert row is not None
+        # Before its first nextval a sequence's last_value is the value it will give.
+        handed_out = int(row[0]) if row[1] else int(row[0]) - 1
+        if past > handed_out:
+            txn.execute("SELECT setval(?, ?)", (sequence, past))
 
 
 def create_engine(name: str) -> Engine:

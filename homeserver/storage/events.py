@@ -1,7 +1,7 @@
 """Rooms and their event graph: SQL only.
 
-Owns ``rooms``, ``events``, ``event_edges``, ``event_auth_edges``,
-``forward_extremities`` and ``room_memberships``.  Events are persisted in batches,
+Owns ``rooms``, ``events`` (each event's canonical JSON compressed, see
+``storage.event_json``), ``forward_extremities`` and ``room_memberships``.  Events are persisted in batches,
 one transaction per batch (group commit): rows, DAG edges, the state group after
 each state event, forward extremities, and, when the caller moves it, the room's
 current state with the membership index derived from it.  Deciding *what* the state
@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import functools
 import json
+import weakref
 from collections.abc import Mapping, Sequence
 
 import attrs
 from twisted.internet import defer
 
-from homeserver.events.canonical import encode_canonical_json
 from homeserver.events.event import Event, InternalMetadata, StateKey
 from homeserver.events.room_versions import get_room_version
 from homeserver.storage.database import Database
+from homeserver.storage.event_json import compress_event_json, stored_event_json
+from homeserver.storage.group_commit import GroupCommitter
 from homeserver.storage.state import StateStore, chunks, event_nids_for_ids_txn
 from homeserver.storage.transaction import Transaction
-from homeserver.streams.positions import StreamPositions
+from homeserver.streams.positions import PositionsWrite, StreamPositions
 from homeserver.util.caches import LruCache
 
 
@@ -39,16 +41,67 @@ class RoomRecord:
     current_state_group: int | None
 
 
+@attrs.frozen(eq=False)
+class NewStateGroup:
+    """A state group a batch of events creates: ``base``'s state with ``changes``
+    applied (a snapshot of ``changes`` when ``base`` is None).
+
+    The event path decides these before anything is written (the state after a state
+    event, a resolution across forks); the store assigns them IDs inside the batch's
+    transaction, once the events they name are stored.  ``state`` is the whole
+    result, kept for the state cache.
+    """
+
+    base: StateGroupRef | None
+    changes: Mapping[StateKey, str | None]
+    state: Mapping[StateKey, str]
+
+
+#: A state group already stored (its ID) or one the batch will create.
+StateGroupRef = int | NewStateGroup
+
+
 @attrs.frozen
 class EventToPersist:
-    """An event and the state group holding the room state just before it.
+    """An event with the room state just before and just after it.
 
-    ``state_group_before`` is None only for outliers, which have no place in the
-    room's state.
+    ``state_before`` is None only for outliers, which have no place in the room's
+    state; ``state_after`` None means "the same as before" (not a state event, or
+    rejected).
     """
 
     event: Event
-    state_group_before: int | None
+    state_before: StateGroupRef | None
+    state_after: StateGroupRef | None = None
+
+
+@attrs.frozen
+class CurrentStateChange:
+    """The room's current state moves to ``group``; ``changes`` are the entries that
+    differ from the current state it replaces (None: removed), which is what the
+    membership index needs."""
+
+    group: StateGroupRef
+    changes: Mapping[StateKey, str | None]
+
+
+@attrs.frozen(eq=False)
+class RoomBatch:
+    """What one room's batch of events writes, in one transaction."""
+
+    room_nid: int
+    events: Sequence[EventToPersist]
+    #: Forward extremities that stop being ones and new ones (event IDs).
+    extremities_removed: Sequence[str] = ()
+    extremities_added: Sequence[str] = ()
+    current_state: CurrentStateChange | None = None
+    #: The room's batch this one was decided on top of, if that was not yet written
+    #: when this one was submitted: if it fails, so does this one.
+    after: RoomBatch | None = None
+
+
+class PredecessorFailedError(Exception):
+    """A batch was decided on top of one that could not be written."""
 
 
 @attrs.frozen
@@ -71,6 +124,16 @@ class EventStore:
         self._groups_after: LruCache[str, int] = LruCache(cache_size)
         self._stream: StreamPositions | None = None
         self._stream_loading = defer.DeferredLock()
+        self._committer: GroupCommitter[RoomBatch, list[PersistedEvent]] = GroupCommitter(
+            self._persist_batches
+        )
+        #: New state groups already written, by the reference their batch gave them
+        #: (a later batch decided before the write may still name them so).
+        self._written_groups: weakref.WeakKeyDictionary[NewStateGroup, int] = (
+            weakref.WeakKeyDictionary()
+        )
+        #: Batches that could not be written (so their successors cannot be either).
+        self._failed_batches: weakref.WeakSet[RoomBatch] = weakref.WeakSet()
 
     # --- rooms ---------------------------------------------------------------------
 
@@ -110,75 +173,109 @@ class EventStore:
 
     # --- persisting ------------------------------------------------------------------
 
-    async def persist_events(
-        self,
-        room_nid: int,
-        batch: Sequence[EventToPersist],
-        *,
-        new_current_state_group: int | None = None,
-        advance_current_state: bool = False,
-        chained: bool = False,
-    ) -> list[PersistedEvent]:
-        """Store ``batch`` in one transaction, in order.
+    async def persist_events(self, batch: RoomBatch) -> list[PersistedEvent]:
+        """Store one room's batch of events, in order, in one transaction.
 
-        Non-outliers get the next stream positions; each accepted state event gets a
-        new state group (a one-entry delta on its ``state_group_before``).  Forward
-        extremities advance past the events' ``prev_events``; soft-failed and rejected
-        events never become extremities.  If ``new_current_state_group`` is given,
-        the room's current state moves there and the membership index follows;
-        ``advance_current_state`` moves it to the state after the batch's last event
-        (a local send on top of the current state).  With ``chained`` each event
-        follows the one before it: only the first item's ``state_group_before`` is
-        read, the others get the state group after their predecessor (a new room's
-        initial events, stored all or nothing).
+        Batches of other rooms submitted meanwhile share that transaction (group
+        commit); the call returns once it has committed.  Non-outliers get the next
+        stream positions, in batch order.  The caller (the event path) has decided
+        everything: each event's state before and after, the forward extremities
+        that change, and the room's new current state, if it moves.
         """
-        stream = await self._stream_positions()
-        positions = [None if item.event.internal.outlier else stream.allocate() for item in batch]
+        return await self._committer.submit(batch)
+
+    def stored_group(self, ref: StateGroupRef | None) -> StateGroupRef | None:
+        """``ref``'s stored ID if it is a new group that has been written, else ``ref``."""
+        if isinstance(ref, NewStateGroup):
+            return self._written_groups.get(ref, ref)
+        return ref
+
+    async def _persist_batches(self, batches: Sequence[RoomBatch]) -> list[list[PersistedEvent]]:
+        for batch in batches:
+            if batch.after is not None and batch.after in self._failed_batches:
+                if len(batches) == 1:
+                    self._failed_batches.add(batch)
+                raise PredecessorFailedError(f"room {batch.room_nid}: an earlier batch failed")
         try:
+            return await self._write_batches(batches)
+        except Exception:
+            if len(batches) == 1:
+                self._failed_batches.add(batches[0])
+            raise
+
+    async def _write_batches(self, batches: Sequence[RoomBatch]) -> list[list[PersistedEvent]]:
+        stream = await self._stream_positions()
+        with stream.writing() as positions:
             persisted = await self._db.run_interaction(
-                "persist_events",
-                self._persist_txn,
-                room_nid,
-                batch,
-                positions,
-                new_current_state_group,
-                advance_current_state,
-                chained,
+                "persist_events", self._persist_batches_txn, batches, positions
             )
-        finally:
-            for position in positions:
-                if position is not None:
-                    stream.finish(position)
         # Announcing an event before an earlier position commits would let a reader
         # skip that earlier event for good.
-        allocated = [position for position in positions if position is not None]
+        allocated = [
+            result.stream_ordering
+            for results in persisted
+            for result in results
+            if result.stream_ordering is not None
+        ]
         if allocated:
             await stream.wait_until_visible(max(allocated))
-        for item, result in zip(batch, persisted, strict=True):
-            item.event.internal.stream_ordering = result.stream_ordering
-            item.event.internal.state_group_before = result.state_group_before
-            self._events.set(item.event.event_id, item.event)
+        for batch, results in zip(batches, persisted, strict=True):
+            for item, result in zip(batch.events, results, strict=True):
+                item.event.internal.stream_ordering = result.stream_ordering
+                item.event.internal.state_group_before = result.state_group_before
+                item.event.internal.mark_stored()
+                self._events.set(item.event.event_id, item.event)
         return persisted
 
-    def _persist_txn(
+    def _persist_batches_txn(
+        self, txn: Transaction, batches: Sequence[RoomBatch], positions: PositionsWrite
+    ) -> list[list[PersistedEvent]]:
+        # Groups created so far in this attempt (a retried transaction starts afresh).
+        written: dict[int, int] = {}
+        return [self._persist_room_txn(txn, batch, positions, written) for batch in batches]
+
+    def _persist_room_txn(
         self,
         txn: Transaction,
-        room_nid: int,
-        batch: Sequence[EventToPersist],
-        positions: Sequence[int | None],
-        new_current_state_group: int | None,
-        advance_current_state: bool,
-        chained: bool,
+        batch: RoomBatch,
+        positions: PositionsWrite,
+        written: dict[int, int],
     ) -> list[PersistedEvent]:
-        results: list[PersistedEvent] = []
-        for item, position in zip(batch, positions, strict=True):
-            if chained and results:
-                item = attrs.evolve(item, state_group_before=results[-1].state_group_after)
-            results.append(self._persist_one_txn(txn, room_nid, item, position))
-        if advance_current_state and results:
-            new_current_state_group = results[-1].state_group_after
-        if new_current_state_group is not None:
-            self._move_current_state_txn(txn, room_nid, new_current_state_group)
+        room_nid = batch.room_nid
+        results = [
+            self._persist_one_txn(
+                txn,
+                room_nid,
+                item,
+                None if item.event.internal.outlier else positions.allocate(txn),
+                written,
+            )
+            for item in batch.events
+        ]
+        if batch.extremities_removed:
+            removed = event_nids_for_ids_txn(txn, batch.extremities_removed)
+            for part in chunks(list(removed.values())):
+                marks = ",".join("?" * len(part))
+                txn.execute(
+                    "DELETE FROM forward_extremities WHERE room_nid = ?"
+                    f" AND event_nid IN ({marks})",
+                    (room_nid, *part),
+                )
+        if batch.extremities_added:
+            added = event_nids_for_ids_txn(txn, batch.extremities_added)
+            txn.executemany(
+                "INSERT INTO forward_extremities (room_nid, event_nid) VALUES (?, ?)"
+                " ON CONFLICT DO NOTHING",
+                [(room_nid, nid) for nid in added.values()],
+            )
+        new_current_group = None
+        if batch.current_state is not None:
+            new_current_group = self._group_id_txn(
+                txn, room_nid, batch.current_state.group, written
+            )
+            self._move_current_state_txn(
+                txn, room_nid, new_current_group, batch.current_state.changes
+            )
         txn.execute(
             "SELECT e.event_id FROM forward_extremities f JOIN events e"
             " ON e.event_nid = f.event_nid WHERE f.room_nid = ? ORDER BY e.event_id",
@@ -193,11 +290,30 @@ class EventStore:
                 room_nid,
                 None if room_row is None else room_row[0],
                 extremities,
-                new_current_state_group,
+                new_current_group,
                 [(result.event_id, result.state_group_after) for result in results],
             )
         )
         return results
+
+    def _group_id_txn(
+        self, txn: Transaction, room_nid: int, ref: StateGroupRef, written: dict[int, int]
+    ) -> int:
+        """The ID of ``ref``, writing it (and any unwritten base) first if it is new."""
+        if isinstance(ref, int):
+            return ref
+        known = written.get(id(ref), self._written_groups.get(ref))
+        if known is not None:
+            return known
+        if ref.base is None:
+            group = self._state.store_group_txn(txn, room_nid, ref.state, None, None)
+        else:
+            base = self._group_id_txn(txn, room_nid, ref.base, written)
+            group = self._state.store_delta_txn(txn, room_nid, base, ref.changes)
+        written[id(ref)] = group
+        txn.call_after_commit(functools.partial(self._state.cache_group, group, ref.state))
+        txn.call_after_commit(functools.partial(self._written_groups.__setitem__, ref, group))
+        return group
 
     def _after_persist(
         self,
@@ -218,44 +334,36 @@ class EventStore:
             )
 
     def _persist_one_txn(
-        self, txn: Transaction, room_nid: int, item: EventToPersist, stream_ordering: int | None
+        self,
+        txn: Transaction,
+        room_nid: int,
+        item: EventToPersist,
+        stream_ordering: int | None,
+        written: dict[int, int],
     ) -> PersistedEvent:
-        event, internal = item.event, item.event.internal
+        event = item.event
         event_nid = txn.engine.next_id(txn, "event_nids")
-        group_after = item.state_group_before
-        if (
-            item.state_group_before is not None
-            and event.is_state()
-            and not event.rejected
-            and not internal.soft_failed
-        ):
-            base = item.state_group_before
-            change = {event.state_key_tuple: event.event_id}
-            # The event row must exist before a state group can refer to it.
-            self._insert_event_txn(txn, room_nid, event_nid, stream_ordering, item, None)
-            group_after = self._state.store_delta_txn(txn, room_nid, base, change)
+        group_before = (
+            None
+            if item.state_before is None
+            else self._group_id_txn(txn, room_nid, item.state_before, written)
+        )
+        if item.state_after is None or item.state_after is item.state_before:
+            group_after = group_before
+            self._insert_event_txn(
+                txn, room_nid, event_nid, stream_ordering, event, group_before, group_after
+            )
+        else:
+            # The event row must exist before a state group can name it.
+            self._insert_event_txn(
+                txn, room_nid, event_nid, stream_ordering, event, group_before, None
+            )
+            group_after = self._group_id_txn(txn, room_nid, item.state_after, written)
             txn.execute(
                 "UPDATE events SET state_group_after = ? WHERE event_nid = ?",
                 (group_after, event_nid),
             )
-            after = self._state.cached_state_after(base, change)
-            if after is not None:
-                txn.call_after_commit(
-                    functools.partial(self._state.cache_group, group_after, after)
-                )
-        else:
-            self._insert_event_txn(txn, room_nid, event_nid, stream_ordering, item, group_after)
-        txn.executemany(
-            "INSERT INTO event_edges (event_nid, prev_event_id) VALUES (?, ?)",
-            [(event_nid, prev) for prev in dict.fromkeys(event.prev_event_ids)],
-        )
-        txn.executemany(
-            "INSERT INTO event_auth_edges (event_nid, auth_event_id) VALUES (?, ?)",
-            [(event_nid, auth) for auth in dict.fromkeys(event.auth_event_ids)],
-        )
-        if not internal.outlier:
-            self._update_extremities_txn(txn, room_nid, event_nid, event)
-        return PersistedEvent(event.event_id, stream_ordering, item.state_group_before, group_after)
+        return PersistedEvent(event.event_id, stream_ordering, group_before, group_after)
 
     def _insert_event_txn(
         self,
@@ -263,15 +371,16 @@ class EventStore:
         room_nid: int,
         event_nid: int,
         stream_ordering: int | None,
-        item: EventToPersist,
+        event: Event,
+        group_before: int | None,
         group_after: int | None,
     ) -> None:
-        event, internal = item.event, item.event.internal
+        internal = event.internal
         txn.execute(
             "INSERT INTO events (event_nid, event_id, room_nid, type, state_key, sender, depth,"
             " origin_server_ts, stream_ordering, outlier, rejected_reason, soft_failed,"
             " state_group_before, state_group_after, txn_device_id, txn_id, replaces_state,"
-            " json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " json, pdu) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?)",
             (
                 event_nid,
                 event.event_id,
@@ -285,12 +394,12 @@ class EventStore:
                 internal.outlier,
                 internal.rejected_reason,
                 internal.soft_failed,
-                item.state_group_before,
+                group_before,
                 group_after,
                 internal.device_id if internal.txn_id is not None else None,
                 internal.txn_id,
                 internal.replaces_state,
-                encode_canonical_json(event.pdu).decode("utf-8"),
+                compress_event_json(event.canonical_json),
             ),
         )
         if event.rejected or internal.soft_failed:
@@ -315,78 +424,42 @@ class EventStore:
                 (event_nid, room_nid, *relation),
             )
 
-    def _update_extremities_txn(
-        self, txn: Transaction, room_nid: int, event_nid: int, event: Event
+    def _move_current_state_txn(
+        self,
+        txn: Transaction,
+        room_nid: int,
+        new_group: int,
+        changes: Mapping[StateKey, str | None],
     ) -> None:
-        if event.rejected or event.internal.soft_failed:
-            # Neither an extremity itself nor a reason for its parents to stop being ones.
-            return
-        prev_nids = list(event_nids_for_ids_txn(txn, event.prev_event_ids).values())
-        for part in chunks(prev_nids):
-            marks = ",".join("?" * len(part))
-            txn.execute(
-                f"DELETE FROM forward_extremities WHERE room_nid = ? AND event_nid IN ({marks})",
-                (room_nid, *part),
-            )
-        # An event some stored event already points at is not an extremity (it
-        # arrived late, after its children).
-        txn.execute("SELECT 1 FROM event_edges WHERE prev_event_id = ? LIMIT 1", (event.event_id,))
-        if txn.fetchone() is None:
-            txn.execute(
-                "INSERT INTO forward_extremities (room_nid, event_nid) VALUES (?, ?)",
-                (room_nid, event_nid),
-            )
-
-    def _move_current_state_txn(self, txn: Transaction, room_nid: int, new_group: int) -> None:
-        txn.execute("SELECT current_state_group FROM rooms WHERE room_nid = ?", (room_nid,))
-        row = txn.fetchone()
-        old_group = None if row is None or row[0] is None else int(row[0])
-        if old_group == new_group:
-            return
         txn.execute(
             "UPDATE rooms SET current_state_group = ? WHERE room_nid = ?", (new_group, room_nid)
         )
-        changed = self._changed_members_txn(txn, old_group, new_group)
-        if not changed:
+        members = {
+            state_key: event_id
+            for (event_type, state_key), event_id in changes.items()
+            if event_type == "m.room.member"
+        }
+        if not members:
             return
-        nids = event_nids_for_ids_txn(txn, [e for e in changed.values() if e is not None])
-        for user_id, event_id in changed.items():
+        nids = event_nids_for_ids_txn(txn, [e for e in members.values() if e is not None])
+        for user_id, event_id in members.items():
             if event_id is None:
                 txn.execute(
                     "DELETE FROM room_memberships WHERE room_nid = ? AND user_id = ?",
                     (room_nid, user_id),
                 )
                 continue
-            txn.execute("SELECT json FROM events WHERE event_nid = ?", (nids[event_id],))
+            txn.execute("SELECT json, pdu FROM events WHERE event_nid = ?", (nids[event_id],))
             membership_row = txn.fetchone()
             assert membership_row is not None
-            membership = json.loads(membership_row[0]).get("content", {}).get("membership")
+            pdu = json.loads(stored_event_json(*membership_row))
+            membership = pdu.get("content", {}).get("membership")
             txn.execute(
                 "INSERT INTO room_memberships (room_nid, user_id, membership, event_nid)"
                 " VALUES (?, ?, ?, ?) ON CONFLICT (room_nid, user_id) DO UPDATE SET"
                 " membership = excluded.membership, event_nid = excluded.event_nid",
                 (room_nid, user_id, str(membership), nids[event_id]),
             )
-
-    def _changed_members_txn(
-        self, txn: Transaction, old_group: int | None, new_group: int
-    ) -> dict[str, str | None]:
-        """user ID -> new membership event ID (None: gone) between two current states."""
-        txn.execute("SELECT prev_state_group FROM state_groups WHERE state_group = ?", (new_group,))
-        row = txn.fetchone()
-        if old_group is not None and row is not None and row[0] == old_group:
-            # The usual case: the new state is a delta on the old one, so only the
-            # delta's entries can have changed — no need to read either whole state.
-            txn.execute(
-                "SELECT k.state_key, ev.event_id FROM state_group_entries e"
-                " JOIN state_keys k ON k.state_key_nid = e.state_key_nid"
-                " LEFT JOIN events ev ON ev.event_nid = e.event_nid"
-                " WHERE e.state_group = ? AND k.type = 'm.room.member'",
-                (new_group,),
-            )
-            return {user_id: event_id for user_id, event_id in txn.fetchall()}
-        old = self._state.read_group_txn(txn, old_group) if old_group is not None else {}
-        return _changed_members(old, self._state.read_group_txn(txn, new_group))
 
     # --- reading -----------------------------------------------------------------------
 
@@ -401,7 +474,7 @@ class EventStore:
             else:
                 missing.append(event_id)
         if missing:
-            loaded = await self._db.run_interaction("get_events", _load_events_txn, missing)
+            loaded = await self._db.run_read("get_events", _load_events_txn, missing)
             for event in loaded:
                 self._events.set(event.event_id, event)
                 found[event.event_id] = event
@@ -416,7 +489,7 @@ class EventStore:
         in another room or for another event type is a different request.
         spec: client-server-api/_index.md#transaction-identifiers
         """
-        rows = await self._db.execute(
+        rows = await self._db.execute_read(
             "get_event_id_for_transaction",
             "SELECT event_id FROM events WHERE sender = ? AND txn_device_id = ? AND txn_id = ?"
             " AND room_nid = ? AND type = ?",
@@ -467,13 +540,13 @@ class EventStore:
                 groups.update({event_id: int(group) for event_id, group in txn.fetchall()})
             return groups
 
-        loaded = await self._db.run_interaction("get_state_groups_after", read)
+        loaded = await self._db.run_read("get_state_groups_after", read)
         for event_id, group in loaded.items():
             self._groups_after.set(event_id, group)
         return loaded
 
     async def get_rooms_for_user(self, user_id: str, membership: str = "join") -> list[str]:
-        rows = await self._db.execute(
+        rows = await self._db.execute_read(
             "get_rooms_for_user",
             "SELECT r.room_id FROM room_memberships m JOIN rooms r ON r.room_nid = m.room_nid"
             " WHERE m.user_id = ? AND m.membership = ? ORDER BY r.room_id",
@@ -483,7 +556,7 @@ class EventStore:
         return [row[0] for row in rows]
 
     async def get_room_members(self, room_nid: int, membership: str = "join") -> list[str]:
-        rows = await self._db.execute(
+        rows = await self._db.execute_read(
             "get_room_members",
             "SELECT user_id FROM room_memberships WHERE room_nid = ? AND membership = ?"
             " ORDER BY user_id",
@@ -497,8 +570,9 @@ class EventStore:
         return (await self._stream_positions()).current
 
     async def _stream_positions(self) -> StreamPositions:
-        """Positions are allocated here, in this process (the only event writer),
-        starting after the highest one stored."""
+        """The events stream's tracker: positions come from the ``events_stream``
+        sequence inside the writing transaction; at start-up everything up to the
+        highest one stored is visible."""
         if self._stream is None:
             async with self._stream_loading:
                 if self._stream is None:
@@ -506,22 +580,8 @@ class EventStore:
                         "get_max_stream_ordering",
                         "SELECT COALESCE(MAX(stream_ordering), 0) FROM events",
                     )
-                    self._stream = StreamPositions(int(rows[0][0]))
+                    self._stream = StreamPositions("events_stream", int(rows[0][0]))
         return self._stream
-
-
-def _changed_members(
-    old: Mapping[StateKey, str], new: Mapping[StateKey, str]
-) -> dict[str, str | None]:
-    """user ID -> new membership event ID (None when it left the state)."""
-    changed: dict[str, str | None] = {}
-    for (event_type, state_key), event_id in new.items():
-        if event_type == "m.room.member" and old.get((event_type, state_key)) != event_id:
-            changed[state_key] = event_id
-    for event_type, state_key in old:
-        if event_type == "m.room.member" and (event_type, state_key) not in new:
-            changed[state_key] = None
-    return changed
 
 
 def relation_of(event: Event) -> tuple[str, str, str | None] | None:
@@ -544,7 +604,7 @@ def _load_events_txn(txn: Transaction, event_ids: Sequence[str]) -> list[Event]:
     for part in chunks(list(event_ids)):
         marks = ",".join("?" * len(part))
         txn.execute(
-            "SELECT e.event_id, e.json, r.room_version, e.rejected_reason, e.soft_failed,"
+            "SELECT e.event_id, e.json, e.pdu, r.room_version, e.rejected_reason, e.soft_failed,"
             " e.outlier, e.txn_id, e.txn_device_id, e.stream_ordering, e.replaces_state,"
             " e.state_group_before"
             " FROM events e JOIN rooms r ON r.room_nid = e.room_nid"
@@ -553,7 +613,8 @@ def _load_events_txn(txn: Transaction, event_ids: Sequence[str]) -> list[Event]:
         )
         for (
             event_id,
-            pdu_json,
+            text,
+            compressed,
             version,
             rejected,
             soft_failed,
@@ -573,8 +634,17 @@ def _load_events_txn(txn: Transaction, event_ids: Sequence[str]) -> list[Event]:
                 stream_ordering=None if stream_ordering is None else int(stream_ordering),
                 replaces_state=replaces_state,
                 state_group_before=None if group_before is None else int(group_before),
+                stored=True,
             )
+            # Stored as written: already the canonical encoding.
+            canonical_json = stored_event_json(text, compressed)
             events.append(
-                Event(json.loads(pdu_json), get_room_version(version), event_id, internal)
+                Event(
+                    json.loads(canonical_json),
+                    get_room_version(version),
+                    event_id,
+                    internal,
+                    canonical_json=canonical_json,
+                )
             )
     return events

@@ -5,29 +5,11 @@ spec: client-server-api/_index.md#profiles
 
 from __future__ import annotations
 
-import attrs
-
+# Profile and PROFILE_FIELDS belong to the profile handler's layer; re-exported here.
+from homeserver.profile.fields import PROFILE_FIELDS as PROFILE_FIELDS
+from homeserver.profile.fields import Profile as Profile
 from homeserver.storage.database import Database
 from homeserver.storage.transaction import Transaction
-
-
-@attrs.frozen
-class Profile:
-    displayname: str | None = None
-    avatar_url: str | None = None
-
-    def member_content(self) -> dict[str, str]:
-        """The fields a member event carries: those that are set."""
-        content = {}
-        if self.displayname is not None:
-            content["displayname"] = self.displayname
-        if self.avatar_url is not None:
-            content["avatar_url"] = self.avatar_url
-        return content
-
-
-#: The columns a profile field may be stored in; the only names put into SQL text.
-PROFILE_FIELDS = ("displayname", "avatar_url")
 
 
 class ProfileStore:

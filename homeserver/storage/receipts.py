@@ -3,6 +3,8 @@
 Owns ``receipts`` (schema/0010_receipts.py): the latest receipt per (room, user,
 receipt type, thread), each change numbered in the ``receipts`` stream.  Reads
 ``rooms`` and ``events`` (owned by storage.events) to resolve room and event IDs.
+Positions come from the ``receipts_stream`` sequence inside the writing transaction;
+the stream's tracker (streams/positions.py) says up to where they are all committed.
 
 spec: client-server-api/_index.md#receipts
 """
@@ -17,9 +19,12 @@ import attrs
 from homeserver.storage.database import Database
 from homeserver.storage.state import chunks
 from homeserver.storage.transaction import Transaction
+from homeserver.streams.positions import LazyStreamPositions, PositionsWrite
 
 #: ``thread_id`` stored for an unthreaded receipt.
 UNTHREADED = ""
+#: The sequence behind the receipts stream.
+STREAM_SEQUENCE = "receipts_stream"
 
 
 @attrs.frozen
@@ -53,6 +58,7 @@ class SetResult:
 class ReceiptStore:
     def __init__(self, database: Database) -> None:
         self._db = database
+        self._stream = LazyStreamPositions(STREAM_SEQUENCE, self._highest_stored)
 
     async def set_receipt(
         self,
@@ -66,18 +72,27 @@ class ReceiptStore:
         """Move the user's receipt to ``event_id`` unless it is already there or later.
 
         "Later" is by the events' stream positions: a receipt is an "up to and
-        including" marker, so it never moves backwards.
+        including" marker, so it never moves backwards.  Returns once committed; the
+        new position may not be visible yet (see :meth:`wait_until_visible`).
         """
-        return await self._db.run_interaction(
-            "set_receipt",
-            _set_receipt_txn,
-            room_id,
-            user_id,
-            receipt_type,
-            UNTHREADED if thread_id is None else thread_id,
-            event_id,
-            ts,
-        )
+        stream = await self._stream.get()
+        with stream.writing() as write:
+            return await self._db.run_interaction(
+                "set_receipt",
+                _set_receipt_txn,
+                write,
+                room_id,
+                user_id,
+                receipt_type,
+                UNTHREADED if thread_id is None else thread_id,
+                event_id,
+                ts,
+            )
+
+    async def wait_until_visible(self, position: int) -> None:
+        """Wait until every position up to ``position`` is committed or abandoned:
+        only then may it be announced."""
+        await (await self._stream.get()).wait_until_visible(position)
 
     async def get_receipts(
         self,
@@ -121,11 +136,15 @@ class ReceiptStore:
                 )
             return found
 
-        return await self._db.run_interaction("get_receipts", read)
+        return await self._db.run_read("get_receipts", read)
 
     async def get_max_position(self) -> int:
-        """The newest position of the receipts stream (rows are updated in place, and
-        the latest change always carries the highest position)."""
+        """The position up to which every change of the receipts stream is committed
+        (or abandoned): readers never look past it."""
+        return (await self._stream.get()).current
+
+    async def _highest_stored(self) -> int:
+        # Rows are updated in place, and the latest change carries the highest position.
         rows = await self._db.execute(
             "receipts_max_position", "SELECT COALESCE(MAX(stream_id), 0) FROM receipts"
         )
@@ -134,6 +153,7 @@ class ReceiptStore:
 
 def _set_receipt_txn(
     txn: Transaction,
+    write: PositionsWrite,
     room_id: str,
     user_id: str,
     receipt_type: str,
@@ -159,7 +179,7 @@ def _set_receipt_txn(
     existing = txn.fetchone()
     if existing is not None and existing[0] is not None and existing[0] >= event_stream_ordering:
         return SetResult(Outcome.NOT_NEWER)
-    stream_id = txn.engine.next_id(txn, "receipts_stream")
+    stream_id = write.allocate(txn)
     txn.execute(
         "INSERT INTO receipts (room_nid, user_id, receipt_type, thread_id, event_id,"
         " event_stream_ordering, ts, stream_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"

@@ -1,6 +1,7 @@
-"""Reading rooms the way clients see them: timelines by stream position, memberships,
-redactions, relations.  SQL only; the tables are storage.events' (this is its
-read side for clients, kept apart so the write path stays small).
+"""Reading rooms the way clients see them: timelines by stream position (``/sync``) or
+in graph order (``/messages``, ``/context``), memberships, redactions, relations.  SQL
+only; the tables are storage.events' (this is its read side for clients, kept apart
+so the write path stays small).
 
 Every timeline read leaves out outliers, rejected and soft-failed events: clients
 never see them.
@@ -20,6 +21,14 @@ from homeserver.storage.state import chunks
 from homeserver.storage.transaction import Transaction
 
 Direction = Literal["b", "f"]
+
+#: An event's place in graph order: ``(depth, stream_ordering)``.  As a bound it
+#: stands for the point just after the event at that position.
+GraphPosition = tuple[int, int]
+
+#: Longer filter lists are left to the caller's own filter rather than made into
+#: SQL with that many parameters.
+_MAX_SQL_LIST = 100
 
 _VISIBLE = "outlier = ? AND soft_failed = ? AND rejected_reason IS NULL"
 _VISIBLE_ARGS = (False, False)
@@ -41,6 +50,69 @@ class RoomMemberSummary:
     joined: int = 0
     invited: int = 0
     heroes: list[str] = attrs.Factory(list)
+
+
+@attrs.frozen
+class GraphRow:
+    """A visible event of a graph-ordered read, with its place in that order."""
+
+    event: Event
+    position: GraphPosition
+
+
+@attrs.frozen
+class EventConditions:
+    """What a graph-ordered read may leave out in SQL, so pages with a narrow filter do
+    not drag every other event through Python.  A superset of what the caller's own
+    filter lets through (SQLite's ``LIKE`` ignores ASCII case), so the caller still
+    applies it; lists the SQL would not do well with are simply not narrowed.
+
+    spec: client-server-api/_index.md#filtering (``RoomEventFilter``)
+    """
+
+    #: Event types, ``*`` matching any sequence of characters; None: every type.
+    types: tuple[str, ...] | None = None
+    #: Exact event types to leave out (wildcard ``not_types`` stay with the caller:
+    #: a case-blind ``NOT LIKE`` would leave out too much).
+    not_types: tuple[str, ...] = ()
+    senders: tuple[str, ...] | None = None
+    not_senders: tuple[str, ...] = ()
+
+    def sql(self) -> tuple[list[str], list[object]] | None:
+        """WHERE clauses and their arguments; None if nothing can match."""
+        clauses: list[str] = []
+        args: list[object] = []
+        if self.types is not None and len(self.types) <= _MAX_SQL_LIST:
+            if not self.types:
+                return None
+            exact = [t for t in self.types if "*" not in t]
+            globs = [_like_pattern(t) for t in self.types if "*" in t]
+            options = []
+            if exact:
+                options.append(f"type IN ({','.join('?' * len(exact))})")
+                args.extend(exact)
+            for pattern in globs:
+                options.append("type LIKE ? ESCAPE '\\'")
+                args.append(pattern)
+            clauses.append(f"({' OR '.join(options)})")
+        if self.not_types and len(self.not_types) <= _MAX_SQL_LIST:
+            clauses.append(f"type NOT IN ({','.join('?' * len(self.not_types))})")
+            args.extend(self.not_types)
+        if self.senders is not None and len(self.senders) <= _MAX_SQL_LIST:
+            if not self.senders:
+                return None
+            clauses.append(f"sender IN ({','.join('?' * len(self.senders))})")
+            args.extend(self.senders)
+        if self.not_senders and len(self.not_senders) <= _MAX_SQL_LIST:
+            clauses.append(f"sender NOT IN ({','.join('?' * len(self.not_senders))})")
+            args.extend(self.not_senders)
+        return clauses, args
+
+
+def _like_pattern(type_pattern: str) -> str:
+    """``*`` becomes ``%``; the characters LIKE reads specially are escaped with ``\\``."""
+    escaped = type_pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%")
 
 
 @attrs.frozen
@@ -66,15 +138,14 @@ class TimelineStore:
         limit: int,
         types: Collection[str] | None = None,
     ) -> list[Event]:
-        """Visible events with ``after < stream_ordering <= up_to``, nearest first.
+        """Visible events of the live stream with ``after < stream_ordering <= up_to``,
+        nearest first: what /sync sees.  History filled in later (backfill) has
+        negative positions and is only read in graph order (:meth:`get_graph_page`).
 
         ``direction`` "b" walks back from ``up_to``, "f" forward from ``after``.
         """
-        clauses = ["room_nid = ?", _VISIBLE]
-        args: list[object] = [room_nid, *_VISIBLE_ARGS]
-        if after is not None:
-            clauses.append("stream_ordering > ?")
-            args.append(after)
+        clauses = ["room_nid = ?", _VISIBLE, "stream_ordering > ?"]
+        args: list[object] = [room_nid, *_VISIBLE_ARGS, max(after or 0, 0)]
         if up_to is not None:
             clauses.append("stream_ordering <= ?")
             args.append(up_to)
@@ -84,7 +155,7 @@ class TimelineStore:
             clauses.append(f"type IN ({','.join('?' * len(types))})")
             args.extend(types)
         order = "DESC" if direction == "b" else "ASC"
-        rows = await self._db.execute(
+        rows = await self._db.execute_read(
             "get_room_events",
             f"SELECT event_id FROM events WHERE {' AND '.join(clauses)}"
             f" ORDER BY stream_ordering {order} LIMIT ?",
@@ -92,6 +163,94 @@ class TimelineStore:
             limit,
         )
         return await self._in_order([row[0] for row in rows])
+
+    async def get_graph_page(
+        self,
+        room_nid: int,
+        *,
+        after: GraphPosition | None,
+        up_to: GraphPosition | None,
+        direction: Direction,
+        limit: int,
+        conditions: EventConditions | None = None,
+    ) -> list[GraphRow]:
+        """Visible events with ``after < (depth, stream_ordering) <= up_to``, nearest
+        first: "b" walks back from ``up_to`` in descending ``(depth,
+        stream_ordering)``, "f" forward from ``after`` in ascending order.  None is
+        unbounded.  Backfilled events (negative stream positions) take their place
+        by depth like any other.
+
+        spec: client-server-api/_index.md#get_matrixclientv3roomsroomidmessages
+        """
+        clauses = ["room_nid = ?", _VISIBLE]
+        args: list[object] = [room_nid, *_VISIBLE_ARGS]
+        # Row-value comparisons ((depth, stream_ordering) <= (?, ?)) are not used as
+        # index ranges by SQLite; this form gives both engines a range on depth over
+        # events_by_room_graph, with the tie on stream_ordering checked in the index.
+        if up_to is not None:
+            clauses.append("depth <= ? AND (depth < ? OR stream_ordering <= ?)")
+            args.extend((up_to[0], up_to[0], up_to[1]))
+        if after is not None:
+            clauses.append("depth >= ? AND (depth > ? OR stream_ordering > ?)")
+            args.extend((after[0], after[0], after[1]))
+        if conditions is not None:
+            narrowed = conditions.sql()
+            if narrowed is None:
+                return []
+            clauses.extend(narrowed[0])
+            args.extend(narrowed[1])
+        order = "DESC" if direction == "b" else "ASC"
+        rows = await self._db.execute_read(
+            "get_graph_page",
+            f"SELECT event_id, depth, stream_ordering FROM events WHERE {' AND '.join(clauses)}"
+            f" ORDER BY depth {order}, stream_ordering {order} LIMIT ?",
+            *args,
+            limit,
+        )
+        events = await self._events.get_events([row[0] for row in rows])
+        return [
+            GraphRow(events[event_id], (int(depth), int(stream)))
+            for event_id, depth, stream in rows
+            if event_id in events
+        ]
+
+    async def get_graph_position_at_stream(
+        self, room_nid: int, stream: int | None
+    ) -> GraphPosition | None:
+        """The graph position of the room's last visible event, in graph order, among
+        those at stream positions up to ``stream`` (all of them if None); None if
+        there is none.  The point after it is the earliest one that every event a
+        sync token at ``stream`` covered lies before.
+
+        Reads the graph index down from the room's newest depth, so the cost grows
+        with the number of events that arrived after ``stream``: nothing for a token
+        from a recent ``/sync``.
+        """
+        # SQLite would rather range over events_by_room_stream and sort every event
+        # of the room up to ``stream`` (milliseconds per thousand events); a unary
+        # plus takes that index away from it.  PostgreSQL checks the bound inside the
+        # graph index, which the plus would turn into a heap fetch per event.
+        column = "+stream_ordering" if self._db.engine.dialect == "sqlite" else "stream_ordering"
+        bound = "" if stream is None else f" AND {column} <= ?"
+        rows = await self._db.execute_read(
+            "get_graph_position_at_stream",
+            f"SELECT depth, stream_ordering FROM events WHERE room_nid = ? AND {_VISIBLE}"
+            f"{bound} ORDER BY depth DESC, stream_ordering DESC LIMIT 1",
+            room_nid,
+            *_VISIBLE_ARGS,
+            *(() if stream is None else (stream,)),
+        )
+        return (int(rows[0][0]), int(rows[0][1])) if rows else None
+
+    async def get_graph_position(self, event_id: str) -> GraphPosition | None:
+        """The event's ``(depth, stream_ordering)``; None for outliers and unknown IDs."""
+        rows = await self._db.execute_read(
+            "get_graph_position",
+            "SELECT depth, stream_ordering FROM events"
+            " WHERE event_id = ? AND stream_ordering IS NOT NULL",
+            event_id,
+        )
+        return (int(rows[0][0]), int(rows[0][1])) if rows else None
 
     async def get_rooms_with_events_after(
         self, room_nids: Collection[int], after: int, up_to: int
@@ -111,11 +270,11 @@ class TimelineStore:
 
         if not room_nids or after >= up_to:
             return set()
-        return await self._db.run_interaction("get_rooms_with_events_after", read)
+        return await self._db.run_read("get_rooms_with_events_after", read)
 
     async def get_memberships_for_user(self, user_id: str) -> list[MembershipRow]:
         """The user's current membership in every room the server knows them in."""
-        rows = await self._db.execute(
+        rows = await self._db.execute_read(
             "get_memberships_for_user",
             "SELECT r.room_id, r.room_nid, m.membership, e.event_id, e.stream_ordering,"
             " f.user_id IS NOT NULL"
@@ -132,9 +291,9 @@ class TimelineStore:
         self, user_id: str, after: int, up_to: int
     ) -> list[MembershipRow]:
         """The user's membership events in ``(after, up_to]``, oldest first."""
-        rows = await self._db.execute(
+        rows = await self._db.execute_read(
             "get_membership_changes",
-            "SELECT r.room_id, r.room_nid, e.json, e.event_id, e.stream_ordering"
+            "SELECT r.room_id, r.room_nid, e.event_id, e.stream_ordering"
             " FROM events e JOIN rooms r ON r.room_nid = e.room_nid"
             " WHERE e.type = 'm.room.member' AND e.state_key = ?"
             f" AND e.stream_ordering > ? AND e.stream_ordering <= ? AND {_VISIBLE}"
@@ -144,9 +303,9 @@ class TimelineStore:
             up_to,
             *_VISIBLE_ARGS,
         )
-        events = await self._events.get_events([row[3] for row in rows])
+        events = await self._events.get_events([row[2] for row in rows])
         changes = []
-        for room_id, room_nid, _json, event_id, stream in rows:
+        for room_id, room_nid, event_id, stream in rows:
             event = events.get(event_id)
             if event is not None and event.membership is not None:
                 changes.append(
@@ -189,7 +348,7 @@ class TimelineStore:
 
         if not room_ids:
             return {}
-        rows = await self._db.run_interaction("get_membership_history", read)
+        rows = await self._db.run_read("get_membership_history", read)
         events = await self._events.get_events([row[1] for row in rows])
         history: dict[str, list[tuple[int, str]]] = {}
         for room_id, event_id, stream in sorted(rows, key=lambda row: row[2]):
@@ -201,7 +360,7 @@ class TimelineStore:
     async def get_membership(self, room_nid: int, user_id: str) -> MembershipRow | None:
         """The user's current membership in the room (``forgotten`` set if they
         forgot the room at it)."""
-        rows = await self._db.execute(
+        rows = await self._db.execute_read(
             "get_membership",
             "SELECT r.room_id, r.room_nid, m.membership, e.event_id, e.stream_ordering,"
             " f.user_id IS NOT NULL"
@@ -217,7 +376,7 @@ class TimelineStore:
 
     async def is_joined(self, user_id: str, room_id: str) -> bool:
         """Whether ``user_id`` is joined to ``room_id`` in its current state."""
-        rows = await self._db.execute(
+        rows = await self._db.execute_read(
             "is_joined",
             "SELECT m.membership FROM rooms r JOIN room_memberships m"
             " ON m.room_nid = r.room_nid AND m.user_id = ? WHERE r.room_id = ?",
@@ -227,7 +386,7 @@ class TimelineStore:
         return bool(rows) and rows[0][0] == "join"
 
     async def count_joined_members(self, room_nid: int) -> int:
-        rows = await self._db.execute(
+        rows = await self._db.execute_read(
             "count_joined_members",
             "SELECT COUNT(*) FROM room_memberships WHERE room_nid = ? AND membership = 'join'",
             room_nid,
@@ -253,7 +412,7 @@ class TimelineStore:
 
         if not event_ids:
             return {}
-        return await self._db.run_interaction("get_redactions", read)
+        return await self._db.run_read("get_redactions", read)
 
     async def get_relations(
         self,
@@ -287,13 +446,13 @@ class TimelineStore:
 
         if not parent_ids:
             return {}
-        return await self._db.run_interaction("get_relations", read)
+        return await self._db.run_read("get_relations", read)
 
     async def get_thread_roots(
         self, room_nid: int, *, before: int | None, limit: int
     ) -> list[tuple[str, int]]:
         """(thread root ID, stream of its latest reply), latest activity first."""
-        rows = await self._db.execute(
+        rows = await self._db.execute_read(
             "get_thread_roots",
             "SELECT r.relates_to_id, MAX(e.stream_ordering) AS latest FROM event_relations r"
             " JOIN events e ON e.event_nid = r.event_nid"
@@ -314,7 +473,7 @@ class TimelineStore:
     ) -> Event | None:
         """The closest visible event at or before (b) / at or after (f) ``ts``."""
         comparison, order = ("<=", "DESC") if direction == "b" else (">=", "ASC")
-        rows = await self._db.execute(
+        rows = await self._db.execute_read(
             "get_event_near_timestamp",
             f"SELECT event_id FROM events WHERE room_nid = ? AND {_VISIBLE}"
             f" AND stream_ordering IS NOT NULL AND origin_server_ts {comparison} ?"
@@ -415,7 +574,7 @@ class TimelineStore:
                 f" ORDER BY stream_ordering {order} LIMIT ?"
             )
             args = [parent_id, *step_args, max_depth, *step_args, parent_id, *page_args, limit]
-        rows = await self._db.execute("get_related_events", sql, *args)
+        rows = await self._db.execute_read("get_related_events", sql, *args)
         return await self._in_order([row[0] for row in rows])
 
     async def get_participated_thread_roots(
@@ -424,7 +583,7 @@ class TimelineStore:
         """Like :meth:`get_thread_roots`, only the threads ``user_id`` started or replied
         in.  spec: modules/threading.md#server-side-aggregation-of-mthread-relationships
         """
-        rows = await self._db.execute(
+        rows = await self._db.execute_read(
             "get_participated_thread_roots",
             "SELECT r.relates_to_id, MAX(e.stream_ordering) AS latest FROM event_relations r"
             " JOIN events e ON e.event_nid = r.event_nid"
@@ -484,7 +643,7 @@ class TimelineStore:
 
         if not room_nids:
             return {}
-        return await self._db.run_interaction("get_room_summaries", read)
+        return await self._db.run_read("get_room_summaries", read)
 
 
 def _membership_row(row: Sequence[object]) -> MembershipRow:

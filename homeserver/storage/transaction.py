@@ -53,10 +53,12 @@ class Transaction:
         self._cursor.executemany(self.engine.convert_placeholders(sql), rows)
 
     def fetchone(self) -> tuple[Any, ...] | None:
-        return self._cursor.fetchone()
+        row: tuple[Any, ...] | None = self._cursor.fetchone()
+        return row
 
     def fetchall(self) -> list[tuple[Any, ...]]:
-        return self._cursor.fetchall()
+        rows: list[tuple[Any, ...]] = self._cursor.fetchall()
+        return rows
 
     @property
     def returns_rows(self) -> bool:

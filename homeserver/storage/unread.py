@@ -92,7 +92,7 @@ class UnreadStore:
         result: dict[str, RoomReadState] = {}
         for part in chunks(ordered, _ROOMS_PER_QUERY):
             result.update(
-                await self._db.run_interaction(
+                await self._db.run_read(
                     "unread_read_states", _read_states_txn, user_id, part, sorted(receipt_types)
                 )
             )
@@ -106,7 +106,7 @@ class UnreadStore:
         ``limit`` per room (a room that got ``limit`` may have more)."""
         result: dict[int, list[ScannedEvent]] = {nid: [] for nid in ranges}
         for part in chunks(sorted(ranges), _ROOMS_PER_QUERY):
-            found = await self._db.run_interaction(
+            found = await self._db.run_read(
                 "unread_events_after",
                 _events_after_txn,
                 [(nid, ranges[nid]) for nid in part],
@@ -121,9 +121,7 @@ class UnreadStore:
         """room NID -> members joined now (``room_member_count``)."""
         result: dict[int, int] = dict.fromkeys(room_nids, 0)
         for part in chunks(sorted(result), _ROOMS_PER_QUERY):
-            result.update(
-                await self._db.run_interaction("unread_member_counts", _member_counts_txn, part)
-            )
+            result.update(await self._db.run_read("unread_member_counts", _member_counts_txn, part))
         return result
 
     async def save_checkpoints(self, user_id: str, checkpoints: Mapping[int, Checkpoint]) -> None:

@@ -55,7 +55,7 @@ class UserStore:
         await self._db.run_interaction("create_user", create)
 
     async def get_user(self, user_id: str) -> UserRecord | None:
-        rows = await self._db.execute(
+        rows = await self._db.execute_read(
             "get_user",
             "SELECT user_id, password_hash, is_admin, user_type, created_ts, deactivated,"
             " is_guest FROM users WHERE user_id = ?",

@@ -19,6 +19,7 @@ from collections.abc import Collection, Iterable
 
 import attrs
 from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
 
 from homeserver.streams.token import StreamKey, StreamToken
 
@@ -45,7 +46,7 @@ class _Waiter:
 
 
 class Notifier:
-    def __init__(self, reactor: object, current: StreamToken) -> None:
+    def __init__(self, reactor: IReactorTime, current: StreamToken) -> None:
         self._reactor = reactor
         self._current = current
         self._history: collections.deque[_Notification] = collections.deque()
@@ -102,9 +103,7 @@ class Notifier:
         self._waiters_by_user[user_id].add(waiter)
         for room_id in room_set:
             self._waiters_by_room[room_id].add(waiter)
-        timer = self._reactor.callLater(  # type: ignore[attr-defined]
-            timeout_ms / 1000, self._wake, waiter
-        )
+        timer = self._reactor.callLater(timeout_ms / 1000, self._wake, waiter)
         woken_by_change = True
         try:
             await waiter.deferred

@@ -1,16 +1,21 @@
-"""The sync token: one position per stream.
+"""Pagination tokens: the sync token (one position per stream) and the topological
+token (a point in one room's history).
 
-``next_batch`` / ``since`` in ``/sync`` and the ``from``/``to`` tokens of
-``/messages`` are opaque strings to clients; ours is ``s`` followed by the
-positions joined with ``_`` in :data:`STREAM_KEYS` order.  Tokens from an older
-server with fewer streams parse (missing positions are 0), so adding a stream
+``next_batch`` / ``since`` in ``/sync`` are opaque strings to clients; ours is ``s``
+followed by the positions joined with ``_`` in :data:`STREAM_KEYS` order.  Tokens from
+an older server with fewer streams parse (missing positions are 0), so adding a stream
 never invalidates a client's token.
 
-spec: client-server-api/_index.md#syncing
+``/messages`` and ``/context`` hand out :class:`TopologicalToken` (``t<depth>_<stream>``)
+and accept both kinds (:func:`parse_pagination_token`); see docs/architecture.md,
+"History order".
+
+spec: client-server-api/_index.md#syncing, #get_matrixclientv3roomsroomidmessages
 """
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 import attrs
@@ -63,3 +68,67 @@ class StreamToken:
                 raise errors.invalid_param(f"{param!r} is not a valid token")
             positions.append(int(part))
         return cls(*positions)
+
+
+#: ``t<depth>_<stream>``: depth as events carry it (0..2**63-1), stream signed (events
+#: filled in by backfill have negative stream positions).  At most 19 digits each, so
+#: ``int()`` never sees an absurdly long number.
+_TOPOLOGICAL = re.compile(r"t([0-9]{1,19})_(-?[0-9]{1,19})", re.ASCII)
+_MIN_STREAM = -(2**63)
+
+
+@attrs.frozen(order=True)
+class TopologicalToken:
+    """A point between two events of a room's history: after every event whose
+    ``(depth, stream_ordering)`` is at most ``(depth, stream)`` and before every other.
+
+    Events are ordered by ``(depth, stream_ordering)``: the graph decides, arrival
+    breaks ties.  Both are integers, so "just before event X" is the point after
+    ``(X.depth, X.stream - 1)``.  Tokens compare in history order.
+    """
+
+    depth: int
+    stream: int
+
+    @classmethod
+    def after(cls, depth: int, stream: int) -> TopologicalToken:
+        """The point just after the event at ``(depth, stream)``."""
+        return cls(depth, stream)
+
+    @classmethod
+    def before(cls, depth: int, stream: int) -> TopologicalToken:
+        """The point just before the event at ``(depth, stream)``."""
+        return cls(depth, stream - 1)
+
+    @property
+    def key(self) -> tuple[int, int]:
+        """``(depth, stream)``: the last event position at or before this point."""
+        return (self.depth, self.stream)
+
+    def to_string(self) -> str:
+        return f"t{self.depth}_{self.stream}"
+
+    @classmethod
+    def parse(cls, text: str, *, param: str) -> TopologicalToken:
+        """The token in ``text``; anything else is 400 ``M_INVALID_PARAM`` naming ``param``."""
+        match = _TOPOLOGICAL.fullmatch(text)
+        if match is None:
+            raise errors.invalid_param(f"{param!r} is not a valid token")
+        depth, stream = int(match[1]), int(match[2])
+        if depth > _MAX_POSITION or not _MIN_STREAM <= stream <= _MAX_POSITION:
+            raise errors.invalid_param(f"{param!r} is not a valid token")
+        return cls(depth, stream)
+
+
+#: Before every event of any room (depths are never negative, and no stream
+#: position reaches the 64-bit minimum).
+HISTORY_START = TopologicalToken(0, _MIN_STREAM)
+
+
+def parse_pagination_token(text: str, *, param: str) -> StreamToken | TopologicalToken:
+    """A ``/messages`` ``from``/``to`` (or ``/members`` ``at``): a topological token, or
+    a sync token (what ``/sync`` and older versions of ``/messages`` hand out); 400
+    ``M_INVALID_PARAM`` naming ``param`` for anything else."""
+    if text.startswith("t"):
+        return TopologicalToken.parse(text, param=param)
+    return StreamToken.parse(text, param=param)

@@ -22,7 +22,7 @@ spec: client-server-api/_index.md#syncing, #get_matrixclientv3sync,
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import attrs
@@ -489,7 +489,7 @@ class SyncHandler:
         event = (await self._sources.events.get_events([row.event_id])).get(row.event_id)
         return event.sender if event is not None else None
 
-    async def _state_at_position(self, row: MembershipRow, position: int) -> dict[StateKey, str]:
+    async def _state_at_position(self, row: MembershipRow, position: int) -> Mapping[StateKey, str]:
         return await self._sources.state.state_at_position(row.room_nid, position) or {}
 
     async def _was_joined_at(self, user_id: str, row: MembershipRow, position: int) -> bool:

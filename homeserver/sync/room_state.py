@@ -119,7 +119,7 @@ class RoomStateSection:
             if key[0] != MEMBER or held.get(key[1]) != event_id
         }
 
-    async def _at_position(self, row: MembershipRow, position: int) -> dict[StateKey, str]:
+    async def _at_position(self, row: MembershipRow, position: int) -> Mapping[StateKey, str]:
         return await self._state.state_at_position(row.room_nid, position) or {}
 
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+
 from homeserver import errors
 from homeserver.streams.notifier import Notifier
 
@@ -31,7 +33,7 @@ MAX_TIMEOUT_MS = 30_000
 class TypingHandler:
     def __init__(
         self,
-        reactor: Any,
+        reactor: IReactorTime,
         notifier: Notifier,
         is_joined: Callable[[str, str], Awaitable[bool]],
     ) -> None:
@@ -42,7 +44,7 @@ class TypingHandler:
         self._is_joined = is_joined
         self._position = int(reactor.seconds() * 1000)
         #: room ID -> user ID -> the timer that ends their typing.
-        self._typing: dict[str, dict[str, Any]] = {}
+        self._typing: dict[str, dict[str, IDelayedCall]] = {}
         #: room ID -> stream position of its last change.
         self._changed_at: dict[str, int] = {}
 

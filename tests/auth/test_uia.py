@@ -128,6 +128,7 @@ async def test_errors_other_than_auth_failures_pass_through() -> None:
             {"auth": {"type": "x.limited"}}, operation="op", flows=[["x.limited"]]
         )
     assert caught.value.status == 429
+    bad: dict[str, Any]
     for bad in ({"auth": []}, {"auth": {"type": 1}}, {"auth": {"session": 5}}):
         with pytest.raises(MatrixError) as caught:
             await uia.authenticate(bad, operation="op", flows=[[DUMMY]])

@@ -24,10 +24,10 @@ from urllib.parse import quote
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor
 
 from homeserver.app import build_homeserver
 from homeserver.config.load import embedded_default_config
+from homeserver.reactor import installed_reactor
 from tests.support.accounts import register_with_secret
 from tests.support.http import Response
 from tests.support.matrix import login, running_server
@@ -87,7 +87,7 @@ BAD_SEGMENTS = ("x", "%00", "%FF", "!nope:localhost", "@nobody:localhost", "a" *
 async def route_table(tmp_path: Path) -> AsyncIterator[list[tuple[str, str]]]:
     """Every (method, path pattern) the server serves, read off an in-process build."""
     config = embedded_default_config(tmp_path / "route-table")
-    homeserver = await build_homeserver(config, reactor, create_signing_key=True)
+    homeserver = await build_homeserver(config, installed_reactor(), create_signing_key=True)
     try:
         routes = {
             route

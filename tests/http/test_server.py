@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest_twisted
 import treq
-from twisted.internet import reactor
+from twisted.internet import defer, reactor
+from twisted.internet.address import IPv4Address
 
 from homeserver import errors
 from homeserver.http.request import MatrixRequest, MatrixSite
@@ -19,9 +20,13 @@ from homeserver.http.server import JsonResource, Router
 async def served() -> AsyncIterator[tuple[str, Router]]:
     router = Router()
     site = MatrixSite(JsonResource(router), max_body_size=1024, reactor=reactor)
-    port = reactor.listenTCP(0, site, interface="127.0.0.1")  # type: ignore[attr-defined]
-    yield f"http://127.0.0.1:{port.getHost().port}", router
-    await port.stopListening()
+    # Twisted's ServerFactory is invariant in its protocol type, so listenTCP's
+    # ServerFactory[_ProtoWithFactory] admits no Site.
+    port = reactor.listenTCP(0, site, interface="127.0.0.1")  # type: ignore[arg-type]
+    address = port.getHost()
+    assert isinstance(address, IPv4Address)
+    yield f"http://127.0.0.1:{address.port}", router
+    await defer.maybeDeferred(port.stopListening)
 
 
 async def fetch(method: str, url: str, **kwargs: Any) -> tuple[int, Any]:

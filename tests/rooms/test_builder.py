@@ -10,6 +10,7 @@ import pytest
 from signedjson.key import generate_signing_key, get_verify_key
 from unpaddedbase64 import encode_base64
 
+from homeserver.events.canonical import encode_canonical_json
 from homeserver.events.errors import InvalidEventError
 from homeserver.events.event import Event
 from homeserver.events.format import event_from_pdu
@@ -85,6 +86,12 @@ def test_event_is_hashed_signed_and_identified_by_its_reference_hash() -> None:
     assert event.event_id == compute_event_id(event.pdu, event.room_version)
     keys = {SERVER: {"ed25519:a_test": VerifyKeyWithExpiry(get_verify_key(KEY))}}
     verify_event_signatures(event.pdu, event.room_version, keys)
+
+
+def test_built_event_carries_its_canonical_json_encoded_once() -> None:
+    event = build()
+    assert event.canonical_json == encode_canonical_json(event.pdu)
+    assert event.canonical_json is event.canonical_json
 
 
 def test_v12_create_event_has_no_room_id_and_names_the_room() -> None:

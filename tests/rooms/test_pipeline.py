@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
@@ -25,7 +25,12 @@ from homeserver.rooms.pipeline import (
     UnknownRoomError,
 )
 from homeserver.storage.database import Database
-from homeserver.storage.events import EventStore, EventToPersist
+from homeserver.storage.events import (
+    EventStore,
+    PersistedEvent,
+    PredecessorFailedError,
+    RoomBatch,
+)
 from homeserver.storage.state import StateStore
 
 ALICE = "@alice:example.org"
@@ -125,17 +130,87 @@ async def test_concurrent_sends_form_one_chain(pipeline: EventPipeline, db: Data
     assert rows == [(1,)]
 
 
+def count_writes(store: EventStore, failing_body: str | None = None) -> list[int]:
+    """Record the room batches each transaction of ``store`` writes; a transaction
+    holding a message with ``failing_body`` fails (as a full disk would)."""
+    writes: list[int] = []
+    write = store._write_batches
+
+    async def counted(batches: Sequence[RoomBatch]) -> list[list[PersistedEvent]]:
+        writes.append(len(batches))
+        bodies = {item.event.content.get("body") for b in batches for item in b.events}
+        if failing_body is not None and failing_body in bodies:
+            raise RuntimeError("disk full")
+        return await write(batches)
+
+    store._write_batches = counted  # type: ignore[method-assign]
+    return writes
+
+
+@pytest_twisted.ensureDeferred
+async def test_concurrent_sends_in_one_room_share_transactions(
+    pipeline: EventPipeline, db: Database
+) -> None:
+    """Each send is decided on top of the ones still being written, so they need not
+    wait for one another's commit: several go in one transaction, in order."""
+    room_id = await public_room(pipeline)
+    writes = count_writes(pipeline._events)
+    sent = await defer.gatherResults(
+        [
+            defer.ensureDeferred(send(pipeline, room_id, "m.room.message", BOB, {"body": str(i)}))
+            for i in range(10)
+        ]
+    )
+    assert sum(writes) == 10 and len(writes) < 10
+    ordered = sorted(sent, key=lambda s: s.stream_ordering)
+    assert [s.event.content["body"] for s in ordered] == [str(i) for i in range(10)]
+    for earlier, later in zip(ordered, ordered[1:], strict=False):
+        assert later.event.prev_event_ids == [earlier.event.event_id]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_failed_write_fails_the_sends_decided_on_it_and_the_room_recovers(
+    pipeline: EventPipeline, db: Database
+) -> None:
+    room_id = await public_room(pipeline)
+    [last_stored] = await pipeline._events.get_forward_extremities(
+        (await pipeline._events.get_room(room_id)).room_nid  # type: ignore[union-attr]
+    )
+    count_writes(pipeline._events, failing_body="0")
+    attempts = [
+        defer.ensureDeferred(send(pipeline, room_id, "m.room.message", BOB, {"body": str(i)}))
+        for i in range(5)
+    ]
+    with pytest.raises(RuntimeError, match="disk full"):
+        await attempts[0]
+    landed = []
+    for attempt in attempts[1:]:
+        try:
+            landed.append(await attempt)
+        except PredecessorFailedError:
+            # Decided on top of the failed write: refused with it.
+            assert not landed
+    # Some were decided on the failed write (they fail), the rest after the room
+    # restarted from what is stored: those follow the last stored event.
+    if landed:
+        assert landed[0].event.prev_event_ids == [last_stored]
+    # Nothing stored cites an event that was not stored.
+    rows = await db.execute("x", "SELECT event_id FROM events WHERE type = 'm.room.message'")
+    stored = await EventStore(db, StateStore(db)).get_events([row[0] for row in rows])
+    cited = {prev for event in stored.values() for prev in event.prev_event_ids}
+    assert cited <= set(await EventStore(db, StateStore(db)).get_events(list(cited)))
+    after = await send(pipeline, room_id, "m.room.message", BOB, {"body": "again"})
+    assert after.event.prev_event_ids == [landed[-1].event.event_id if landed else last_stored]
+
+
 @pytest_twisted.ensureDeferred
 async def test_a_fork_is_merged_by_the_next_send(pipeline: EventPipeline, db: Database) -> None:
     room_id = await public_room(pipeline)
     first = await send(pipeline, room_id, "m.room.topic", ALICE, {"topic": "one"}, "")
-    # Another branch from the same parent, as if it arrived over federation (through
-    # the same store, as every writer in the process does).
+    # Another branch from the same parent, as if it arrived over federation.
     events = pipeline._events
     room = await events.get_room(room_id)
     assert room is not None
-    parent = first.event.prev_event_ids[0]
-    [group] = (await events.get_state_groups_after([parent])).values()
     branch_pdu = dict(first.event.pdu)
     branch_pdu["content"] = {"topic": "two"}
     branch_pdu["origin_server_ts"] += 1
@@ -144,7 +219,8 @@ async def test_a_fork_is_merged_by_the_next_send(pipeline: EventPipeline, db: Da
     branch = Event(
         branch_pdu, first.event.room_version, compute_event_id(branch_pdu, first.event.room_version)
     )
-    await events.persist_events(room.room_nid, [EventToPersist(branch, group)])
+    [received] = await pipeline.path.receive(room_id, [branch])
+    assert received.outcome is not None and received.outcome.is_accepted
     assert len(await events.get_forward_extremities(room.room_nid)) == 2
     merged = await send(pipeline, room_id, "m.room.message", BOB, {"body": "merge"})
     assert sorted(merged.event.prev_event_ids) == sorted([first.event.event_id, branch.event_id])
@@ -166,8 +242,6 @@ async def test_v1_format_fork_is_merged_with_reference_hash_pairs(
     events = pipeline._events
     room = await events.get_room(room_id)
     assert room is not None
-    parent = first.event.prev_event_ids[0]
-    [group] = (await events.get_state_groups_after([parent])).values()
     branch_pdu = {
         key: value for key, value in first.event.pdu.items() if key not in ("hashes", "signatures")
     }
@@ -175,7 +249,7 @@ async def test_v1_format_fork_is_merged_with_reference_hash_pairs(
     branch_pdu["event_id"] = new_v1_event_id("example.org")
     sign_event(branch_pdu, "example.org", pipeline._signing_key, room_version)
     branch = event_from_pdu(branch_pdu, room_version)
-    await events.persist_events(room.room_nid, [EventToPersist(branch, group)])
+    await pipeline.path.receive(room_id, [branch])
     merged = await send(pipeline, room_id, "m.room.message", BOB, {"body": "merge"})
     stored = await events.get_events([*merged.event.prev_event_ids, *merged.event.auth_event_ids])
     for reference in [*merged.event.pdu["prev_events"], *merged.event.pdu["auth_events"]]:
@@ -297,8 +371,7 @@ async def test_prev_events_are_the_most_recent_extremities_by_depth(
         # The ID hashes the redacted event, which has no content: change a kept key.
         pdu["origin_server_ts"] += 1
         branch = Event(pdu, child.room_version, compute_event_id(pdu, child.room_version))
-        [group] = (await events.get_state_groups_after([chain[i].event.event_id])).values()
-        await events.persist_events(room.room_nid, [EventToPersist(branch, group)])
+        await pipeline.path.receive(room_id, [branch])
         branches.append(branch)
     assert len(await events.get_forward_extremities(room.room_nid)) == 26
 

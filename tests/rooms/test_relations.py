@@ -31,7 +31,6 @@ from homeserver.storage.database import Database
 from homeserver.storage.events import EventStore
 from homeserver.storage.state import StateStore
 from homeserver.storage.timeline import TimelineStore
-from homeserver.streams.token import StreamToken
 
 ALICE = "@alice:example.org"
 BOB = "@bob:example.org"
@@ -102,7 +101,6 @@ async def rooms(db: Database) -> AsyncIterator[Rooms]:
         visibility=visibility,
         serializer=serializer,
         ignored_users=no_one_ignored,
-        current_token=StreamToken,
     )
     yield Rooms(
         EventPipeline(

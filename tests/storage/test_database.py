@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+from pathlib import Path
+from typing import Any
 
+import psycopg2.errors
 import pytest
 import pytest_twisted
+from twisted.internet import defer, threads
 
 from homeserver.errors import TextWithNulError
+from homeserver.reactor import installed_reactor
 from homeserver.storage.database import Database
 from homeserver.storage.transaction import Transaction
 
@@ -120,3 +126,126 @@ async def test_upsert_syntax_is_portable(db: Database) -> None:
     await db.run_interaction("upsert", upsert, "first")
     await db.run_interaction("upsert", upsert, "second")
     assert await db.execute("read", "SELECT name FROM things") == [("second",)]
+
+
+# --- reads: read-only transactions that never wait for the writer -------------------
+
+#: Bounds every wait on another thread, so a broken implementation fails, not hangs.
+_WAIT_SECONDS = 30
+
+
+def _insert_one(txn: Transaction) -> None:
+    txn.execute("INSERT INTO things (id, name) VALUES (?, ?)", (1, "one"))
+
+
+@pytest_twisted.ensureDeferred
+async def test_read_runs_while_a_write_transaction_is_open(db: Database) -> None:
+    await db.run_interaction("make", _make_table)
+    written, release = threading.Event(), threading.Event()
+
+    def write_and_hold(txn: Transaction) -> None:
+        _insert_one(txn)
+        written.set()
+        if not release.wait(_WAIT_SECONDS):
+            raise TimeoutError("the test never released the write")
+
+    write = defer.ensureDeferred(db.run_interaction("write", write_and_hold))
+    try:
+        assert await threads.deferToThread(written.wait, _WAIT_SECONDS)
+        # The write transaction is open (holding SQLite's write lock) and stays so
+        # until released: a read that queued behind it would not return before it.
+        assert await db.execute_read("read", "SELECT id FROM things") == []
+        assert not write.called
+    finally:
+        release.set()
+    await write
+    # Several at once, spread over the read connections: each must see the commit.
+    reads = [db.execute_read("read", "SELECT id FROM things") for _ in range(6)]
+    assert await defer.gatherResults([defer.ensureDeferred(read) for read in reads]) == [[(1,)]] * 6
+
+
+@pytest_twisted.ensureDeferred
+async def test_read_only_transaction_refuses_writes(db: Database) -> None:
+    await db.run_interaction("make", _make_table)
+    with pytest.raises((sqlite3.OperationalError, psycopg2.errors.ReadOnlySqlTransaction)):
+        await db.run_read("insert", _insert_one)
+    assert await db.execute("count", "SELECT COUNT(*) FROM things") == [(0,)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_connection_writes_again_after_serving_a_read(
+    database_config: dict[str, Any],
+) -> None:
+    # One connection in the pool: on PostgreSQL reads and writes share it, and the
+    # read-only mark of a read must not stick to the next write.
+    args = {k: v for k, v in database_config["args"].items() if k not in ("cp_min", "cp_max")}
+    database = Database.connect(
+        database_config["name"], args, reactor=installed_reactor(), cp_min=1, cp_max=1
+    )
+    try:
+        await database.run_interaction("make", _make_table)
+        assert await database.execute_read("read", "SELECT COUNT(*) FROM things") == [(0,)]
+        await database.run_interaction("insert", _insert_one)
+        assert await database.execute_read("read", "SELECT id FROM things") == [(1,)]
+    finally:
+        database.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_read_leaves_no_sqlite_snapshot_open(tmp_path: Path) -> None:
+    database = Database.connect(
+        "sqlite3", {"database": str(tmp_path / "x.db")}, reactor=installed_reactor()
+    )
+    try:
+        await database.run_interaction("make", _make_table)
+        await database.run_interaction(
+            "fill",
+            lambda txn: txn.executemany(
+                "INSERT INTO things (id, name) VALUES (?, ?)", [(i, "x") for i in range(10)]
+            ),
+        )
+
+        # Kept alive, as a closure or a traceback may keep them: garbage collection
+        # must not be what ends the snapshot.
+        kept: list[Transaction] = []
+
+        def read_one_row(txn: Transaction) -> tuple[Any, ...] | None:
+            # Rows left unread: the statement stays open unless the layer closes it.
+            kept.append(txn)
+            txn.execute("SELECT id FROM things ORDER BY id")
+            return txn.fetchone()
+
+        # Several at once, spread over the read connections; then a write after them.
+        partial = [database.run_read("partial", read_one_row) for _ in range(6)]
+        await defer.gatherResults([defer.ensureDeferred(read) for read in partial])
+        await database.run_interaction(
+            "write", lambda txn: txn.execute("INSERT INTO things (id, name) VALUES (99, 'y')")
+        )
+
+        # A reader still holding a snapshot from before the write would keep the
+        # checkpoint from copying the write's frames back into the database file.
+        outside = sqlite3.connect(tmp_path / "x.db")
+        try:
+            busy, logged, copied = outside.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        finally:
+            outside.close()
+        assert (busy, copied) == (0, logged)
+        rows = [database.execute_read("read", "SELECT COUNT(*) FROM things") for _ in range(6)]
+        assert (
+            await defer.gatherResults([defer.ensureDeferred(read) for read in rows])
+            == [[(11,)]] * 6
+        )
+    finally:
+        database.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_in_memory_sqlite_reads_share_the_one_connection() -> None:
+    # A second connection to ":memory:" would be a different, empty database.
+    database = Database.connect("sqlite3", {"database": ":memory:"}, reactor=installed_reactor())
+    try:
+        await database.run_interaction("make", _make_table)
+        await database.run_interaction("insert", _insert_one)
+        assert await database.execute_read("read", "SELECT id FROM things") == [(1,)]
+    finally:
+        database.close()

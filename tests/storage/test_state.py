@@ -7,7 +7,7 @@ import pytest_twisted
 
 from homeserver.events.event import Event
 from homeserver.storage.database import Database
-from homeserver.storage.events import EventStore, EventToPersist
+from homeserver.storage.events import EventStore, EventToPersist, RoomBatch
 from homeserver.storage.state import MIN_SNAPSHOT_ROWS, StateStore, UnknownEventsError
 from tests.events.dag_builder import standard_room
 
@@ -21,7 +21,7 @@ async def stored_room(db: Database) -> tuple[StateStore, int, dict[str, Event]]:
     for event in builder.events.values():
         event.internal.outlier = True
     await events.persist_events(
-        room_nid, [EventToPersist(e, None) for e in builder.events.values()]
+        RoomBatch(room_nid, [EventToPersist(e, None) for e in builder.events.values()])
     )
     return state, room_nid, builder.events
 
@@ -142,3 +142,28 @@ async def test_state_naming_unknown_events_is_refused(db: Database) -> None:
 async def test_unknown_group_is_a_key_error(db: Database) -> None:
     with pytest.raises(KeyError):
         await StateStore(db).get_state_ids(123456)
+
+
+@pytest_twisted.ensureDeferred
+async def test_reading_a_few_keys_along_the_chain_matches_the_whole_state(db: Database) -> None:
+    """Keys changed, removed and never stored, read uncached along a delta chain,
+    answer what the whole state says."""
+    state, room_nid, events = await stored_room(db)
+    items = list(events.values())
+    full = {e.state_key_tuple: e.event_id for e in items}
+    group = await state.store_state_group(room_nid, full)
+    changed, removed = items[-1].state_key_tuple, items[1].state_key_tuple
+    groups = [group]
+    for step in range(5):
+        full = {**full, changed: items[step % 2].event_id}
+        if step == 3:
+            del full[removed]
+        groups.append(await state.store_state_group(room_nid, full, base_group=groups[-1]))
+    keys = [changed, removed, items[0].state_key_tuple, ("m.room.topic", "never stored")]
+    for group in groups:
+        whole = await StateStore(db).get_state_ids(group)
+        expected = {key: whole[key] for key in keys if key in whole}
+        assert await StateStore(db).get_state_for_keys(group, keys) == expected
+    # The last group's answer: the final value of the changed key, the removal kept.
+    last = await StateStore(db).get_state_for_keys(groups[-1], keys)
+    assert last[changed] == items[0].event_id and removed not in last

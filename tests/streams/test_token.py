@@ -1,11 +1,16 @@
-"""The sync token's text form."""
+"""The pagination tokens' text forms: sync tokens and topological tokens."""
 
 from __future__ import annotations
 
 import pytest
 
 from homeserver.errors import MatrixError
-from homeserver.streams.token import StreamToken
+from homeserver.streams.token import (
+    HISTORY_START,
+    StreamToken,
+    TopologicalToken,
+    parse_pagination_token,
+)
 
 
 def test_round_trip() -> None:
@@ -33,3 +38,41 @@ def test_advanced_to_takes_the_later_position_of_each_stream() -> None:
     assert a.advanced_to(b) == StreamToken(events=5, receipts=4)
     assert a.is_after(b) and b.is_after(a)
     assert not a.is_after(a)
+
+
+def test_topological_tokens_round_trip_and_order_as_history() -> None:
+    for token in (TopologicalToken(7, 42), TopologicalToken(7, -3), HISTORY_START):
+        assert TopologicalToken.parse(token.to_string(), param="from") == token
+    # Depth first, then stream position; "before" an event is after its predecessor.
+    assert TopologicalToken(3, 100) < TopologicalToken(4, -5) < TopologicalToken(4, 1)
+    assert TopologicalToken.before(4, 1) < TopologicalToken.after(4, 1)
+    assert TopologicalToken.before(4, 1).key == (4, 0)
+    assert HISTORY_START < TopologicalToken.before(0, -(2**62))
+
+
+def test_pagination_tokens_of_either_kind_parse() -> None:
+    assert parse_pagination_token("t5_-2", param="from") == TopologicalToken(5, -2)
+    assert parse_pagination_token("s5_2", param="from") == StreamToken(events=5, account_data=2)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "t",
+        "t1",
+        "t1_",
+        "t_1",
+        "t-1_2",
+        "t+1_2",
+        "t1_2_3",
+        "t1_-",
+        "t１_2",
+        "t1_2 ",
+        "t" + "9" * 20 + "_1",
+    ],
+)
+def test_malformed_topological_tokens_are_invalid_params(text: str) -> None:
+    with pytest.raises(MatrixError) as raised:
+        parse_pagination_token(text, param="to")
+    assert raised.value.errcode == "M_INVALID_PARAM"
+    assert "to" in raised.value.message

@@ -35,6 +35,7 @@ def request(
 ) -> Response:
     """One request on a new connection; ``source_address`` binds the client's end."""
     parts = urlsplit(base_url)
+    assert parts.hostname is not None, base_url
     conn = http.client.HTTPConnection(
         parts.hostname, parts.port, timeout=timeout, source_address=source_address
     )

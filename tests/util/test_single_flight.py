@@ -34,7 +34,7 @@ def test_concurrent_calls_with_one_key_share_one_run() -> None:
     assert compute.runs == 1
     assert compute.pending is not None
     compute.pending.callback("answer")
-    assert first.result == second.result == "answer"  # type: ignore[attr-defined]
+    assert first.result == second.result == "answer"
     assert flight.in_flight() == 0
 
 
@@ -55,7 +55,7 @@ def test_one_caller_leaving_does_not_cancel_the_others() -> None:
     assert compute.cancelled == 0
     assert compute.pending is not None
     compute.pending.callback("still computed")
-    assert staying.result == "still computed"  # type: ignore[attr-defined]
+    assert staying.result == "still computed"
 
 
 def test_the_run_is_cancelled_when_every_caller_has_left() -> None:

@@ -11,7 +11,7 @@ from homeserver.events.room_versions import KNOWN_ROOM_VERSIONS
 from homeserver.http.auth import RequestAuthenticator
 from homeserver.http.request import MatrixRequest
 from homeserver.http.server import Router, client_paths
-from homeserver.storage.profiles import PROFILE_FIELDS
+from homeserver.profile.fields import PROFILE_FIELDS
 
 
 def capabilities(*, password_enabled: bool, default_room_version: str) -> dict[str, Any]:

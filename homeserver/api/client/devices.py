@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from homeserver import errors
+from homeserver.auth.device_record import DeviceRecord
 from homeserver.auth.devices import DeviceHandler
 from homeserver.auth.password_auth import PasswordAuthenticator
 from homeserver.auth.uia import UserInteractiveAuth
@@ -15,7 +16,6 @@ from homeserver.http.auth import RequestAuthenticator
 from homeserver.http.parsing import parse_json_object, parse_optional_json_object
 from homeserver.http.request import MatrixRequest
 from homeserver.http.server import Router, client_paths
-from homeserver.storage.devices import DeviceRecord
 
 #: Where the last user agent is shown (MSC3852's unstable name; the spec has no field yet).
 USER_AGENT_KEY = "org.matrix.msc3852.last_seen_user_agent"

@@ -18,6 +18,7 @@ from typing import Any
 
 from homeserver import errors
 from homeserver.directory.handler import PUBLIC, DirectoryHandler, PublicRoomsPage
+from homeserver.directory.listing import PublishedRoom
 from homeserver.http.auth import RequestAuthenticator
 from homeserver.http.parsing import (
     optional_bool,
@@ -30,7 +31,6 @@ from homeserver.http.parsing import (
 )
 from homeserver.http.request import MatrixRequest
 from homeserver.http.server import Router, client_paths
-from homeserver.storage.directory import PublishedRoom
 
 
 def register(

@@ -17,8 +17,8 @@ from homeserver.http.auth import RequestAuthenticator
 from homeserver.http.parsing import parse_json_object, parse_optional_json_object
 from homeserver.http.request import MatrixRequest
 from homeserver.http.server import Router, client_paths
+from homeserver.profile.fields import PROFILE_FIELDS, Profile
 from homeserver.profile.handler import ProfileHandler
-from homeserver.storage.profiles import PROFILE_FIELDS, Profile
 
 
 def profile_json(profile: Profile) -> dict[str, Any]:

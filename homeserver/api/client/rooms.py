@@ -17,7 +17,6 @@ from homeserver.http.parsing import (
     optional_bool,
     optional_str,
     parse_json_object,
-    parse_json_text,
     parse_optional_json_object,
     query_direction,
     query_int,
@@ -31,7 +30,7 @@ from homeserver.rooms.creation import PRESETS, RoomCreationHandler, RoomCreation
 from homeserver.rooms.membership import MembershipAction, MembershipHandler
 from homeserver.rooms.messages import MessageHandler
 from homeserver.rooms.reading import RoomReader
-from homeserver.storage.timeline import TimelineStore
+from homeserver.util.untrusted_json import parse_json_text
 
 #: Resolves a room alias to (room ID, servers); raises a 404 MatrixError if unknown.
 AliasResolver = Callable[[str], Awaitable[tuple[str, list[str]]]]
@@ -49,7 +48,6 @@ def register(
     membership: MembershipHandler,
     messages: MessageHandler,
     reader: RoomReader,
-    timeline: TimelineStore,
     resolve_alias: AliasResolver | None,
 ) -> None:
     async def create_room(request: MatrixRequest) -> tuple[int, Any]:
@@ -208,8 +206,7 @@ def register(
 
     async def joined_rooms(request: MatrixRequest) -> tuple[int, Any]:
         requester = await authenticator.requester(request)
-        rows = await timeline.get_memberships_for_user(requester.user_id)
-        return 200, {"joined_rooms": sorted(r.room_id for r in rows if r.membership == "join")}
+        return 200, {"joined_rooms": await membership.joined_rooms(requester.user_id)}
 
     async def room_messages(request: MatrixRequest, room_id: str) -> tuple[int, Any]:
         requester = await authenticator.requester(request)

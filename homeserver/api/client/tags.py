@@ -13,9 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from homeserver.accountdata.handler import AccountDataHandler
-from homeserver.api.client.account_data import check_own_user, check_room_id
+from homeserver.api.client.account_data import check_own_user
 from homeserver.http.auth import RequestAuthenticator
-from homeserver.http.parsing import parse_json_object, parse_optional_json_object
+from homeserver.http.parsing import check_room_id, parse_json_object, parse_optional_json_object
 from homeserver.http.request import MatrixRequest
 from homeserver.http.server import Router, client_paths
 

@@ -25,6 +25,7 @@ from homeserver.events.hashing import check_content_hash, compute_event_id, refe
 from homeserver.events.room_versions import KNOWN_ROOM_VERSIONS, EventFormat
 from homeserver.events.signing import VerifyKeyWithExpiry, verify_event_signatures
 from homeserver.events.validation import validate_pdu
+from homeserver.storage.event_json import stored_event_json
 from tests.support.database import run_sql
 from tests.support.http import Response
 from tests.support.matrix import auth, call, register
@@ -56,8 +57,11 @@ def send(server: ServerProcess, token: str, room_id: str, txn: str, content: Any
 
 def stored_pdus(database_config: dict[str, Any], room_id: str) -> dict[str, dict[str, Any]]:
     """event ID (the column) -> the PDU as stored, for every event of ``room_id``."""
-    rows = run_sql(database_config, "SELECT event_id, json FROM events ORDER BY event_nid")
-    pdus = {event_id: json.loads(text) for event_id, text in rows}
+    rows = run_sql(database_config, "SELECT event_id, json, pdu FROM events ORDER BY event_nid")
+    pdus = {
+        event_id: json.loads(stored_event_json(text, compressed))
+        for event_id, text, compressed in rows
+    }
     return {event_id: pdu for event_id, pdu in pdus.items() if pdu.get("room_id") == room_id}
 
 
