@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 import os
+import random
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -32,7 +34,10 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 #: How often a transaction that hit a serialization failure or lock is re-run.
-MAX_ATTEMPTS = 5
+MAX_ATTEMPTS = 8
+#: Upper bound of the random pause before the first re-run; it doubles each time, so
+#: writers contending for one row spread out instead of colliding again at once.
+RETRY_PAUSE_SECONDS = 0.002
 
 #: Read-only connections next to SQLite's one write connection.  Reads wait only for
 #: each other, and a few threads are all two to four cores keep busy.
@@ -193,6 +198,8 @@ class Database:
                 conn.rollback()
                 if attempt < MAX_ATTEMPTS and self.engine.is_retryable(error):
                     logger.info("[%s] retrying after %s (attempt %d)", description, error, attempt)
+                    # On a database thread: pausing here never blocks the reactor.
+                    time.sleep(random.uniform(0, RETRY_PAUSE_SECONDS * 2 ** (attempt - 1)))
                     attempt += 1
                     continue
                 raise
