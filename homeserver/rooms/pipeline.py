@@ -82,7 +82,6 @@ class EventPipeline:
         self._signing_key = signing_key
         self._clock = clock
         self._events = events
-        self._state = state
         #: The one path every event is stored by (federation hands it received ones).
         self.path = EventPath(events=events, state=state, missing_events=missing_events)
 

@@ -36,6 +36,17 @@ _CHUNK = 500
 
 T = TypeVar("T")
 
+#: ``chain``: a group (the parameter) and every group down its delta chain to its
+#: snapshot, with their chain lengths (snapshots 0, so ascending is oldest first).
+_CHAIN_OF_GROUP = (
+    "WITH RECURSIVE chain (state_group, prev_state_group, chain_length) AS ("
+    " SELECT state_group, prev_state_group, chain_length FROM state_groups"
+    " WHERE state_group = ?"
+    " UNION ALL"
+    " SELECT g.state_group, g.prev_state_group, g.chain_length"
+    " FROM state_groups g JOIN chain c ON g.state_group = c.prev_state_group)"
+)
+
 
 def chunks(items: Sequence[T], size: int = _CHUNK) -> Iterable[Sequence[T]]:
     for start in range(0, len(items), size):
@@ -109,13 +120,7 @@ class StateStore:
             return {}
         marks = ",".join("?" * len(nids))
         txn.execute(
-            "WITH RECURSIVE chain (state_group, prev_state_group, chain_length) AS ("
-            " SELECT state_group, prev_state_group, chain_length FROM state_groups"
-            " WHERE state_group = ?"
-            " UNION ALL"
-            " SELECT g.state_group, g.prev_state_group, g.chain_length"
-            " FROM state_groups g JOIN chain c ON g.state_group = c.prev_state_group)"
-            " SELECT e.state_key_nid, ev.event_id"
+            _CHAIN_OF_GROUP + " SELECT e.state_key_nid, ev.event_id"
             " FROM chain c"
             " JOIN state_group_entries e ON e.state_group = c.state_group"
             f" AND e.state_key_nid IN ({marks})"
@@ -154,13 +159,7 @@ class StateStore:
         # One round trip: walk the delta chain down to its snapshot and apply the
         # entries oldest first (snapshots have chain_length 0).
         txn.execute(
-            "WITH RECURSIVE chain (state_group, prev_state_group, chain_length) AS ("
-            " SELECT state_group, prev_state_group, chain_length FROM state_groups"
-            " WHERE state_group = ?"
-            " UNION ALL"
-            " SELECT g.state_group, g.prev_state_group, g.chain_length"
-            " FROM state_groups g JOIN chain c ON g.state_group = c.prev_state_group)"
-            " SELECT k.type, k.state_key, ev.event_id"
+            _CHAIN_OF_GROUP + " SELECT k.type, k.state_key, ev.event_id"
             " FROM chain c"
             " JOIN state_group_entries e ON e.state_group = c.state_group"
             " JOIN state_keys k ON k.state_key_nid = e.state_key_nid"

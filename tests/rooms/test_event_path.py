@@ -131,7 +131,7 @@ class Room:
     async def current_state(self) -> dict[StateKey, Event]:
         room = await self.events.get_room(self.room_id)
         assert room is not None and room.current_state_group is not None
-        ids = await self.pipeline._state.get_state_ids(room.current_state_group)
+        ids = await StateStore(self.db).get_state_ids(room.current_state_group)
         loaded = await self.events.get_events(list(ids.values()))
         return {key: loaded[event_id] for key, event_id in ids.items()}
 
@@ -153,7 +153,7 @@ class Room:
     def reader(self) -> RoomReader:
         """What serves clients their rooms: /messages, /context, /event."""
         timeline = TimelineStore(self.db, self.events)
-        state = RoomStateReader(self.events, self.pipeline._state, timeline)
+        state = RoomStateReader(self.events, StateStore(self.db), timeline)
 
         async def no_one_ignored(user_id: str) -> frozenset[str]:
             return frozenset()

@@ -230,7 +230,7 @@ async def test_a_fork_is_merged_by_the_next_send(pipeline: EventPipeline, db: Da
 @pytest.mark.parametrize("version", ["1", "2"])
 @pytest_twisted.ensureDeferred
 async def test_v1_format_fork_is_merged_with_reference_hash_pairs(
-    pipeline: EventPipeline, version: str
+    pipeline: EventPipeline, db: Database, version: str
 ) -> None:
     """Rooms v1/v2: the merge resolves the fork (state res v1 resp. v2) and its
     ``prev_events``/``auth_events`` name each event with its stored reference hash."""
@@ -258,7 +258,7 @@ async def test_v1_format_fork_is_merged_with_reference_hash_pairs(
     assert sorted(merged.event.prev_event_ids) == sorted([first.event.event_id, branch.event_id])
     assert await events.get_forward_extremities(room.room_nid) == [merged.event.event_id]
     [after] = (await events.get_state_groups_after([merged.event.event_id])).values()
-    topic = (await pipeline._state.get_state_ids(after))[("m.room.topic", "")]
+    topic = (await StateStore(db).get_state_ids(after))[("m.room.topic", "")]
     assert topic in (first.event.event_id, branch.event_id)
 
 
@@ -313,7 +313,7 @@ async def test_a_room_created_with_its_initial_events_is_one_chain(
     assert await store.get_forward_extremities(room.room_nid) == [second_name.event_id]
     # The stored state after the chain is every event's, the later name winning.
     [group] = (await store.get_state_groups_after([second_name.event_id])).values()
-    state = await pipeline._state.get_state_ids(group)
+    state = await StateStore(db).get_state_ids(group)
     assert state[("m.room.name", "")] == second_name.event_id
     assert state[("m.room.member", ALICE)] == events[1].event_id
     assert len(state) == 5  # create, member, power levels, join rules, name
