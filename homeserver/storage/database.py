@@ -100,7 +100,34 @@ class Database:
         **kwargs: P.kwargs,
     ) -> R:
         """Run ``func(txn, *args, **kwargs)`` in a transaction on a database thread."""
-        result = await self._run(self._pool, self.engine.begin, description, func, *args, **kwargs)
+        result = await self._run(
+            self._pool, self.engine.begin, None, description, func, *args, **kwargs
+        )
+        self._wrote = True
+        return result
+
+    async def run_unsynced(
+        self,
+        description: str,
+        func: Callable[Concatenate[Transaction, P], R],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> R:
+        """Like :meth:`run_interaction`, for derived data that can be recomputed from
+        what is stored (e.g. unread-count checkpoints): the commit does not wait for
+        the disk.  A crash may lose it, never corrupt it, and any later synced commit
+        makes it durable too (on both engines the log is written in order).  Saves an
+        fsync on paths such as ``/sync`` that should never wait for one.
+        """
+        result = await self._run(
+            self._pool,
+            self.engine.begin_unsynced,
+            self.engine.end_unsynced,
+            description,
+            func,
+            *args,
+            **kwargs,
+        )
         self._wrote = True
         return result
 
@@ -119,7 +146,9 @@ class Database:
         (In-memory SQLite has only its one connection: reads share it, unenforced.)
         """
         pool = self._read_pool if self._read_pool is not None else await self._open_read_pool()
-        return await self._run(pool, self.engine.begin_read, description, func, *args, **kwargs)
+        return await self._run(
+            pool, self.engine.begin_read, None, description, func, *args, **kwargs
+        )
 
     async def execute(self, description: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         """Run one statement and return its rows (empty for statements without rows)."""
@@ -156,13 +185,14 @@ class Database:
         self,
         pool: adbapi.ConnectionPool,
         begin: Callable[[Any], None],
+        end: Callable[[Any], None] | None,
         description: str,
         func: Callable[..., R],
         *args: Any,
         **kwargs: Any,
     ) -> R:
         outcome: tuple[R, list[Callable[[], None]]] = await pool.runWithConnection(
-            self._run_transaction, begin, description, func, *args, **kwargs
+            self._run_transaction, begin, end, description, func, *args, **kwargs
         )
         result, after_commit = outcome
         for callback in after_commit:
@@ -173,12 +203,28 @@ class Database:
         self,
         conn: Any,
         begin: Callable[[Any], None],
+        end: Callable[[Any], None] | None,
         description: str,
         func: Callable[..., R],
         *args: Any,
         **kwargs: Any,
     ) -> tuple[R, list[Callable[[], None]]]:
         # Runs on a database thread.
+        try:
+            return self._attempt_transaction(conn, begin, description, func, *args, **kwargs)
+        finally:
+            if end is not None:
+                end(conn)
+
+    def _attempt_transaction(
+        self,
+        conn: Any,
+        begin: Callable[[Any], None],
+        description: str,
+        func: Callable[..., R],
+        *args: Any,
+        **kwargs: Any,
+    ) -> tuple[R, list[Callable[[], None]]]:
         attempt = 1
         while True:
             cursor = conn.cursor()

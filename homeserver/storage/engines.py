@@ -27,6 +27,14 @@ class Engine(abc.ABC):
     def convert_placeholders(self, sql: str) -> str: ...
 
     @abc.abstractmethod
+    def begin_unsynced(self, cursor: Any) -> None:
+        """Begin a write whose commit need not wait for the disk (derived data)."""
+
+    @abc.abstractmethod
+    def end_unsynced(self, conn: Any) -> None:
+        """Undo what :meth:`begin_unsynced` changed on the connection, if anything."""
+
+    @abc.abstractmethod
     def on_new_connection(self, conn: Any) -> None:
         """Prepare a freshly opened connection (pragmas, isolation level)."""
 
@@ -81,6 +89,15 @@ class Sqlite3Engine(Engine):
         # IMMEDIATE takes the write lock up front: a deferred transaction that later
         # writes can fail with SQLITE_BUSY when another process (the CLI) wrote meanwhile.
         cursor.execute("BEGIN IMMEDIATE")
+
+    def begin_unsynced(self, cursor: sqlite3.Cursor) -> None:
+        # Only between transactions: NORMAL in WAL mode skips the fsync at commit; the
+        # next FULL commit syncs the log, this transaction's frames included.
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        self.begin(cursor)
+
+    def end_unsynced(self, conn: Any) -> None:
+        conn.cursor().execute("PRAGMA synchronous=FULL")
 
     def on_new_read_connection(self, conn: sqlite3.Connection) -> None:
         # Opened with mode=ro, so no journal_mode here: the write connection made the
@@ -143,6 +160,15 @@ class PostgresEngine(Engine):
         # psycopg2 opens a transaction implicitly on the first statement; the flag
         # only shapes that BEGIN (no round trip), and must be reset after a read.
         cursor.connection.readonly = False
+
+    def begin_unsynced(self, cursor: Any) -> None:
+        self.begin(cursor)
+        # LOCAL: this transaction only.  Its commit returns before the WAL is flushed;
+        # a crash can lose it, but PostgreSQL never applies a later commit without it.
+        cursor.execute("SET LOCAL synchronous_commit TO OFF")
+
+    def end_unsynced(self, conn: Any) -> None:
+        pass  # SET LOCAL ended with the transaction.
 
     def begin_read(self, cursor: Any) -> None:
         # Sent as "BEGIN ... READ ONLY" with the implicit BEGIN: writes are refused.

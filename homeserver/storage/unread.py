@@ -127,7 +127,9 @@ class UnreadStore:
     async def save_checkpoints(self, user_id: str, checkpoints: Mapping[int, Checkpoint]) -> None:
         """Replace ``user_id``'s checkpoints of these rooms (room NID -> checkpoint)."""
         for part in chunks(sorted(checkpoints), _ROOMS_PER_QUERY):
-            await self._db.run_interaction(
+            # Checkpoints only save recounting: losing one in a crash costs work,
+            # never a wrong count, so /sync does not wait for the disk for them.
+            await self._db.run_unsynced(
                 "unread_save_checkpoints",
                 _save_checkpoints_txn,
                 user_id,

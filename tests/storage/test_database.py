@@ -249,3 +249,29 @@ async def test_in_memory_sqlite_reads_share_the_one_connection() -> None:
         assert await database.execute_read("read", "SELECT id FROM things") == [(1,)]
     finally:
         database.close()
+
+
+def _sync_setting(txn: Transaction) -> str:
+    if txn.engine.dialect == "sqlite":
+        txn.execute("PRAGMA synchronous")
+    else:
+        txn.execute("SHOW synchronous_commit")
+    row = txn.fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_unsynced_write_commits_and_leaves_later_writes_synced(db: Database) -> None:
+    """Derived data may skip the fsync; the connection's next write must not."""
+    await db.run_interaction("make", _make_table)
+    synced = await db.run_interaction("setting", _sync_setting)
+
+    def insert(txn: Transaction) -> str:
+        txn.execute("INSERT INTO things (id, name) VALUES (?, ?)", (7, "derived"))
+        return _sync_setting(txn)
+
+    during = await db.run_unsynced("insert", insert)
+    assert during != synced  # NORMAL (1) / off while it ran, FULL (2) / on otherwise
+    assert await db.execute("read", "SELECT name FROM things WHERE id = 7") == [("derived",)]
+    assert await db.run_interaction("setting", _sync_setting) == synced
