@@ -305,24 +305,17 @@ class RoomReader:
             want = limit - len(chunk)
             if want <= 0:
                 break
-            if direction == "b":
-                rows = await self._timeline.get_graph_page(
-                    room_nid,
-                    after=_key(stop),
-                    up_to=_key(position),
-                    direction="b",
-                    limit=want,
-                    conditions=conditions,
-                )
-            else:
-                rows = await self._timeline.get_graph_page(
-                    room_nid,
-                    after=_key(position),
-                    up_to=_key(stop),
-                    direction="f",
-                    limit=want,
-                    conditions=conditions,
-                )
+            # Backwards the page ends at ``position`` and stops at ``stop``; forwards
+            # the other way round.
+            lower, upper = (stop, position) if direction == "b" else (position, stop)
+            rows = await self._timeline.get_graph_page(
+                room_nid,
+                after=_key(lower),
+                up_to=_key(upper),
+                direction=direction,
+                limit=want,
+                conditions=conditions,
+            )
             if not rows:
                 exhausted = True
                 break
