@@ -364,15 +364,7 @@ class EventPath:
         unavailable."""
         fetched_total = 0
         for _round in range(_MAX_FETCH_ROUNDS):
-            prevs = {p for e in new.values() if not e.internal.outlier for p in e.prev_event_ids}
-            auths = {a for e in new.values() for a in e.auth_event_ids}
-            wanted = (prevs | auths) - set(new)
-            known = await self._events_by_id(view, wanted)
-            missing = {
-                event_id
-                for event_id in wanted
-                if event_id not in known or (event_id in prevs and known[event_id].internal.outlier)
-            }
+            missing, prevs = await self._lacking(view, new)
             if not missing or fetched_total >= _MAX_FETCHED:
                 return missing
             try:
@@ -389,7 +381,23 @@ class EventPath:
                     event.internal.outlier = True
                 new[event.event_id] = event
                 fetched_total += 1
-        return set()
+        return (await self._lacking(view, new))[0]
+
+    async def _lacking(
+        self, view: _RoomView, new: Mapping[str, Event]
+    ) -> tuple[set[str], set[str]]:
+        """The events ``new`` cites that this server lacks (a prev event known only
+        as an outlier counts as lacking), and every prev event cited."""
+        prevs = {p for e in new.values() if not e.internal.outlier for p in e.prev_event_ids}
+        auths = {a for e in new.values() for a in e.auth_event_ids}
+        wanted = (prevs | auths) - set(new)
+        known = await self._events_by_id(view, wanted)
+        missing = {
+            event_id
+            for event_id in wanted
+            if event_id not in known or (event_id in prevs and known[event_id].internal.outlier)
+        }
+        return missing, prevs
 
     async def _missing_prerequisites(
         self, view: _RoomView, event: Event, unavailable: set[str]
@@ -434,14 +442,16 @@ class EventPath:
         current_state = None
         if not self._same_group(context.group, view.current_group):
             current_state = await self._auth_state(view, event, view.current_state)
-        if local:
-            # The precise reason for the sender (the checks below say which step).
-            check_auth_rules(room_version, event, state_before)
         auth_events = await self._events_by_id(view, _auth_ids(room_version, event))
         outcome = check_pdu_on_receipt(
             room_version, event, auth_events, state_before, current_state
         )
         if local and not outcome.is_accepted:
+            # Refused: run the state checks again, alone, so the sender gets the auth
+            # rule's own words rather than the receipt step's summary.
+            check_auth_rules(room_version, event, state_before)
+            if current_state is not None:
+                check_auth_rules(room_version, event, current_state)
             raise AuthError(outcome.reason or "refused")
         if outcome.is_rejected:
             event.internal.rejected_reason = outcome.reason

@@ -16,7 +16,6 @@ import weakref
 from collections.abc import Mapping, Sequence
 
 import attrs
-from twisted.internet import defer
 
 from homeserver.events.event import Event, InternalMetadata, StateKey
 from homeserver.events.room_versions import get_room_version
@@ -25,7 +24,7 @@ from homeserver.storage.event_json import compress_event_json, stored_event_json
 from homeserver.storage.group_commit import GroupCommitter
 from homeserver.storage.state import StateStore, chunks, event_nids_for_ids_txn
 from homeserver.storage.transaction import Transaction
-from homeserver.streams.positions import PositionsWrite, StreamPositions
+from homeserver.streams.positions import LazyStreamPositions, PositionsWrite, StreamPositions
 from homeserver.util.caches import LruCache
 
 
@@ -122,8 +121,10 @@ class EventStore:
         self._rooms: dict[str, RoomRecord] = {}
         self._extremities: dict[int, list[str]] = {}
         self._groups_after: LruCache[str, int] = LruCache(cache_size)
-        self._stream: StreamPositions | None = None
-        self._stream_loading = defer.DeferredLock()
+        # The events stream's tracker: positions come from the ``events_stream``
+        # sequence inside the writing transaction; at start-up everything up to the
+        # highest one stored is visible.
+        self._stream = LazyStreamPositions("events_stream", self._highest_stored)
         self._committer: GroupCommitter[RoomBatch, list[PersistedEvent]] = GroupCommitter(
             self._persist_batches
         )
@@ -570,18 +571,13 @@ class EventStore:
         return (await self._stream_positions()).current
 
     async def _stream_positions(self) -> StreamPositions:
-        """The events stream's tracker: positions come from the ``events_stream``
-        sequence inside the writing transaction; at start-up everything up to the
-        highest one stored is visible."""
-        if self._stream is None:
-            async with self._stream_loading:
-                if self._stream is None:
-                    rows = await self._db.execute(
-                        "get_max_stream_ordering",
-                        "SELECT COALESCE(MAX(stream_ordering), 0) FROM events",
-                    )
-                    self._stream = StreamPositions("events_stream", int(rows[0][0]))
-        return self._stream
+        return await self._stream.get()
+
+    async def _highest_stored(self) -> int:
+        rows = await self._db.execute(
+            "get_max_stream_ordering", "SELECT COALESCE(MAX(stream_ordering), 0) FROM events"
+        )
+        return int(rows[0][0])
 
 
 def relation_of(event: Event) -> tuple[str, str, str | None] | None:

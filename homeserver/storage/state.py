@@ -108,12 +108,8 @@ class StateStore:
         for key in keys:
             nid = self._key_nids.get(key)
             if nid is None:
-                txn.execute(
-                    "SELECT state_key_nid FROM state_keys WHERE type = ? AND state_key = ?", key
-                )
-                row = txn.fetchone()
                 # A key never interned is in no state at all.
-                nid = None if row is None else int(row[0])
+                nid = _stored_key_nid_txn(txn, key)
             if nid is not None:
                 nids[nid] = key
         if not nids:
@@ -294,11 +290,8 @@ class StateStore:
         result = {key: self._key_nids[key] for key in keys if key in self._key_nids}
         unknown = [key for key in keys if key not in result]
         for key in unknown:
-            txn.execute(
-                "SELECT state_key_nid FROM state_keys WHERE type = ? AND state_key = ?", key
-            )
-            row = txn.fetchone()
-            if row is None:
+            stored = _stored_key_nid_txn(txn, key)
+            if stored is None:
                 nid = txn.engine.next_id(txn, "state_key_nids")
                 # Another transaction may be interning the same key right now: the
                 # conflict makes PostgreSQL fail this one as a serialization failure,
@@ -309,20 +302,22 @@ class StateStore:
                     (nid, key[0], key[1]),
                 )
                 if txn.rowcount == 0:
-                    txn.execute(
-                        "SELECT state_key_nid FROM state_keys WHERE type = ? AND state_key = ?",
-                        key,
-                    )
-                    existing = txn.fetchone()
+                    existing = _stored_key_nid_txn(txn, key)
                     assert existing is not None
-                    nid = int(existing[0])
+                    nid = existing
             else:
-                nid = int(row[0])
+                nid = stored
             result[key] = nid
         # Only cache after commit: a rolled-back insert must not leave a phantom nid.
         fresh = {key: result[key] for key in unknown}
         txn.call_after_commit(lambda: self._key_nids.update(fresh))
         return result
+
+
+def _stored_key_nid_txn(txn: Transaction, key: StateKey) -> int | None:
+    txn.execute("SELECT state_key_nid FROM state_keys WHERE type = ? AND state_key = ?", key)
+    row = txn.fetchone()
+    return None if row is None else int(row[0])
 
 
 def event_nids_for_ids_txn(txn: Transaction, event_ids: Sequence[str]) -> dict[str, int]:

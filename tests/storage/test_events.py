@@ -85,16 +85,27 @@ async def persist_linear(
     return store, room_nid, results
 
 
-@pytest_twisted.ensureDeferred
-async def test_linear_room_has_one_extremity_and_the_right_state(db: Database) -> None:
-    builder = standard_room("10")
-    store, room_nid, results = await persist_linear(db, builder)
+async def assert_room_ends_with_the_last_event(
+    db: Database,
+    store: EventStore,
+    builder: DagBuilder,
+    room_nid: int,
+    results: Sequence[PersistedEvent],
+) -> None:
+    """One extremity, the last event, and the current state is the state after it."""
     last = list(builder.events)[-1]
     assert await store.get_forward_extremities(room_nid) == [last]
     room = await store.get_room(builder.room_id)
     assert room is not None and room.current_state_group == results[-1].state_group_after
     assert room.current_state_group is not None
     assert await StateStore(db).get_state_ids(room.current_state_group) == builder.state(last)
+
+
+@pytest_twisted.ensureDeferred
+async def test_linear_room_has_one_extremity_and_the_right_state(db: Database) -> None:
+    builder = standard_room("10")
+    store, room_nid, results = await persist_linear(db, builder)
+    await assert_room_ends_with_the_last_event(db, store, builder, room_nid, results)
 
 
 @pytest_twisted.ensureDeferred
@@ -141,12 +152,7 @@ async def test_events_read_back_byte_for_byte(db: Database) -> None:
 async def test_one_batch_writes_the_same_as_event_by_event(db: Database) -> None:
     builder = standard_room("10")
     store, room_nid, results = await persist_linear(db, builder, one_batch=True)
-    last = list(builder.events)[-1]
-    assert await store.get_forward_extremities(room_nid) == [last]
-    room = await store.get_room(builder.room_id)
-    assert room is not None and room.current_state_group == results[-1].state_group_after
-    assert room.current_state_group is not None
-    assert await StateStore(db).get_state_ids(room.current_state_group) == builder.state(last)
+    await assert_room_ends_with_the_last_event(db, store, builder, room_nid, results)
     assert await store.get_room_members(room_nid) == sorted([ALICE, BOB, CHARLIE])
 
 
