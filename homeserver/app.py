@@ -31,6 +31,7 @@ from homeserver.api.client import filters as filters_servlet
 from homeserver.api.client import hierarchy as hierarchy_servlet
 from homeserver.api.client import legacy as legacy_servlet
 from homeserver.api.client import login as login_servlet
+from homeserver.api.client import presence as presence_servlet
 from homeserver.api.client import profile as profile_servlet
 from homeserver.api.client import push_rules as push_rules_servlet
 from homeserver.api.client import read_markers as read_markers_servlet
@@ -43,6 +44,7 @@ from homeserver.api.client import sync as sync_servlet
 from homeserver.api.client import tags as tags_servlet
 from homeserver.api.client import typing as typing_servlet
 from homeserver.api.client import whois as whois_servlet
+from homeserver.api.client.stream import StreamEndpoint, StreamServices
 from homeserver.auth.account import AccountHandler
 from homeserver.auth.client_registration import ClientRegistrationHandler
 from homeserver.auth.devices import DeviceHandler
@@ -61,15 +63,18 @@ from homeserver.clock import Clock
 from homeserver.config.model import HomeServerConfig, ListenerConfig
 from homeserver.crypto.keys import load_or_create_signing_key
 from homeserver.directory.handler import DirectoryHandler
+from homeserver.events.event import Event
 from homeserver.filtering.handler import FilterHandler
 from homeserver.http.auth import RequestAuthenticator
 from homeserver.http.limits import LISTEN_BACKLOG, ConnectionLimits, ensure_file_descriptors
 from homeserver.http.request import MatrixSite
 from homeserver.http.server import JsonResource, Router
+from homeserver.presence.handler import PresenceHandler
 from homeserver.profile.handler import ProfileHandler
 from homeserver.push.handler import PushRulesHandler
 from homeserver.ratelimit import RateLimiter
 from homeserver.reactor import IServerReactor
+from homeserver.receipts.delivered import DeliveryRecorder
 from homeserver.receipts.handler import ReceiptsHandler
 from homeserver.rooms.assembly import RoomServices, build_room_core, build_rooms
 from homeserver.rooms.carry_over import UpgradeCarryOver
@@ -82,6 +87,7 @@ from homeserver.storage.directory import DirectoryStore
 from homeserver.storage.filters import FilterStore
 from homeserver.storage.login_tokens import LoginTokenStore
 from homeserver.storage.migrations import prepare_database
+from homeserver.storage.presence import PresenceStore
 from homeserver.storage.profiles import ProfileStore
 from homeserver.storage.receipts import ReceiptStore
 from homeserver.storage.refresh_tokens import RefreshTokenStore
@@ -93,6 +99,7 @@ from homeserver.streams.notifier import Notifier
 from homeserver.streams.token import StreamToken
 from homeserver.sync.handler import SyncHandler
 from homeserver.sync.legacy import LegacySyncHandler
+from homeserver.sync.sections import PresenceSection
 from homeserver.sync.sources import SyncSources
 from homeserver.typing.handler import TypingHandler
 from homeserver.unread.counter import UnreadCounter
@@ -117,6 +124,7 @@ class Stores:
     directory: DirectoryStore
     receipts: ReceiptStore
     unread: UnreadStore
+    presence: PresenceStore
 
 
 @attrs.define
@@ -151,6 +159,8 @@ class Handlers:
     typing: TypingHandler
     unread: UnreadCounter
     room_upgrades: RoomUpgradeHandler
+    presence: PresenceHandler
+    deliveries: DeliveryRecorder
 
 
 @attrs.define
@@ -169,10 +179,12 @@ class HomeServer:
     _sync_limiter: RateLimiter = attrs.field(init=False)
     _threads_limiter: RateLimiter = attrs.field(init=False)
     _hierarchy_limiter: RateLimiter = attrs.field(init=False)
+    _presence_limiter: RateLimiter = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         limits = self.config.rate_limits
         self._sync_limiter = RateLimiter(self.clock, limits.sync)
+        self._presence_limiter = RateLimiter(self.clock, limits.presence)
         self._threads_limiter = RateLimiter(self.clock, limits.threads)
         self._hierarchy_limiter = RateLimiter(self.clock, limits.hierarchy)
 
@@ -297,6 +309,8 @@ class HomeServer:
             sync=self.handlers.sync,
             filters=self.handlers.filters,
             limiter=self._sync_limiter,
+            presence=self.handlers.presence,
+            deliveries=self.handlers.deliveries,
         )
         read_markers_servlet.register(
             router,
@@ -335,26 +349,59 @@ class HomeServer:
             router, authenticator=authenticator, receipts=self.handlers.receipts
         )
         typing_servlet.register(router, authenticator=authenticator, typing=self.handlers.typing)
+        presence_servlet.register(
+            router,
+            authenticator=authenticator,
+            presence=self.handlers.presence,
+            limiter=self._presence_limiter,
+        )
 
     def start_background_tasks(self) -> None:
-        """Start periodic work; the last-seen batch is also written at reactor shutdown."""
+        """Start periodic work; the last-seen and presence batches are also written at
+        reactor shutdown."""
         self.handlers.last_seen.start()
+        self.handlers.presence.start()
         self._shutdown_trigger = self.reactor.addSystemEventTrigger(
-            "before", "shutdown", lambda: defer.ensureDeferred(self.handlers.last_seen.stop())
+            "before", "shutdown", lambda: defer.ensureDeferred(self._stop_periodic_work())
         )
+
+    async def _stop_periodic_work(self) -> None:
+        await self.handlers.last_seen.stop()
+        await self.handlers.presence.stop()
+        await self.handlers.deliveries.drain()
 
     async def stop_background_tasks(self) -> None:
         if self._shutdown_trigger is not None:
             self.reactor.removeSystemEventTrigger(self._shutdown_trigger)
             self._shutdown_trigger = None
-        await self.handlers.last_seen.stop()
+        await self._stop_periodic_work()
 
     def start_listening(self) -> None:
         ensure_file_descriptors(sum(listener.max_connections for listener in self.config.listeners))
+        # The WebSocket stream (api/client/stream.py), on every client listener.  One
+        # endpoint per process: at shutdown it closes every open stream with 1001.
+        streams = StreamEndpoint(
+            StreamServices(
+                reactor=self.reactor,
+                authenticator=RequestAuthenticator(self.handlers.tokens),
+                tokens=self.handlers.tokens,
+                sync=self.handlers.sync,
+                filters=self.handlers.filters,
+                typing=self.handlers.typing,
+                receipts=self.handlers.receipts,
+                presence=self.handlers.presence,
+                deliveries=self.handlers.deliveries,
+                sync_limiter=self._sync_limiter,
+                presence_limiter=self._presence_limiter,
+            )
+        )
+        self.reactor.addSystemEventTrigger("before", "shutdown", streams.close_all)
         for listener in self.config.listeners:
+            json_root = JsonResource(self.build_router(listener))
+            root = streams.wrap(json_root) if "client" in listener.resources else json_root
             # One site per listener: its connection cap covers all its bind addresses.
             site = MatrixSite(
-                JsonResource(self.build_router(listener)),
+                root,
                 max_body_size=self.config.max_request_body_size,
                 reactor=self.reactor,
                 limits=ConnectionLimits(
@@ -417,6 +464,41 @@ async def _set_fully_read(
     await account_data.set_room(user_id, room_id, "m.fully_read", {"event_id": event_id})
 
 
+def _track_presence_activity(
+    server_name: str,
+    presence: PresenceHandler,
+    rooms: RoomServices,
+    typing: TypingHandler,
+    receipts: ReceiptsHandler,
+) -> None:
+    """What local users do keeps them online; joining a room exchanges presence with
+    its members (presence/handler.py)."""
+
+    def is_local(user_id: str) -> bool:
+        return user_id.partition(":")[2] == server_name
+
+    typing.on_activity.append(presence.record_activity)
+    receipts.on_activity.append(presence.record_activity)
+
+    def on_new_event(event: Event, _position: int) -> None:
+        # Membership events are also made by the server on a user's behalf (profile
+        # changes, deactivation, guest eviction): not a sign the user is there.
+        if event.type != "m.room.member" and is_local(event.sender):
+            presence.record_activity(event.sender)
+
+    async def on_state_change(event: Event) -> None:
+        if (
+            event.type == "m.room.member"
+            and event.membership == "join"
+            and event.state_key is not None
+            and is_local(event.state_key)
+        ):
+            presence.joined_room(event.state_key, event.room_id)
+
+    rooms.pipeline.on_new_event.append(on_new_event)
+    rooms.pipeline.after_state_change.append(on_state_change)
+
+
 async def build_homeserver(
     config: HomeServerConfig,
     reactor: IServerReactor,
@@ -461,6 +543,7 @@ async def build_homeserver(
         directory=DirectoryStore(database),
         receipts=ReceiptStore(database),
         unread=UnreadStore(database),
+        presence=PresenceStore(database),
     )
     hasher = PasswordHasher(cost=config.password_hash_cost, pepper=config.password_pepper)
     registration = RegistrationHandler(
@@ -542,6 +625,21 @@ async def build_homeserver(
         ],
     )
     typing = TypingHandler(reactor, notifier, rooms.timeline.is_joined)
+    presence = PresenceHandler(
+        reactor=reactor,
+        clock=clock,
+        config=config.presence,
+        store=stores.presence,
+        notifier=notifier,
+    )
+    await presence.load()
+    _track_presence_activity(config.server_name, presence, rooms, typing, receipts)
+    deliveries = DeliveryRecorder(
+        store=stores.receipts,
+        clock=clock,
+        notifier=notifier,
+        config=config.delivery_receipts,
+    )
     unread = UnreadCounter(stores.unread, rooms.events, rooms.state, push_rules)
     room_upgrades = RoomUpgradeHandler(
         server_name=config.server_name,
@@ -571,8 +669,9 @@ async def build_homeserver(
         account_data=account_data,
         receipts=receipts,
         typing=typing,
+        presence=presence,
     )
-    sync = SyncHandler(sync_sources, unread=unread)
+    sync = SyncHandler(sync_sources, unread=unread, sections=[PresenceSection(presence)])
     # spec: modules/guest_access.md — guests leave rooms that stop admitting them.
     rooms.pipeline.after_state_change.append(
         GuestEviction(
@@ -588,6 +687,7 @@ async def build_homeserver(
     notifier.notify("account_data", account_data.current_position())
     notifier.notify("receipts", receipts.current_position())
     notifier.notify("typing", typing.current_position())
+    notifier.notify("presence", presence.current_position())
     handlers = Handlers(
         last_seen=last_seen,
         uia=uia,
@@ -637,6 +737,8 @@ async def build_homeserver(
         typing=typing,
         unread=unread,
         room_upgrades=room_upgrades,
+        presence=presence,
+        deliveries=deliveries,
     )
     return HomeServer(
         config=config,

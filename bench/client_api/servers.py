@@ -109,6 +109,11 @@ class ServerUnderTest:
     def log_path(self) -> Path:
         return self.workdir / "process.log"
 
+    @property
+    def pid(self) -> int | None:
+        """The server process's ID while it runs (``bench_live`` reads its CPU time)."""
+        return None if self._process is None else self._process.pid
+
     def start(self, *, timeout: float = 180.0) -> None:
         """Start the process and wait until ``/health`` answers 200."""
         self._log = self.log_path.open("ab")

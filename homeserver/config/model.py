@@ -60,6 +60,39 @@ class RateLimits:
     sync: RateLimitConfig
     threads: RateLimitConfig
     hierarchy: RateLimitConfig
+    #: ``rc_presence.per_user``: ``PUT /presence`` (Synapse's key and default).
+    presence: RateLimitConfig
+
+
+@attrs.frozen
+class PresenceConfig:
+    """Synapse's ``presence`` section (``use_presence`` is its old spelling of
+    ``enabled``); durations in milliseconds, defaults Synapse's.
+
+    spec: client-server-api/modules/presence.md
+    """
+
+    enabled: bool = True
+    #: Online with no activity for this long: ``unavailable``.
+    idle_timeout_ms: int = 5 * 60_000
+    #: No /sync, WebSocket or heartbeat for this long: ``offline``.
+    sync_online_timeout_ms: int = 30_000
+    #: Activity this recent is ``currently_active``; newer activity inside it is not
+    #: announced again (it only moves ``last_active_ago``).
+    last_active_granularity_ms: int = 60_000
+    #: Initial syncs list offline users too (Synapse's key).
+    include_offline_users_on_sync: bool = False
+
+
+@attrs.frozen
+class DeliveryReceiptsConfig:
+    """Our own: "delivered" ticks (docs/live-status.md)."""
+
+    enabled: bool = True
+    #: Rooms with more joined members than this get no delivered receipts: each
+    #: delivery is a receipt every other member receives, so the traffic grows with
+    #: the square of the room's size.
+    max_joined_members: int = 50
 
 
 @attrs.frozen
@@ -89,3 +122,5 @@ class HomeServerConfig:
     log_level: str
     #: ``POST /register?kind=guest`` creates guest accounts (Synapse's key).
     allow_guest_access: bool = False
+    presence: PresenceConfig = PresenceConfig()
+    delivery_receipts: DeliveryReceiptsConfig = DeliveryReceiptsConfig()

@@ -16,8 +16,10 @@ from homeserver.auth.passwords import Argon2Cost
 from homeserver.config.model import (
     LISTENER_RESOURCES,
     DatabaseConfig,
+    DeliveryReceiptsConfig,
     HomeServerConfig,
     ListenerConfig,
+    PresenceConfig,
     RateLimits,
 )
 from homeserver.config.paths import path_problems
@@ -111,6 +113,8 @@ def parse_config(
         extra_well_known_client_content=root.get_mapping("extra_well_known_client_content", {}),
         log_config=log_config,
         log_level=root.get_choice("log_level", LOG_LEVELS, "INFO"),
+        presence=root.attempt(lambda: _parse_presence(root), PresenceConfig()),
+        delivery_receipts=_parse_delivery_receipts(root),
     )
     if (
         config.enable_registration
@@ -369,6 +373,7 @@ def _parse_rate_limits(root: Section) -> RateLimits:
     login = root.section("rc_login")
     joins = root.section("rc_joins")
     invites = root.section("rc_invites")
+    presence = root.section("rc_presence")
     limits = RateLimits(
         message=message,
         registration=registration,
@@ -383,7 +388,46 @@ def _parse_rate_limits(root: Section) -> RateLimits:
         sync=_parse_rate_limit(root, "rc_sync", 20, 100),
         threads=_parse_rate_limit(root, "rc_threads", 2, 20),
         hierarchy=_parse_rate_limit(root, "rc_hierarchy", 2, 20),
+        presence=_parse_rate_limit(presence, "per_user", 0.1, 1),
     )
-    for section in (login, joins, invites):
+    for section in (login, joins, invites, presence):
         section.finish()
     return limits
+
+
+def _parse_presence(root: Section) -> PresenceConfig:
+    """Synapse's ``presence`` section; its older ``use_presence: false`` still works."""
+    section = root.section("presence", tolerated=("presence_router",))
+    legacy = root.get_bool("use_presence", True)
+    defaults = PresenceConfig()
+    config = PresenceConfig(
+        enabled=section.get_bool("enabled", legacy),
+        idle_timeout_ms=_positive_duration_ms(section, "idle_timeout", defaults.idle_timeout_ms),
+        sync_online_timeout_ms=_positive_duration_ms(
+            section, "sync_online_timeout", defaults.sync_online_timeout_ms
+        ),
+        last_active_granularity_ms=_positive_duration_ms(
+            section, "last_active_granularity", defaults.last_active_granularity_ms
+        ),
+        include_offline_users_on_sync=section.get_bool("include_offline_users_on_sync", False),
+    )
+    section.finish()
+    if config.idle_timeout_ms <= config.last_active_granularity_ms:
+        # As Synapse: an idle user would otherwise still count as currently active.
+        raise ConfigError(
+            "presence.idle_timeout", "must be longer than presence.last_active_granularity"
+        )
+    return config
+
+
+def _parse_delivery_receipts(root: Section) -> DeliveryReceiptsConfig:
+    section = root.section("delivery_receipts")
+    defaults = DeliveryReceiptsConfig()
+    config = DeliveryReceiptsConfig(
+        enabled=section.get_bool("enabled", defaults.enabled),
+        max_joined_members=section.get_int(
+            "max_joined_members", defaults.max_joined_members, minimum=2
+        ),
+    )
+    section.finish()
+    return config

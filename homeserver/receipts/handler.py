@@ -28,6 +28,8 @@ from homeserver.storage.events import EventStore
 from homeserver.storage.receipts import Outcome, ReceiptStore
 from homeserver.streams.notifier import Notifier
 
+#: Our unstable "delivered" receipt type (receipts/delivered.py); the server sets it.
+DELIVERED = "dev.homeserver.delivered"
 READ = "m.read"
 READ_PRIVATE = "m.read.private"
 FULLY_READ = "m.fully_read"
@@ -60,6 +62,8 @@ class ReceiptsHandler:
         self._position = position
         #: Called for ``m.fully_read`` sent to the receipt endpoint, after the checks.
         self.on_fully_read: list[FullyReadCallback] = list(on_fully_read)
+        #: Called with the user ID after each accepted receipt (presence activity).
+        self.on_activity: list[Callable[[str], None]] = []
 
     def current_position(self) -> int:
         """The newest position of the receipts stream announced by this process."""
@@ -92,6 +96,8 @@ class ReceiptsHandler:
             raise errors.not_found("Unknown event in this room")
         if thread_id is not None:
             await self._check_event_in_thread(event, thread_id)
+        for callback in self.on_activity:
+            callback(user_id)
         if receipt_type == FULLY_READ:
             await self._set_fully_read(user_id, room_id, event_id)
             return
@@ -123,12 +129,20 @@ class ReceiptsHandler:
         (from, to]; ``from_position`` 0 gives everyone's latest receipts (initial sync).
 
         Rooms without such receipts are left out.  ``m.read.private`` receipts are
-        included only when they are ``for_user``'s.
+        included only when they are ``for_user``'s, delivered receipts
+        (``receipts/delivered.py``) only when they are not.
         """
         if not room_ids or to_position <= from_position:
             return {}
         receipts = await self._store.get_receipts(
-            room_ids, from_position, to_position, for_user=for_user, private_type=READ_PRIVATE
+            room_ids,
+            from_position,
+            to_position,
+            for_user=for_user,
+            private_type=READ_PRIVATE,
+            # Users have no use for their own delivered receipts; showing them would
+            # also wake every recipient's sync again after each delivery.
+            others_only_type=DELIVERED,
         )
         contents: dict[str, dict[str, Any]] = {}
         for receipt in receipts:

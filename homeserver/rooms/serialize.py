@@ -45,6 +45,12 @@ class Viewer:
     user_id: str
     device_id: str | None = None
     ignored_users: frozenset[str] = frozenset()
+    #: Room ID -> (stream position, membership) of the viewer's current membership
+    #: event, when the caller has it at hand (``/sync``): events after it need no
+    #: membership history.
+    current_memberships: Mapping[str, tuple[int, str]] = attrs.field(
+        factory=dict, eq=False, hash=False
+    )
 
 
 class EventSerializer:
@@ -93,16 +99,30 @@ class EventSerializer:
 
     async def _memberships(self, viewer: Viewer, events: Sequence[Event]) -> _Memberships:
         """The viewer's membership history around ``events``: one query per batch."""
-        positions = [e.internal.stream_ordering for e in events]
-        known = [p for p in positions if p is not None]
-        if not known:
-            return _Memberships({})
-        history = await self._timeline.get_membership_history(
-            viewer.user_id,
-            {e.room_id for e in events if e.internal.stream_ordering is not None},
-            lowest=min(known),
-            highest=max(known),
-        )
+        current = viewer.current_memberships
+        placed = [e for e in events if e.internal.stream_ordering is not None]
+        # Rooms where every event is at or after the viewer's current membership event
+        # need no history: that membership holds for all of them.
+        before_current = {
+            e.room_id
+            for e in placed
+            if (latest := current.get(e.room_id)) is None
+            or (e.internal.stream_ordering or 0) < latest[0]
+        }
+        history: dict[str, list[tuple[int, str]]] = {
+            room_id: [current[room_id]] for room_id in {e.room_id for e in placed} - before_current
+        }
+        needing_history = [e for e in placed if e.room_id in before_current]
+        if needing_history:
+            known = [e.internal.stream_ordering or 0 for e in needing_history]
+            history.update(
+                await self._timeline.get_membership_history(
+                    viewer.user_id,
+                    {e.room_id for e in needing_history},
+                    lowest=min(known),
+                    highest=max(known),
+                )
+            )
         return _Memberships(history)
 
     async def serialize_one(self, event: Event, viewer: Viewer) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import attrs
 
@@ -24,6 +24,7 @@ from homeserver.storage.event_json import compress_event_json, stored_event_json
 from homeserver.storage.group_commit import GroupCommitter
 from homeserver.storage.state import StateStore, chunks, event_nids_for_ids_txn
 from homeserver.storage.transaction import Transaction
+from homeserver.streams.change_cache import StreamChangeCache
 from homeserver.streams.positions import LazyStreamPositions, PositionsWrite, StreamPositions
 from homeserver.util.caches import LruCache
 
@@ -125,6 +126,10 @@ class EventStore:
         # sequence inside the writing transaction; at start-up everything up to the
         # highest one stored is visible.
         self._stream = LazyStreamPositions("events_stream", self._highest_stored)
+        #: Rooms (by nid) with events, and users with membership events, after a
+        #: position; recorded at commit, created with the stream's tracker.
+        self._room_changes: StreamChangeCache[int] | None = None
+        self._membership_changes: StreamChangeCache[str] | None = None
         self._committer: GroupCommitter[RoomBatch, list[PersistedEvent]] = GroupCommitter(
             self._persist_batches
         )
@@ -210,6 +215,9 @@ class EventStore:
             persisted = await self._db.run_interaction(
                 "persist_events", self._persist_batches_txn, batches, positions
             )
+            # Inside the block: leaving it may make the positions visible, and a
+            # reader must then find them in the change caches.
+            self._record_changes(batches, persisted, stream.current)
         # Announcing an event before an earlier position commits would let a reader
         # skip that earlier event for good.
         allocated = [
@@ -571,7 +579,61 @@ class EventStore:
         return (await self._stream_positions()).current
 
     async def _stream_positions(self) -> StreamPositions:
-        return await self._stream.get()
+        stream = await self._stream.get()
+        if self._room_changes is None:
+            # Every write from here on goes through this store: the caches know all
+            # changes after the position stored now.
+            self._room_changes = StreamChangeCache(stream.current)
+            self._membership_changes = StreamChangeCache(stream.current)
+        return stream
+
+    def _record_changes(
+        self,
+        batches: Sequence[RoomBatch],
+        persisted: Sequence[Sequence[PersistedEvent]],
+        visible: int,
+    ) -> None:
+        rooms, memberships = self._room_changes, self._membership_changes
+        assert rooms is not None and memberships is not None
+        allocated = [
+            result.stream_ordering
+            for results in persisted
+            for result in results
+            if result.stream_ordering is not None
+        ]
+        # A current-state change with no position of its own (outliers only) is
+        # recorded past every visible position, so readers always see it as new.
+        write_position = max(allocated, default=visible + 1)
+        for batch, results in zip(batches, persisted, strict=True):
+            for item, result in zip(batch.events, results, strict=True):
+                position = result.stream_ordering
+                if position is None:
+                    continue
+                rooms.record(batch.room_nid, position)
+                event = item.event
+                if event.type == "m.room.member" and event.state_key is not None:
+                    memberships.record(event.state_key, position)
+            # State resolution can move a membership without a new event of its own.
+            if batch.current_state is not None:
+                for event_type, state_key in batch.current_state.changes:
+                    if event_type == "m.room.member":
+                        memberships.record(state_key, write_position)
+
+    async def rooms_changed_since(
+        self, room_nids: Collection[int], position: int
+    ) -> set[int] | None:
+        """Those of ``room_nids`` with events stored after ``position`` (visible or
+        not), from memory; None when the cache cannot tell (ask the database)."""
+        await self._stream_positions()
+        assert self._room_changes is not None
+        return self._room_changes.changed_since(room_nids, position)
+
+    async def membership_changed_since(self, user_id: str, position: int) -> bool | None:
+        """Whether ``user_id`` has membership events stored after ``position``, from
+        memory; None when the cache cannot tell."""
+        await self._stream_positions()
+        assert self._membership_changes is not None
+        return self._membership_changes.has_changed_since(user_id, position)
 
     async def _highest_stored(self) -> int:
         rows = await self._db.execute(

@@ -12,7 +12,7 @@ spec: client-server-api/_index.md#receipts
 from __future__ import annotations
 
 import enum
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 import attrs
 
@@ -89,6 +89,34 @@ class ReceiptStore:
                 ts,
             )
 
+    async def set_delivered(
+        self,
+        deliveries: Sequence[Delivery],
+        receipt_type: str,
+        ts: int,
+        *,
+        max_joined_members: int,
+    ) -> list[tuple[int, str]]:
+        """Move each delivery's receipt of ``receipt_type`` forward, in one transaction;
+        returns (stream position, sender of the event) of each receipt that moved.
+
+        Skipped: users no longer joined, rooms with more than ``max_joined_members``
+        joined members, receipts already at or after the event.
+        """
+        if not deliveries:
+            return []
+        stream = await self._stream.get()
+        with stream.writing() as write:
+            return await self._db.run_interaction(
+                "set_delivered",
+                _set_delivered_txn,
+                write,
+                deliveries,
+                receipt_type,
+                ts,
+                max_joined_members,
+            )
+
     async def wait_until_visible(self, position: int) -> None:
         """Wait until every position up to ``position`` is committed or abandoned:
         only then may it be announced."""
@@ -102,11 +130,18 @@ class ReceiptStore:
         *,
         for_user: str,
         private_type: str,
+        others_only_type: str | None = None,
     ) -> list[Receipt]:
         """Receipts in ``room_ids`` whose latest change is in (from, to].
 
-        Receipts of ``private_type`` are returned only when they are ``for_user``'s.
+        Receipts of ``private_type`` are returned only when they are ``for_user``'s,
+        those of ``others_only_type`` only when they are not.
         """
+
+        others_only = (
+            "" if others_only_type is None else " AND (c.receipt_type <> ? OR c.user_id <> ?)"
+        )
+        others_args = () if others_only_type is None else (others_only_type, for_user)
 
         def read(txn: Transaction) -> list[Receipt]:
             found: list[Receipt] = []
@@ -117,8 +152,8 @@ class ReceiptStore:
                     " c.ts, c.stream_id FROM rooms r JOIN receipts c ON c.room_nid = r.room_nid"
                     f" WHERE r.room_id IN ({marks}) AND c.stream_id > ? AND c.stream_id <= ?"
                     " AND (c.receipt_type <> ? OR c.user_id = ?)"
-                    " ORDER BY c.stream_id",
-                    (*part, from_position, to_position, private_type, for_user),
+                    f"{others_only} ORDER BY c.stream_id",
+                    (*part, from_position, to_position, private_type, for_user, *others_args),
                 )
                 found.extend(
                     Receipt(
@@ -198,3 +233,62 @@ def _set_receipt_txn(
         ),
     )
     return SetResult(Outcome.STORED, stream_id)
+
+
+@attrs.frozen
+class Delivery:
+    """One device of ``user_id`` received ``room_id``'s events up to ``event_id``."""
+
+    room_id: str
+    user_id: str
+    event_id: str
+
+
+def _set_delivered_txn(
+    txn: Transaction,
+    write: PositionsWrite,
+    deliveries: Sequence[Delivery],
+    receipt_type: str,
+    ts: int,
+    max_joined_members: int,
+) -> list[tuple[int, str]]:
+    stored: list[tuple[int, str]] = []
+    small_rooms: dict[str, bool] = {}
+    for delivery in deliveries:
+        small = small_rooms.get(delivery.room_id)
+        if small is None:
+            # Counting stops past the limit, so a huge room costs no more than a small one.
+            txn.execute(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM room_memberships m"
+                " JOIN rooms r ON r.room_nid = m.room_nid"
+                " WHERE r.room_id = ? AND m.membership = 'join' LIMIT ?) AS joined",
+                (delivery.room_id, max_joined_members + 1),
+            )
+            row = txn.fetchone()
+            small = small_rooms[delivery.room_id] = row is not None and row[0] <= max_joined_members
+        if not small:
+            continue
+        txn.execute(
+            "SELECT 1 FROM room_memberships m JOIN rooms r ON r.room_nid = m.room_nid"
+            " WHERE r.room_id = ? AND m.user_id = ? AND m.membership = 'join'",
+            (delivery.room_id, delivery.user_id),
+        )
+        if txn.fetchone() is None:
+            continue  # left (or was kicked) since: never a receipt for a non-member
+        result = _set_receipt_txn(
+            txn,
+            write,
+            delivery.room_id,
+            delivery.user_id,
+            receipt_type,
+            UNTHREADED,
+            delivery.event_id,
+            ts,
+        )
+        if result.outcome is Outcome.STORED:
+            assert result.stream_id is not None
+            txn.execute("SELECT sender FROM events WHERE event_id = ?", (delivery.event_id,))
+            row = txn.fetchone()
+            if row is not None:
+                stored.append((result.stream_id, row[0]))
+    return stored

@@ -9,6 +9,7 @@ never see them.
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Collection, Sequence
 from typing import Literal
 
@@ -19,6 +20,7 @@ from homeserver.storage.database import Database
 from homeserver.storage.events import EventStore
 from homeserver.storage.state import chunks
 from homeserver.storage.transaction import Transaction
+from homeserver.util.caches import LruCache
 
 Direction = Literal["b", "f"]
 
@@ -127,6 +129,12 @@ class TimelineStore:
     def __init__(self, database: Database, events: EventStore) -> None:
         self._db = database
         self._events = events
+        #: user ID -> (events position read at, the user's membership rows): every
+        #: /sync reads them, and they change only with the user's membership (the
+        #: event store's change cache says when) or a forget (which drops the entry).
+        self._memberships: LruCache[str, tuple[int, tuple[MembershipRow, ...]]] = LruCache(50_000)
+        #: Bumped by each forget, so a read that raced it is not cached.
+        self._forgets: collections.Counter[str] = collections.Counter()
 
     async def get_room_events(
         self,
@@ -274,6 +282,15 @@ class TimelineStore:
 
     async def get_memberships_for_user(self, user_id: str) -> list[MembershipRow]:
         """The user's current membership in every room the server knows them in."""
+        cached = self._memberships.get(user_id)
+        if cached is not None:
+            read_at, cached_rows = cached
+            if await self._events.membership_changed_since(user_id, read_at) is False:
+                return list(cached_rows)
+        # Everything up to this position is committed: a change after it is in the
+        # change cache by the time it is visible, and invalidates what is read now.
+        read_at = await self._events.get_max_stream_ordering()
+        forgets = self._forgets[user_id]
         rows = await self._db.execute_read(
             "get_memberships_for_user",
             "SELECT r.room_id, r.room_nid, m.membership, e.event_id, e.stream_ordering,"
@@ -285,7 +302,10 @@ class TimelineStore:
             " WHERE m.user_id = ?",
             user_id,
         )
-        return [_membership_row(row) for row in rows]
+        memberships = [_membership_row(row) for row in rows]
+        if self._forgets[user_id] == forgets:
+            self._memberships.set(user_id, (read_at, tuple(memberships)))
+        return memberships
 
     async def get_membership_changes(
         self, user_id: str, after: int, up_to: int
@@ -499,7 +519,13 @@ class TimelineStore:
                 (user_id, room_nid, int(row[0])),
             )
 
-        await self._db.run_interaction("forget_room", forget)
+        # Before and after: a read of the rows that overlaps the write is not cached.
+        self._forgets[user_id] += 1
+        try:
+            await self._db.run_interaction("forget_room", forget)
+        finally:
+            self._forgets[user_id] += 1
+            self._memberships.invalidate(user_id)
 
     async def _in_order(self, event_ids: list[str]) -> list[Event]:
         events = await self._events.get_events(event_ids)

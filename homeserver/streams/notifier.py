@@ -39,10 +39,17 @@ class _Notification:
 class _Waiter:
     user_id: str
     rooms: frozenset[str]
+    #: What the waiter has already seen.
+    since: StreamToken
     deferred: defer.Deferred[None]
 
     def concerned_by(self, notification: _Notification) -> bool:
         return self.user_id in notification.users or not self.rooms.isdisjoint(notification.rooms)
+
+    def covers(self, notification: _Notification) -> bool:
+        """The waiter's token already includes the notified position (a notification
+        that arrives late, after the waiter computed past it)."""
+        return notification.position <= self.since.get(notification.key)
 
 
 class Notifier:
@@ -84,7 +91,8 @@ class Notifier:
         for room_id in notification.rooms:
             woken.update(self._waiters_by_room.get(room_id, ()))
         for waiter in woken:
-            self._wake(waiter)
+            if not waiter.covers(notification):
+                self._wake(waiter)
 
     async def wait_for_changes(
         self, user_id: str, rooms: Collection[str], since: StreamToken, timeout_ms: int
@@ -95,7 +103,7 @@ class Notifier:
         history), False on timeout.
         """
         room_set = frozenset(rooms)
-        waiter = _Waiter(user_id, room_set, defer.Deferred())
+        waiter = _Waiter(user_id, room_set, since, defer.Deferred())
         if self._missed_change(waiter, since):
             return True
         if timeout_ms <= 0:

@@ -22,10 +22,10 @@ import attrs
 
 from homeserver import errors
 
-StreamKey = Literal["events", "account_data", "receipts", "typing"]
+StreamKey = Literal["events", "account_data", "receipts", "typing", "presence"]
 
 #: Order of positions in the serialised token; append only.
-STREAM_KEYS: tuple[StreamKey, ...] = ("events", "account_data", "receipts", "typing")
+STREAM_KEYS: tuple[StreamKey, ...] = ("events", "account_data", "receipts", "typing", "presence")
 
 _MAX_POSITION = 2**63 - 1
 
@@ -36,6 +36,7 @@ class StreamToken:
     account_data: int = 0
     receipts: int = 0
     typing: int = 0
+    presence: int = 0
 
     def get(self, key: StreamKey) -> int:
         value: int = getattr(self, key)

@@ -22,7 +22,7 @@ spec: client-server-api/_index.md#syncing, #get_matrixclientv3sync,
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -37,6 +37,7 @@ from homeserver.streams.token import StreamToken
 from homeserver.sync.lazy_members import LazyMembersSent
 from homeserver.sync.room_state import LazyMembers, RoomStateSection
 from homeserver.sync.room_timeline import load_timeline
+from homeserver.sync.sections import SectionRequest, SyncSection
 from homeserver.sync.sources import SyncSources
 from homeserver.unread.counter import UnreadCounter
 from homeserver.util.single_flight import SingleFlight
@@ -69,6 +70,18 @@ class SyncRequest:
     filter: FilterCollection
 
 
+@attrs.frozen
+class SyncResult:
+    #: The response body.
+    body: dict[str, Any]
+    #: Room ID -> the newest event of the room's timeline in this response sent by
+    #: someone else: what the user's device receives ("delivered" receipts).
+    deliveries: Mapping[str, str]
+    #: The response carries something besides a new token (a room, account data,
+    #: a section's events): what the WebSocket stream sends a frame for.
+    has_news: bool
+
+
 @attrs.define
 class _RoomPlan:
     """What one room contributes to the response, before serialisation."""
@@ -95,39 +108,48 @@ class SyncHandler:
         sources: SyncSources,
         *,
         unread: UnreadCounter,
+        sections: Sequence[SyncSection] = (),
     ) -> None:
+        """``sections``: the top-level sections besides rooms and account data, in
+        response order (``sync/sections.py``)."""
         self._sources = sources
         self._unread = unread
+        self._sections = tuple(sections)
         self._lazy_members = LazyMembersSent()
         self._room_state = RoomStateSection(sources.state, self._lazy_members)
-        self._in_flight: SingleFlight[tuple[str, str | None, SyncRequest], dict[str, Any]] = (
+        self._in_flight: SingleFlight[tuple[str, str | None, SyncRequest], SyncResult] = (
             SingleFlight()
         )
 
     async def sync(self, requester: Requester, request: SyncRequest) -> dict[str, Any]:
         """The sync response; identical concurrent requests of one device share it."""
+        return (await self.sync_result(requester, request)).body
+
+    async def sync_result(self, requester: Requester, request: SyncRequest) -> SyncResult:
+        """The sync response and what it delivers to the device."""
         key = (requester.user_id, requester.device_id, request)
         return await self._in_flight.run(key, lambda: self._sync(requester, request))
 
-    async def _sync(self, requester: Requester, request: SyncRequest) -> dict[str, Any]:
+    async def _sync(self, requester: Requester, request: SyncRequest) -> SyncResult:
         deadline = self._sources.clock.time_msec() + min(max(request.timeout_ms, 0), MAX_TIMEOUT_MS)
         since = request.since
         while True:
             now = self._sources.notifier.current_token
             response, rooms, plans = await self._build(requester, request, since, now)
             remaining = deadline - self._sources.clock.time_msec()
-            if since is None or request.full_state or _has_news(response) or remaining <= 0:
+            has_news = self._has_news(response)
+            if since is None or request.full_state or has_news or remaining <= 0:
                 self._remember_members_sent(requester, request, plans, now)
-                return response
+                return SyncResult(response, _deliveries(requester.user_id, plans), has_news)
             woken = await self._sources.notifier.wait_for_changes(
                 requester.user_id, rooms, now, int(remaining)
             )
             if not woken:
-                # Nothing happened: an empty answer moving the token to now.
-                response["next_batch"] = self._sources.notifier.current_token.advanced_to(
-                    now
-                ).to_string()
-                return response
+                # Nothing concerning the user happened: the empty answer computed at
+                # ``now``.  Not the notifier's newer position: a change may have moved
+                # it before the notification that wakes this user's rooms (presence
+                # tells the rooms in batches), and skipping it would lose it.
+                return SyncResult(response, {}, False)
 
     async def _build(
         self,
@@ -139,8 +161,13 @@ class SyncHandler:
         user_id = requester.user_id
         filters = request.filter
         ignored = await self._sources.account_data.ignored_users(user_id)
-        viewer = Viewer(user_id, requester.device_id, ignored)
         memberships = await self._sources.timeline.get_memberships_for_user(user_id)
+        viewer = Viewer(
+            user_id,
+            requester.device_id,
+            ignored,
+            current_memberships={m.room_id: (m.stream_ordering, m.membership) for m in memberships},
+        )
         forgotten = {m.room_id for m in memberships if m.forgotten}
         joined_rooms = [m.room_id for m in memberships if m.membership == "join"]
         plans = await self._plan_rooms(
@@ -192,9 +219,16 @@ class SyncHandler:
             "next_batch": now.to_string(),
             "rooms": {section: body for section, body in rooms_body.items() if body},
             "account_data": {"events": filters.account_data.filter(global_account)},
-            "presence": {"events": []},
         }
+        section_request = SectionRequest(user_id, requester.device_id, since, now, filters)
+        for section in self._sections:
+            response[section.key] = await section.build(section_request)
         return response, joined_rooms, plans
+
+    def _has_news(self, response: dict[str, Any]) -> bool:
+        if response["account_data"]["events"] or any(response["rooms"].values()):
+            return True
+        return any(section.has_news(response[section.key]) for section in self._sections)
 
     def _remember_members_sent(
         self, requester: Requester, request: SyncRequest, plans: list[_RoomPlan], now: StreamToken
@@ -239,8 +273,16 @@ class SyncHandler:
                     )
                 )
             return [plan for plan in plans if plan is not None]
-        changes = await self._sources.timeline.get_membership_changes(
-            user_id, since.events, now.events
+        # The in-memory change caches answer "nothing changed" without a query; the
+        # database is asked only about what may have changed.
+        events = self._sources.events
+        membership_moved = await events.membership_changed_since(user_id, since.events)
+        changes = (
+            []
+            if membership_moved is False
+            else await self._sources.timeline.get_membership_changes(
+                user_id, since.events, now.events
+            )
         )
         changed = {row.room_id: row for row in changes}  # the latest change per room wins
         for row in changed.values():
@@ -275,8 +317,9 @@ class SyncHandler:
         if request.full_state:
             busy = set(joined)
         else:
+            maybe_busy = await events.rooms_changed_since(joined, since.events)
             busy = await self._sources.timeline.get_rooms_with_events_after(
-                list(joined), since.events, now.events
+                list(joined if maybe_busy is None else maybe_busy), since.events, now.events
             )
         for room_nid in busy:
             row = joined[room_nid]
@@ -508,7 +551,14 @@ def _empty_joined_room() -> dict[str, Any]:
     }
 
 
-def _has_news(response: dict[str, Any]) -> bool:
-    if response["account_data"]["events"]:
-        return True
-    return any(response["rooms"].values())
+def _deliveries(user_id: str, plans: Sequence[_RoomPlan]) -> dict[str, str]:
+    """Per joined room in the response, its newest timeline event from someone else."""
+    deliveries = {}
+    for plan in plans:
+        if plan.section != "join":
+            continue
+        for event in reversed(plan.timeline):
+            if event.sender != user_id:
+                deliveries[plan.room_id] = event.event_id
+                break
+    return deliveries

@@ -112,8 +112,7 @@ class LegacySyncHandler:
         return {
             "end": now.to_string(),
             "rooms": rooms,
-            # Presence is not implemented: there is never anything to report.
-            "presence": [],
+            "presence": await self._sources.presence.sync_events(user_id, None, now.presence),
             "account_data": _events_of(account.global_data),
             # As Synapse: the receipts of joined rooms, each event with its room.
             "receipts": [{**event, "room_id": room_id} for room_id, event in receipts.items()],
@@ -146,7 +145,11 @@ class LegacySyncHandler:
             body["receipts"] = list(receipts.values())
         else:
             body["receipts"] = []
-        body["presence"] = []
+        body["presence"] = (
+            await self._sources.presence.members_presence(room_id)
+            if body["membership"] == "join"
+            else []
+        )
         body["visibility"] = await self._directory.get_visibility(room_id)
         account = await self._sources.account_data.changes(requester.user_id, 0, now.account_data)
         body["account_data"] = _events_of(account.room_data.get(room_id, {}))
@@ -235,8 +238,9 @@ class LegacySyncHandler:
                 requester.user_id, room_ids, now, int(remaining)
             )
             if not woken:
-                end = self._sources.notifier.current_token.advanced_to(since)
-                return {"chunk": [], "start": start.to_string(), "end": end.to_string()}
+                # ``since`` (covering what was read), not the notifier's newer
+                # position, which may include a change not yet announced to the rooms.
+                return {"chunk": [], "start": start.to_string(), "end": since.to_string()}
 
     async def _peek_access(self, requester: Requester, room_id: str) -> RoomAccess:
         """Access to stream one room: joined, or the room is ``world_readable`` (as

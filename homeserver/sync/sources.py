@@ -7,6 +7,7 @@ import attrs
 
 from homeserver.accountdata.handler import AccountDataHandler
 from homeserver.clock import Clock
+from homeserver.presence.handler import PresenceHandler
 from homeserver.receipts.handler import ReceiptsHandler
 from homeserver.rooms.serialize import EventSerializer
 from homeserver.rooms.state import RoomStateReader
@@ -29,3 +30,4 @@ class SyncSources:
     account_data: AccountDataHandler
     receipts: ReceiptsHandler
     typing: TypingHandler
+    presence: PresenceHandler

@@ -42,6 +42,8 @@ class TypingHandler:
         self._reactor = reactor
         self._notifier = notifier
         self._is_joined = is_joined
+        #: Called with the user ID when someone starts typing (presence activity).
+        self.on_activity: list[Callable[[str], None]] = []
         self._position = int(reactor.seconds() * 1000)
         #: room ID -> user ID -> the timer that ends their typing.
         self._typing: dict[str, dict[str, IDelayedCall]] = {}
@@ -67,6 +69,8 @@ class TypingHandler:
                 timer.cancel()
                 self._remove(room_id, user_id)
             return
+        for callback in self.on_activity:
+            callback(user_id)
         delay = min(max(timeout_ms, 0), MAX_TIMEOUT_MS) / 1000
         if timer is not None:
             # Already typing: only the deadline moves; nobody needs telling.

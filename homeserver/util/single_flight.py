@@ -40,7 +40,13 @@ class SingleFlight(Generic[K, V]):
         """``compute()``'s result, shared with every concurrent caller of the same key."""
         flight = self._flights.get(key)
         if flight is None:
-            flight = _Flight(defer.ensureDeferred(compute()))  # type: ignore[arg-type]
+            result: defer.Deferred[V] = defer.ensureDeferred(compute())  # type: ignore[arg-type]
+            if result.called:
+                # Done without waiting (everything came from caches): nobody to share
+                # it with, and the callbacks below would run before this caller joins.
+                done: V = await result
+                return done
+            flight = _Flight(result)
             self._flights[key] = flight
             flight.result.addBoth(self._finished, key, flight)
         caller: defer.Deferred[Any] = defer.Deferred(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import pytest
 from twisted.internet import defer
+from twisted.python.failure import Failure
 
 from homeserver.util.single_flight import SingleFlight
 
@@ -82,3 +85,26 @@ def test_a_failure_reaches_every_caller() -> None:
         with pytest.raises(ValueError, match="broken"):
             caller.result.raiseException()  # type: ignore[attr-defined]
         caller.addErrback(lambda failure: None)
+
+
+def test_a_computation_that_finishes_without_waiting_answers_its_caller() -> None:
+    # A sync answered wholly from caches completes before its caller could join.
+    flight: SingleFlight[str, str] = SingleFlight()
+
+    async def at_once() -> str:
+        return "answer"
+
+    async def failing_at_once() -> str:
+        raise ValueError("no")
+
+    assert start_with(flight, "k", at_once).result == "answer"
+    assert flight.in_flight() == 0
+    failures: list[Failure] = []
+    start_with(flight, "k", failing_at_once).addErrback(failures.append)
+    assert [failure.check(ValueError) for failure in failures] == [ValueError]
+
+
+def start_with(
+    flight: SingleFlight[str, str], key: str, compute: Callable[[], Awaitable[str]]
+) -> defer.Deferred[str]:
+    return defer.ensureDeferred(flight.run(key, compute))

@@ -15,9 +15,17 @@ from homeserver.http.server import PlainText, Router
 SUPPORTED_SPEC_VERSIONS = [f"v1.{minor}" for minor in range(1, 13)]
 
 
+#: Our unstable extensions (namespace ``dev.homeserver``): the WebSocket sync stream
+#: (docs/websocket-stream.md) and "delivered" receipts (receipts/delivered.py).
+UNSTABLE_FEATURES = {
+    "dev.homeserver.stream": True,
+    "dev.homeserver.delivered_receipts": True,
+}
+
+
 def register(router: Router, *, public_baseurl: str, extra_well_known: dict[str, Any]) -> None:
     async def versions(request: MatrixRequest) -> tuple[int, Any]:
-        return 200, {"versions": SUPPORTED_SPEC_VERSIONS, "unstable_features": {}}
+        return 200, {"versions": SUPPORTED_SPEC_VERSIONS, "unstable_features": UNSTABLE_FEATURES}
 
     well_known = {**extra_well_known, "m.homeserver": {"base_url": public_baseurl}}
 

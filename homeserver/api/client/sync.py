@@ -13,11 +13,12 @@ from homeserver.http.auth import RequestAuthenticator
 from homeserver.http.parsing import query_bool, query_int, query_str
 from homeserver.http.request import MatrixRequest
 from homeserver.http.server import Router, cancel_on_disconnect, client_paths
+from homeserver.presence.handler import PresenceHandler
+from homeserver.presence.record import PRESENCE_STATES
 from homeserver.ratelimit import RateLimiter
+from homeserver.receipts.delivered import DeliveryRecorder
 from homeserver.streams.token import StreamToken
 from homeserver.sync.handler import SyncHandler, SyncRequest
-
-PRESENCE_STATES = ("online", "offline", "unavailable")
 
 
 def register(
@@ -27,7 +28,13 @@ def register(
     sync: SyncHandler,
     filters: FilterHandler,
     limiter: RateLimiter,
+    presence: PresenceHandler,
+    deliveries: DeliveryRecorder,
 ) -> None:
+    """``set_presence``: the request keeps the user connected while it runs
+    (``presence/state.py``); once the response has been handed to the connection,
+    the events it carried count as delivered (``receipts/delivered.py``)."""
+
     @cancel_on_disconnect
     async def get_sync(request: MatrixRequest) -> tuple[int, Any]:
         requester = await authenticator.requester(request)
@@ -43,16 +50,26 @@ def register(
         if set_presence not in PRESENCE_STATES:
             raise errors.invalid_param("'set_presence' must be online, offline or unavailable")
         sync_filter = await filters.resolve(requester.user_id, query_str(request, "filter"))
-        body = await sync.sync(
-            requester,
-            SyncRequest(
-                since=since,
-                timeout_ms=timeout,
-                full_state=full_state,
-                filter=sync_filter,
-            ),
-        )
-        return 200, body
+        connection = presence.connect(requester.user_id, set_presence)
+        try:
+            result = await sync.sync_result(
+                requester,
+                SyncRequest(
+                    since=since,
+                    timeout_ms=timeout,
+                    full_state=full_state,
+                    filter=sync_filter,
+                ),
+            )
+        finally:
+            connection.close()
+        if result.deliveries:
+            # Fires once the response is written out, never if the client left first.
+            request.notifyFinish().addCallbacks(
+                lambda _: deliveries.delivered(requester.user_id, result.deliveries),
+                lambda _: None,
+            )
+        return 200, result.body
 
     for path in client_paths("/sync"):
         router.register("GET", path, get_sync)

@@ -75,7 +75,11 @@ def test_initial_sync_lists_rooms_with_state_and_messages(open_server: ServerPro
     assert invited.status == 200
 
     body = initial_sync(open_server, alice, "?limit=2")
-    assert body["presence"] == []
+    # Alice's own presence (she has been active); Bob, who only invited her, shares
+    # no joined room with her.
+    assert [(e["sender"], e["content"]["presence"]) for e in body["presence"]] == [
+        (alice_id, "online")
+    ]
     assert {"type": "org.example.settings", "content": {"theme": "dark"}} in body["account_data"]
     room = room_of(body, room_id)
     assert room is not None
