@@ -53,6 +53,8 @@ class SetResult:
     outcome: Outcome
     #: The new stream position when ``outcome`` is STORED.
     stream_id: int | None = None
+    #: The receipted event's sender when ``outcome`` is STORED.
+    event_sender: str | None = None
 
 
 class ReceiptStore:
@@ -197,7 +199,7 @@ def _set_receipt_txn(
     ts: int,
 ) -> SetResult:
     txn.execute(
-        "SELECT e.room_nid, e.stream_ordering FROM events e"
+        "SELECT e.room_nid, e.stream_ordering, e.sender FROM events e"
         " JOIN rooms r ON r.room_nid = e.room_nid"
         " WHERE e.event_id = ? AND r.room_id = ? AND e.stream_ordering IS NOT NULL",
         (event_id, room_id),
@@ -205,7 +207,7 @@ def _set_receipt_txn(
     row = txn.fetchone()
     if row is None:
         return SetResult(Outcome.UNKNOWN_EVENT)
-    room_nid, event_stream_ordering = int(row[0]), int(row[1])
+    room_nid, event_stream_ordering, sender = int(row[0]), int(row[1]), str(row[2])
     txn.execute(
         "SELECT event_stream_ordering FROM receipts"
         " WHERE room_nid = ? AND user_id = ? AND receipt_type = ? AND thread_id = ?",
@@ -232,7 +234,7 @@ def _set_receipt_txn(
             stream_id,
         ),
     )
-    return SetResult(Outcome.STORED, stream_id)
+    return SetResult(Outcome.STORED, stream_id, sender)
 
 
 @attrs.frozen
@@ -286,9 +288,6 @@ def _set_delivered_txn(
             ts,
         )
         if result.outcome is Outcome.STORED:
-            assert result.stream_id is not None
-            txn.execute("SELECT sender FROM events WHERE event_id = ?", (delivery.event_id,))
-            row = txn.fetchone()
-            if row is not None:
-                stored.append((result.stream_id, row[0]))
+            assert result.stream_id is not None and result.event_sender is not None
+            stored.append((result.stream_id, result.event_sender))
     return stored
