@@ -53,7 +53,6 @@ import resource
 import signal
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -66,10 +65,11 @@ import aiohttp
 import attrs
 import yaml
 
-from bench.client_api import client, databases
+from bench.client_api import client
 from bench.client_api.client import CLIENT_PREFIX, Client, RequestFailed
 from bench.client_api.report import write_json
-from bench.client_api.servers import ServerUnderTest, prepare_ours, prepare_synapse
+from bench.client_api.servers import ServerUnderTest
+from bench.client_api.turns import each_server
 from bench.client_api.workloads import bounded, latency_figures, percentile
 from bench.cpu_meter import CpuMeter, DatabaseBackends, process_tree
 
@@ -976,29 +976,16 @@ def main(argv: list[str] | None = None) -> int:
     versions: dict[str, str] = {}
     began = time.perf_counter()
     with ExitStack() as stack:
-        if args.workdir is not None:
-            args.workdir.mkdir(parents=True)
-            root = args.workdir.resolve()
-        else:
-            root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-live-")))
-        # One server at a time: the other is not even idling while one is measured.
-        for key in wanted:
-            if args.postgres:
-                database = databases.create_postgres_database(f"bench_live_{key}")
-                stack.callback(databases.drop, database)
-            else:
-                database = databases.sqlite_database(root / key / "data" / "bench.db")
-            prepare = prepare_ours if key == "ours" else prepare_synapse
-            server = prepare(root / key, database, log_level=args.log_level)
-            adjust_config(server, delivery_receipts=not args.no_delivery_receipts)
-            stack.callback(server.stop)
-            started = time.perf_counter()
-            server.start()
+        for key, server in each_server(
+            stack,
+            wanted,
+            bench="live",
+            workdir=args.workdir,
+            postgres=args.postgres,
+            log_level=args.log_level,
+            adjust=partial(adjust_config, delivery_receipts=not args.no_delivery_receipts),
+        ):
             versions[key] = server.version
-            _log(
-                f"{server.name} {server.version} on {server.base_url} ({database.label}), "
-                f"up in {time.perf_counter() - started:.1f}s"
-            )
             results[key] = asyncio.run(
                 run_server(server, sizes, stream=key == "ours" and not args.no_stream)
             )

@@ -20,6 +20,7 @@ from twisted.internet.error import CannotListenError
 
 from homeserver.accountdata.handler import AccountDataHandler
 from homeserver.api import landing
+from homeserver.api.admin import media as admin_media
 from homeserver.api.admin import register as admin_register
 from homeserver.api.admin import registration_tokens as admin_registration_tokens
 from homeserver.api.client import account, discovery
@@ -31,6 +32,7 @@ from homeserver.api.client import filters as filters_servlet
 from homeserver.api.client import hierarchy as hierarchy_servlet
 from homeserver.api.client import legacy as legacy_servlet
 from homeserver.api.client import login as login_servlet
+from homeserver.api.client import media as media_servlet
 from homeserver.api.client import presence as presence_servlet
 from homeserver.api.client import profile as profile_servlet
 from homeserver.api.client import push_rules as push_rules_servlet
@@ -69,6 +71,7 @@ from homeserver.http.auth import RequestAuthenticator
 from homeserver.http.limits import LISTEN_BACKLOG, ConnectionLimits, ensure_file_descriptors
 from homeserver.http.request import MatrixSite
 from homeserver.http.server import JsonResource, Router
+from homeserver.media.assembly import MediaServices, build_media
 from homeserver.presence.handler import PresenceHandler
 from homeserver.profile.handler import ProfileHandler
 from homeserver.push.handler import PushRulesHandler
@@ -161,6 +164,7 @@ class Handlers:
     room_upgrades: RoomUpgradeHandler
     presence: PresenceHandler
     deliveries: DeliveryRecorder
+    media: MediaServices
 
 
 @attrs.define
@@ -180,8 +184,12 @@ class HomeServer:
     _threads_limiter: RateLimiter = attrs.field(init=False)
     _hierarchy_limiter: RateLimiter = attrs.field(init=False)
     _presence_limiter: RateLimiter = attrs.field(init=False)
+    _media_upload_limiter: RateLimiter = attrs.field(init=False)
+    _media_create_limiter: RateLimiter = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
+        self._media_upload_limiter = RateLimiter(self.clock, self.config.media.upload_limit)
+        self._media_create_limiter = RateLimiter(self.clock, self.config.media.create_limit)
         limits = self.config.rate_limits
         self._sync_limiter = RateLimiter(self.clock, limits.sync)
         self._presence_limiter = RateLimiter(self.clock, limits.presence)
@@ -214,7 +222,30 @@ class HomeServer:
                 server_name=self.config.server_name,
                 shared_secret=self.handlers.shared_secret,
             )
+        if self.config.media.enabled and listener.resources & {"client", "media"}:
+            self._register_media_servlets(router)
         return router
+
+    def _register_media_servlets(self, router: Router) -> None:
+        """The content repository and its admin API."""
+        media = self.handlers.media
+        authenticator = RequestAuthenticator(self.handlers.tokens)
+        media_servlet.register(
+            router,
+            media_servlet.MediaServlets(
+                server_name=self.config.server_name,
+                max_upload_size=self.config.max_upload_size,
+                enable_authenticated_media=self.config.media.enable_authenticated_media,
+                authenticator=authenticator,
+                repository=media.repository,
+                media=media.server,
+                threads=media.threads,
+                upload_limiter=self._media_upload_limiter,
+                create_limiter=self._media_create_limiter,
+                previews=media.previews,
+            ),
+        )
+        admin_media.register(router, authenticator=authenticator, maintenance=media.maintenance)
 
     def _register_account_servlets(self, router: Router) -> None:
         """Login, registration, account, device, profile and capability endpoints."""
@@ -361,6 +392,7 @@ class HomeServer:
         reactor shutdown."""
         self.handlers.last_seen.start()
         self.handlers.presence.start()
+        self.handlers.media.maintenance.start()
         self._shutdown_trigger = self.reactor.addSystemEventTrigger(
             "before", "shutdown", lambda: defer.ensureDeferred(self._stop_periodic_work())
         )
@@ -369,6 +401,8 @@ class HomeServer:
         await self.handlers.last_seen.stop()
         await self.handlers.presence.stop()
         await self.handlers.deliveries.drain()
+        await self.handlers.media.drain()
+        await self.handlers.media.maintenance.stop()
 
     async def stop_background_tasks(self) -> None:
         if self._shutdown_trigger is not None:
@@ -396,6 +430,11 @@ class HomeServer:
             )
         )
         self.reactor.addSystemEventTrigger("before", "shutdown", streams.close_all)
+        uploads = media_servlet.UploadBodies(
+            self.handlers.media.threads,
+            self.handlers.media.repository,
+            self.config.max_upload_size,
+        )
         for listener in self.config.listeners:
             json_root = JsonResource(self.build_router(listener))
             root = streams.wrap(json_root) if "client" in listener.resources else json_root
@@ -412,6 +451,7 @@ class HomeServer:
                     max_connections=listener.max_connections,
                 ),
                 x_forwarded=listener.x_forwarded,
+                streamed_bodies=uploads,
             )
             bound_any = False
             for address in listener.bind_addresses:
@@ -682,6 +722,15 @@ async def build_homeserver(
         ).on_state_change
     )
     devices = DeviceHandler(stores.devices, tokens, last_seen)
+    media = build_media(
+        server_name=config.server_name,
+        media_store_path=config.media_store_path,
+        max_upload_size=config.max_upload_size,
+        config=config.media,
+        reactor=reactor,
+        clock=clock,
+        database=database,
+    )
     # Every stream's position as of start-up, so the first tokens handed out are right.
     notifier.notify("events", await rooms.events.get_max_stream_ordering())
     notifier.notify("account_data", account_data.current_position())
@@ -739,6 +788,7 @@ async def build_homeserver(
         room_upgrades=room_upgrades,
         presence=presence,
         deliveries=deliveries,
+        media=media,
     )
     return HomeServer(
         config=config,

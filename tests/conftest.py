@@ -19,6 +19,7 @@ from homeserver.storage.database import Database
 from homeserver.storage.migrations import prepare_database
 from tests.support.accounts import SHARED_SECRET
 from tests.support.postgres import temporary_database
+from tests.support.s3 import s3_server as s3_server  # one moto S3 per test process
 from tests.support.server_process import ServerProcess, free_port, server_config
 
 

@@ -8,11 +8,12 @@ from typing import Any
 import attrs
 
 from homeserver.auth.passwords import Argon2Cost
+from homeserver.config.media import MediaConfig
 from homeserver.ratelimit import RateLimitConfig
 
 #: The listener resource names this server serves (``/health`` is served on every
 #: listener anyway).  Synapse's other names are accepted with a warning until served.
-LISTENER_RESOURCES = frozenset({"client", "health"})
+LISTENER_RESOURCES = frozenset({"client", "health", "media"})
 
 
 @attrs.frozen
@@ -124,3 +125,4 @@ class HomeServerConfig:
     allow_guest_access: bool = False
     presence: PresenceConfig = PresenceConfig()
     delivery_receipts: DeliveryReceiptsConfig = DeliveryReceiptsConfig()
+    media: MediaConfig = MediaConfig()

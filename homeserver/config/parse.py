@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from homeserver.auth.passwords import Argon2Cost
+from homeserver.config.media import MediaConfig, parse_media
 from homeserver.config.model import (
     LISTENER_RESOURCES,
     DatabaseConfig,
@@ -115,6 +116,7 @@ def parse_config(
         log_level=root.get_choice("log_level", LOG_LEVELS, "INFO"),
         presence=root.attempt(lambda: _parse_presence(root), PresenceConfig()),
         delivery_receipts=_parse_delivery_receipts(root),
+        media=root.attempt(lambda: parse_media(root), MediaConfig()),
     )
     if (
         config.enable_registration

@@ -47,6 +47,12 @@ _TIMEOUT_RESPONSE = (
 )
 
 
+#: After answering a request before its body has arrived (a 413), how much more of
+#: the body is read and discarded, and for how long, before the connection closes.
+LINGER_BYTES = 8 * 1024 * 1024
+LINGER_SECONDS = 10.0
+
+
 class Phase(enum.Enum):
     HEADERS = "headers"
     BODY = "body"
@@ -76,6 +82,7 @@ class MatrixChannel(http.HTTPChannel):
         self.phase = Phase.HEADERS
         self._received_anything = False
         self._deadline: IDelayedCall | None = None
+        self._lingered = 0
 
     def callLater(self, period: float, func: Callable[[], object]) -> IDelayedCall:
         """TimeoutMixin's timers, the abort-after-close one (forceAbortClient) among
@@ -88,8 +95,29 @@ class MatrixChannel(http.HTTPChannel):
         super().connectionMade()
         self._enter(Phase.HEADERS, self._limits.header_timeout)
 
+    def refuse_body(self, response: bytes) -> None:
+        """Answer the request being received with ``response`` (a complete HTTP
+        response: a 413) now, and read no more of it.
+
+        What else the client sends is read and thrown away, up to
+        :data:`LINGER_BYTES` or for :data:`LINGER_SECONDS`, so that the answer is not
+        lost to a connection reset while the client is still sending (RFC 9112 §9.6:
+        close "in stages"); then the connection closes.
+        """
+        transport: Any = self.transport
+        if transport is None or self.phase is Phase.CLOSING:
+            return
+        transport.write(response)
+        self._enter(Phase.CLOSING, None)
+        self._lingered = 0
+        self._deadline = self._clock.callLater(LINGER_SECONDS, self.timeoutConnection)
+
     def dataReceived(self, data: bytes) -> None:
         if self.phase is Phase.CLOSING:
+            self._lingered += len(data)
+            transport: Any = self.transport
+            if self._lingered > LINGER_BYTES and transport is not None:
+                transport.abortConnection()
             return
         if self.phase is Phase.IDLE:
             self._enter(Phase.HEADERS, self._limits.header_timeout)

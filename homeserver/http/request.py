@@ -17,7 +17,7 @@ import io
 import logging
 import re
 import time
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IAddress, IReactorTime, ITCPTransport
@@ -45,6 +45,26 @@ class _DiscardingBuffer(io.BytesIO):
         return len(data)
 
 
+class StreamedBody(Protocol):
+    """Where the body of a request that is not buffered in memory goes (a media
+    upload): it gets each chunk as it arrives, and is told when the request ends
+    without anybody claiming it, so it can clean up."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def discard(self) -> None:
+        """The body will not be used (too large, connection lost, request done)."""
+
+
+class StreamedBodyFactory(Protocol):
+    def streamed_body(
+        self, method: bytes, path: bytes, request: MatrixRequest
+    ) -> tuple[StreamedBody, int] | None:
+        """Decides, from the request line and headers, whether a request's body is
+        streamed rather than buffered: None, or the body's sink and the size limit
+        that replaces ``max_body_size`` for it."""
+
+
 class MatrixRequest(server.Request):
     """A twisted.web request that knows its size limit and measures itself."""
 
@@ -52,6 +72,8 @@ class MatrixRequest(server.Request):
     max_body_size: int = 0
     #: Whether X-Forwarded-For/-Proto come from our reverse proxy (``x_forwarded``).
     trust_forwarded_headers: bool = False
+    #: Set by :class:`MatrixSite`: which requests stream their bodies.
+    streamed_body_factory: StreamedBodyFactory | None = None
 
     def __init__(self, channel: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(channel, *args, **kwargs)
@@ -64,23 +86,32 @@ class MatrixRequest(server.Request):
         self.authenticated_user: str | None = None
         #: Set by routing for handlers that stop when the client disconnects.
         self.cancel_on_disconnect = False
+        #: The sink of a streamed body (an upload), if this request has one.
+        self.streamed_body: StreamedBody | None = None
 
     def gotLength(self, length: int | None) -> None:
+        if self.streamed_body_factory is not None:
+            # The request line is parsed but not yet given to the request.
+            channel: Any = self.channel
+            streamed = self.streamed_body_factory.streamed_body(
+                getattr(channel, "_command", b""), getattr(channel, "_path", b""), self
+            )
+            if streamed is not None:
+                self.streamed_body, self.max_body_size = streamed
         if length is not None and length > self.max_body_size:
-            self.body_too_large = True
-            self.content = _DiscardingBuffer()
+            self._refuse_body()
             return
         # Always memory: the limit bounds it.  Twisted would spool bodies over 100 kB,
         # or of unknown length, to a temporary file: disk I/O on the reactor thread,
-        # and a file that body parsing cannot read as bytes.
+        # and a file that body parsing cannot read as bytes.  A streamed body leaves
+        # this empty.
         self.content = io.BytesIO()
 
     def handleContentChunk(self, data: bytes) -> None:
         self._body_received += len(data)
         if self._body_received > self.max_body_size and not self.body_too_large:
             # No (or a lying) Content-Length: we only learn the size as chunks arrive.
-            self.body_too_large = True
-            self.content = _DiscardingBuffer()
+            self._refuse_body()
         if self.body_too_large:
             if self._body_received > self.max_body_size + _DISCARD_ALLOWANCE:
                 assert self.transport is not None
@@ -88,7 +119,61 @@ class MatrixRequest(server.Request):
                 # twisted.web types a request's transport as the plain ITransport.
                 cast(ITCPTransport, self.transport).abortConnection()
             return
+        if self.streamed_body is not None:
+            self.streamed_body.write(data)
+            return
         super().handleContentChunk(data)
+
+    def _refuse_body(self) -> None:
+        """The body is over the limit: answer 413 at once, before reading it.
+
+        A client that reads while it sends (browsers, curl) sees the answer and
+        stops; the channel discards what else arrives for a while, then closes.
+        """
+        self.body_too_large = True
+        self.content = _DiscardingBuffer()
+        self._drop_streamed_body()
+        refuse = getattr(self.channel, "refuse_body", None)
+        if refuse is None:
+            return  # answered when the body is complete (JsonResource)
+        # A "100 Continue" must not follow the final answer.
+        self.requestHeaders.removeHeader(b"expect")
+        body = (
+            b'{"errcode":"M_TOO_LARGE","error":"Request body is larger than the '
+            + str(self.max_body_size).encode("ascii")
+            + b'-byte limit"}'
+        )
+        access_logger.info(
+            "%s - %s %s 413 (body over %d bytes; answered before reading it)",
+            self.client_ip(),
+            getattr(self.channel, "_command", b"-").decode("ascii", "replace"),
+            _ACCESS_TOKEN_IN_QUERY.sub(
+                rb"\1<redacted>", getattr(self.channel, "_path", b"-")
+            ).decode("ascii", "replace"),
+            self.max_body_size,
+        )
+        refuse(
+            b"HTTP/1.1 413 Payload Too Large\r\n"
+            b"Content-Type: application/json\r\n"
+            b"Content-Length: " + str(len(body)).encode("ascii") + b"\r\n"
+            b"Access-Control-Allow-Origin: *\r\n"
+            b"Connection: close\r\n"
+            b"\r\n" + body
+        )
+
+    def _drop_streamed_body(self) -> None:
+        if self.streamed_body is not None:
+            self.streamed_body.discard()
+            self.streamed_body = None
+
+    def connectionLost(self, reason: Any) -> None:
+        self._drop_streamed_body()
+        super().connectionLost(reason)
+
+    def finish(self) -> None:
+        # Whatever the handler did not claim of a streamed body goes now.
+        self._drop_streamed_body()
+        super().finish()
 
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
         # The headers are complete here, and nothing has asked for the address yet.
@@ -137,6 +222,7 @@ class MatrixSite(server.Site):
         reactor: IReactorTime,
         limits: ConnectionLimits | None = None,
         x_forwarded: bool = False,
+        streamed_bodies: StreamedBodyFactory | None = None,
     ) -> None:
         super().__init__(resource, reactor=reactor)
         self._clock = reactor
@@ -150,6 +236,7 @@ class MatrixSite(server.Site):
         class _Request(MatrixRequest):
             max_body_size = site._max_body_size
             trust_forwarded_headers = x_forwarded
+            streamed_body_factory = streamed_bodies
 
         self.requestFactory = _Request
         self.noisy = False

@@ -23,6 +23,7 @@ from twisted.web import resource, server
 
 from homeserver import errors
 from homeserver.errors import TextWithNulError
+from homeserver.http.files import FileResponse
 from homeserver.http.request import MatrixRequest
 
 logger = logging.getLogger(__name__)
@@ -166,6 +167,10 @@ class JsonResource(resource.Resource):
             status, body = invalid.status, invalid.to_json()
         except Exception:
             status, body = _internal_error(request, "failed")
+        if isinstance(body, FileResponse):
+            if not request.finished and not getattr(request, "_disconnected", False):
+                body.send(request)
+            return
         respond_json(request, status, body)
 
     async def _route(self, request: MatrixRequest) -> tuple[int, Any]:

@@ -187,9 +187,8 @@ def test_resource_names_not_served_warn_and_unknown_ones_are_errors() -> None:
         ),
         base_dir=Path("/srv"),
     )
-    assert config.listeners[0].resources == {"client"}
+    assert config.listeners[0].resources == {"client", "media"}
     assert warnings == [
-        "listeners[0].resources[0].names: resource 'media' is not served by this server yet; ignored",
         "listeners[0].resources[0].names: resource 'metrics' is not served by this server yet; ignored",
     ]
     message = error_for(minimal(listeners=[{"port": 8008, "resources": [{"names": ["clinet"]}]}]))

@@ -44,6 +44,10 @@ http {{
             proxy_pass http://127.0.0.1:{upstream_port};
             proxy_http_version 1.1;
             proxy_buffering off;
+            # Media uploads (docs/media.md): the server enforces max_upload_size
+            # itself, and streams the body to disk as nginx passes it on.
+            client_max_body_size 0;
+            proxy_request_buffering off;
             # What Synapse's reverse-proxy guide and most deployments use: the
             # client's own X-Forwarded-For (if any) with $remote_addr appended.
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;

@@ -111,6 +111,12 @@ class ServerProcess:
             self.stop()
             raise RuntimeError(f"{failed}:\n{self.log()}") from None
 
+    @property
+    def pid(self) -> int:
+        """The running server's process ID (for /proc/<pid>/status, say)."""
+        assert self._process is not None, "the server is not running"
+        return self._process.pid
+
     def request(self, method: str, path: str, **kwargs: Any) -> http.Response:
         return http.request(self.base_url, method, path, **kwargs)
 

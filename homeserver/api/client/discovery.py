@@ -20,6 +20,7 @@ SUPPORTED_SPEC_VERSIONS = [f"v1.{minor}" for minor in range(1, 13)]
 UNSTABLE_FEATURES = {
     "dev.homeserver.stream": True,
     "dev.homeserver.delivered_receipts": True,
+    "dev.homeserver.media_info": True,
 }
 
 
