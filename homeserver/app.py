@@ -722,15 +722,7 @@ async def build_homeserver(
         ).on_state_change
     )
     devices = DeviceHandler(stores.devices, tokens, last_seen)
-    media = build_media(
-        server_name=config.server_name,
-        media_store_path=config.media_store_path,
-        max_upload_size=config.max_upload_size,
-        config=config.media,
-        reactor=reactor,
-        clock=clock,
-        database=database,
-    )
+    media = build_media(config, reactor=reactor, clock=clock, database=database)
     # Every stream's position as of start-up, so the first tokens handed out are right.
     notifier.notify("events", await rooms.events.get_max_stream_ordering())
     notifier.notify("account_data", account_data.current_position())

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Coroutine
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -13,7 +12,7 @@ from twisted.internet import defer
 
 from homeserver import __version__
 from homeserver.clock import Clock
-from homeserver.config.media import MediaConfig
+from homeserver.config.model import HomeServerConfig
 from homeserver.http.outbound import OutboundHttpClient
 from homeserver.media import keys
 from homeserver.media.backends.base import MediaBackend
@@ -72,16 +71,17 @@ class MediaServices:
 
 
 def build_media(
+    server_config: HomeServerConfig,
     *,
-    server_name: str,
-    media_store_path: Path,
-    max_upload_size: int,
-    config: MediaConfig,
     reactor: IServerReactor,
     clock: Clock,
     database: Database,
     remote_source: RemoteMediaSource | None = None,
 ) -> MediaServices:
+    server_name = server_config.server_name
+    media_store_path = server_config.media_store_path
+    max_upload_size = server_config.max_upload_size
+    config = server_config.media
     threads = MediaThreads(reactor)
     backend = build_backend(media_store_path, config, threads)
     store = MediaStore(database)

@@ -20,6 +20,7 @@ from twisted.internet import defer, task
 
 from homeserver.clock import Clock
 from homeserver.config.media import MediaConfig, ThumbnailSize, UploadLimit
+from homeserver.config.parse import parse_config
 from homeserver.errors import Codes, MatrixError
 from homeserver.media import assembly, keys
 from homeserver.media.assembly import MediaServices
@@ -538,14 +539,19 @@ async def services(db: Database, tmp_path: Path) -> AsyncIterator[tuple[MediaSer
     own media threads, stopped afterwards), keeping local media 7 days."""
     clock = task.Clock()
     clock.advance(START)
+    config, _ = parse_config(
+        {
+            "server_name": SERVER,
+            "listeners": [{"port": 8008}],
+            "media_store_path": str(tmp_path / "media"),
+            "max_upload_size": "1M",
+            "media_retention": {"local_media_lifetime": "7d"},
+        },
+        base_dir=tmp_path,
+    )
+    assert config.media.local_media_lifetime_ms == 7 * DAY
     built = assembly.build_media(
-        server_name=SERVER,
-        media_store_path=tmp_path / "media",
-        max_upload_size=1024 * 1024,
-        config=MediaConfig(local_media_lifetime_ms=7 * DAY),
-        reactor=installed_reactor(),
-        clock=Clock(clock),
-        database=db,
+        config, reactor=installed_reactor(), clock=Clock(clock), database=db
     )
     yield built, clock
     await built.drain()
