@@ -23,7 +23,7 @@ from homeserver.api import landing
 from homeserver.api.admin import media as admin_media
 from homeserver.api.admin import register as admin_register
 from homeserver.api.admin import registration_tokens as admin_registration_tokens
-from homeserver.api.client import account, discovery
+from homeserver.api.client import account, discovery, keys, room_keys
 from homeserver.api.client import account_data as account_data_servlet
 from homeserver.api.client import capabilities as capabilities_servlet
 from homeserver.api.client import devices as devices_servlet
@@ -65,6 +65,7 @@ from homeserver.clock import Clock
 from homeserver.config.model import HomeServerConfig, ListenerConfig
 from homeserver.crypto.keys import load_or_create_signing_key
 from homeserver.directory.handler import DirectoryHandler
+from homeserver.e2ee.assembly import E2eeServices, build_e2ee
 from homeserver.events.event import Event
 from homeserver.filtering.handler import FilterHandler
 from homeserver.http.auth import RequestAuthenticator
@@ -102,7 +103,7 @@ from homeserver.streams.notifier import Notifier
 from homeserver.streams.token import StreamToken
 from homeserver.sync.handler import SyncHandler
 from homeserver.sync.legacy import LegacySyncHandler
-from homeserver.sync.sections import PresenceSection
+from homeserver.sync.sections import PresenceSection, SyncSection
 from homeserver.sync.sources import SyncSources
 from homeserver.typing.handler import TypingHandler
 from homeserver.unread.counter import UnreadCounter
@@ -165,6 +166,7 @@ class Handlers:
     presence: PresenceHandler
     deliveries: DeliveryRecorder
     media: MediaServices
+    e2ee: E2eeServices
 
 
 @attrs.define
@@ -313,6 +315,9 @@ class HomeServer:
         push_rules_servlet.register(
             router, authenticator=authenticator, push_rules=self.handlers.push_rules
         )
+        room_keys.register(
+            router, authenticator=authenticator, key_backup=self.handlers.e2ee.key_backup
+        )
 
     def _register_directory_servlets(self, router: Router) -> None:
         """Room aliases and the published room directory."""
@@ -380,6 +385,7 @@ class HomeServer:
             router, authenticator=authenticator, receipts=self.handlers.receipts
         )
         typing_servlet.register(router, authenticator=authenticator, typing=self.handlers.typing)
+        keys.register(router, authenticator=authenticator, keys=self.handlers.e2ee.device_keys)
         presence_servlet.register(
             router,
             authenticator=authenticator,
@@ -430,11 +436,7 @@ class HomeServer:
             )
         )
         self.reactor.addSystemEventTrigger("before", "shutdown", streams.close_all)
-        uploads = media_servlet.UploadBodies(
-            self.handlers.media.threads,
-            self.handlers.media.repository,
-            self.config.max_upload_size,
-        )
+        uploads = media_servlet.UploadBodies(self.handlers.media, self.config.max_upload_size)
         for listener in self.config.listeners:
             json_root = JsonResource(self.build_router(listener))
             root = streams.wrap(json_root) if "client" in listener.resources else json_root
@@ -711,7 +713,9 @@ async def build_homeserver(
         typing=typing,
         presence=presence,
     )
-    sync = SyncHandler(sync_sources, unread=unread, sections=[PresenceSection(presence)])
+    e2ee = build_e2ee(database, server_name=config.server_name, clock=clock, account=account)
+    sections: list[SyncSection] = [PresenceSection(presence), e2ee.device_keys.sync]
+    sync = SyncHandler(sync_sources, unread=unread, sections=sections)
     # spec: modules/guest_access.md — guests leave rooms that stop admitting them.
     rooms.pipeline.after_state_change.append(
         GuestEviction(
@@ -781,6 +785,7 @@ async def build_homeserver(
         presence=presence,
         deliveries=deliveries,
         media=media,
+        e2ee=e2ee,
     )
     return HomeServer(
         config=config,

@@ -38,6 +38,10 @@ class Codes:
     BAD_STATE = "M_BAD_STATE"
     NOT_YET_UPLOADED = "M_NOT_YET_UPLOADED"
     CANNOT_OVERWRITE_MEDIA = "M_CANNOT_OVERWRITE_MEDIA"
+    #: Not in the spec's list; what Synapse answers and clients expect when uploaded
+    #: keys carry a signature that does not verify.
+    INVALID_SIGNATURE = "M_INVALID_SIGNATURE"
+    WRONG_ROOM_KEYS_VERSION = "M_WRONG_ROOM_KEYS_VERSION"
 
 
 class MatrixError(Exception):
@@ -154,3 +158,7 @@ class TextWithNulError(ValueError):
     engine and stored data on the other.  JSON columns are unaffected: encoded JSON
     escapes NUL as ``\\u0000``.
     """
+
+
+def invalid_signature(message: str) -> MatrixError:
+    return MatrixError(HTTPStatus.BAD_REQUEST, Codes.INVALID_SIGNATURE, message)

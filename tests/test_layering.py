@@ -102,6 +102,7 @@ def test_types_shared_with_stores_import_no_store() -> None:
         "directory/listing.py",
         "presence/record.py",
         "media/records.py",
+        "e2ee/backup_records.py",
     )
     for name in shared:
         path = PACKAGE_ROOT / name

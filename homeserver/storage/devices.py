@@ -1,7 +1,8 @@
 """Devices and their access tokens: SQL only.  Owns ``devices`` and ``access_tokens``.
 
-Deleting devices also deletes their refresh tokens (``storage.refresh_tokens``) in
-the same transaction, so no token outlives its device.
+Deleting devices also deletes their refresh tokens (``storage.refresh_tokens``) and
+end-to-end keys (``storage.e2e_keys``) in the same transaction, so no token or key
+outlives its device.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import attrs
 # DeviceRecord belongs to the device handler's layer; re-exported here.
 from homeserver.auth.device_record import DeviceRecord as DeviceRecord
 from homeserver.storage.database import Database
+from homeserver.storage.e2e_keys import delete_all_device_keys_txn, delete_device_keys_txn
 from homeserver.storage.refresh_tokens import (
     delete_refresh_tokens_for_devices_txn,
     delete_refresh_tokens_for_user_txn,
@@ -186,6 +188,7 @@ class DeviceStore:
             pairs = [(user_id, device_id) for device_id in device_ids]
             txn.executemany("DELETE FROM access_tokens WHERE user_id = ? AND device_id = ?", pairs)
             delete_refresh_tokens_for_devices_txn(txn, user_id, device_ids)
+            delete_device_keys_txn(txn, user_id, device_ids)
             txn.executemany("DELETE FROM devices WHERE user_id = ? AND device_id = ?", pairs)
 
         await self._db.run_interaction("delete_devices", delete)
@@ -219,6 +222,7 @@ class DeviceStore:
                     (user_id, except_device_id),
                 )
             delete_refresh_tokens_for_user_txn(txn, user_id, except_device_id)
+            delete_all_device_keys_txn(txn, user_id, except_device_id)
             return deleted
 
         return await self._db.run_interaction("delete_all_devices", delete)

@@ -222,13 +222,21 @@ class SyncHandler:
         }
         section_request = SectionRequest(user_id, requester.device_id, since, now, filters)
         for section in self._sections:
-            response[section.key] = await section.build(section_request)
+            body = await section.build(section_request)
+            if section.key is None:
+                response.update(body)
+            else:
+                response[section.key] = body
         return response, joined_rooms, plans
 
     def _has_news(self, response: dict[str, Any]) -> bool:
         if response["account_data"]["events"] or any(response["rooms"].values()):
             return True
-        return any(section.has_news(response[section.key]) for section in self._sections)
+        # A section without a key of its own is asked about the whole response.
+        return any(
+            section.has_news(response if section.key is None else response[section.key])
+            for section in self._sections
+        )
 
     def _remember_members_sent(
         self, requester: Requester, request: SyncRequest, plans: list[_RoomPlan], now: StreamToken

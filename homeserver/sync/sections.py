@@ -31,8 +31,10 @@ class SectionRequest:
 
 
 class SyncSection(Protocol):
-    #: The response key the section fills.
-    key: str
+    @property
+    def key(self) -> str | None:
+        """The response key the section fills; None: the body's own keys are
+        top-level keys of the response (fields about the requesting device)."""
 
     async def build(self, request: SectionRequest) -> dict[str, Any]:
         """The section's body in the response."""

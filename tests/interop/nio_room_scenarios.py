@@ -71,7 +71,12 @@ def checked(response: Any, expected: type) -> Any:
 async def registered(
     base_url: str, *names: str, config: AsyncClientConfig | None = None
 ) -> AsyncIterator[list[AsyncClient]]:
-    """One logged-in nio client per user name, each with its own store, closed at the end."""
+    """One logged-in nio client per user name, each with its own store, closed at the end.
+
+    Without end-to-end encryption: these scenarios are about plaintext rooms, and nio
+    with its crypto on refuses to send to a room it has not synced yet."""
+    if config is None:
+        config = AsyncClientConfig(encryption_enabled=False)
     async with AsyncExitStack() as stack:
         clients: list[AsyncClient] = []
         for name in names:
@@ -487,7 +492,7 @@ async def rate_limited(base_url: str) -> dict[str, Any]:
     """Scenario 7: rc_message's 429 reaches nio intact, and waiting it out works."""
     out: dict[str, Any] = {}
     # max_limit_exceeded=0: hand the 429 back instead of nio sleeping and retrying.
-    config = AsyncClientConfig(max_limit_exceeded=0)
+    config = AsyncClientConfig(max_limit_exceeded=0, encryption_enabled=False)
     async with registered(base_url, "alice", config=config) as (alice,):
         created = checked(
             await alice.room_create(preset=RoomPreset.private_chat), RoomCreateResponse

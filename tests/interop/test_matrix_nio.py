@@ -55,3 +55,21 @@ def test_nio_lists_the_devices_of_two_logins(server: ServerProcess) -> None:
     assert names == {"nio one", "nio two"}
     # The device that listed them has made a request, so it has been seen.
     assert any(d["last_seen_ip"] == "127.0.0.1" and d["has_last_seen_date"] for d in by_id.values())
+
+
+def test_nio_uploads_queries_and_claims_olm_keys(server: ServerProcess) -> None:
+    """nio's own Olm account and signature checks accept what the server serves.
+
+    spec: client-server-api/modules/end_to_end_encryption.md
+    """
+    result = run_scenario("e2e_keys", server)
+    assert result["should_upload"] is True
+    assert result["uploaded_counts"] > 0
+    assert result["sync_count"] == result["uploaded_counts"]
+    assert result["should_upload_after"] is False
+    assert result["queried_ed25519_matches"] is True
+    assert result["queried_curve25519_matches"] is True
+    assert result["display_name"] == "nioalice e2e"
+    assert result["claimed"] == 1
+    assert result["olm_session"] is True
+    assert result["count_after_claim"] == result["uploaded_counts"] - 1

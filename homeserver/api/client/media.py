@@ -29,6 +29,7 @@ from homeserver.http.files import FileResponse
 from homeserver.http.parsing import query_bool, query_int, query_str
 from homeserver.http.request import MatrixRequest, StreamedBody
 from homeserver.http.server import Router
+from homeserver.media.assembly import MediaServices
 from homeserver.media.content_types import base_type, is_inline
 from homeserver.media.ids import is_valid_media_id, is_valid_media_origin
 from homeserver.media.repository import DEFAULT_WAIT_MS, MediaFile, MediaRepository
@@ -70,9 +71,9 @@ class UploadBodies:
     (a :class:`~homeserver.http.request.StreamedBodyFactory`), with
     ``max_upload_size`` as their limit instead of ``max_request_body_size``."""
 
-    def __init__(self, threads: MediaThreads, repository: MediaRepository, max_size: int) -> None:
-        self._threads = threads
-        self._repository = repository
+    def __init__(self, media: MediaServices, max_size: int) -> None:
+        self._threads = media.threads
+        self._repository = media.repository
         self._max_size = max_size
 
     def streamed_body(
