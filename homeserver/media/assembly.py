@@ -14,7 +14,6 @@ from homeserver import __version__
 from homeserver.clock import Clock
 from homeserver.config.model import HomeServerConfig
 from homeserver.http.outbound import OutboundHttpClient
-from homeserver.media import keys
 from homeserver.media.backends.base import MediaBackend
 from homeserver.media.backends.factory import build_backend
 from homeserver.media.maintenance import MediaMaintenance
@@ -136,7 +135,6 @@ def build_media(
                 origin=server_name,
                 media_id=media_id,
                 content_type=file.content_type,
-                key=keys.local_content(media_id),
                 file=file,
             )
             await thumbnails.make_presets(source)

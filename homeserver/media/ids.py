@@ -36,6 +36,11 @@ def is_valid_media_origin(server_name: str) -> bool:
     return "" not in host.split(".")
 
 
+def is_valid_media_path(server_name: str, media_id: str) -> bool:
+    """Both parts of a media path (``/download/{serverName}/{mediaId}``) are valid."""
+    return is_valid_media_origin(server_name) and is_valid_media_id(media_id)
+
+
 def mxc_uri(server_name: str, media_id: str) -> str:
     return f"mxc://{server_name}/{media_id}"
 
@@ -45,6 +50,6 @@ def parse_mxc_uri(uri: str) -> tuple[str, str] | None:
     if not uri.startswith("mxc://"):
         return None
     server_name, slash, media_id = uri[len("mxc://") :].partition("/")
-    if not slash or not is_valid_media_origin(server_name) or not is_valid_media_id(media_id):
+    if not slash or not is_valid_media_path(server_name, media_id):
         return None
     return server_name, media_id

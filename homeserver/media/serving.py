@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from homeserver.config.media import ThumbnailMethod
-from homeserver.media import keys
 from homeserver.media.maintenance import MediaMaintenance
 from homeserver.media.remote import RemoteMediaCache
 from homeserver.media.repository import MediaFile, MediaRepository
@@ -37,12 +36,14 @@ class MediaServer:
         self._maintenance = maintenance
 
     async def download(self, server_name: str, media_id: str, *, timeout_ms: int) -> MediaFile:
-        if server_name == self._repository.server_name:
-            media = await self._repository.open_local(media_id, timeout_ms=timeout_ms)
-        else:
-            media = await self._remote.open(server_name, media_id)
+        media = await self._open(server_name, media_id, timeout_ms)
         self._maintenance.note_access(server_name, media_id)
         return media
+
+    async def _open(self, server_name: str, media_id: str, timeout_ms: int) -> MediaFile:
+        if server_name == self._repository.server_name:
+            return await self._repository.open_local(media_id, timeout_ms=timeout_ms)
+        return await self._remote.open(server_name, media_id)
 
     async def info(self, server_name: str, media_id: str, *, timeout_ms: int) -> dict[str, Any]:
         """What a client puts in an event's ``info`` (``mimetype``, ``size``, ``w``,
@@ -83,18 +84,9 @@ class MediaServer:
         animated: bool,
         timeout_ms: int,
     ) -> MediaFile:
-        if server_name == self._repository.server_name:
-            file = await self._repository.open_local(media_id, timeout_ms=timeout_ms)
-            key = keys.local_content(media_id)
-        else:
-            file = await self._remote.open(server_name, media_id)
-            key = keys.remote_content(server_name, media_id)
+        file = await self._open(server_name, media_id, timeout_ms)
         source = ThumbnailSource(
-            origin=server_name,
-            media_id=media_id,
-            content_type=file.content_type,
-            key=key,
-            file=file,
+            origin=server_name, media_id=media_id, content_type=file.content_type, file=file
         )
         made = await self._thumbnails.thumbnail(source, width, height, method, animated)
         self._maintenance.note_access(server_name, media_id)

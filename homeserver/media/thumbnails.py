@@ -54,7 +54,6 @@ class ThumbnailSource:
     origin: str
     media_id: str
     content_type: str
-    key: str
     file: MediaFile
 
 

@@ -25,7 +25,6 @@ from homeserver import errors
 from homeserver.clock import Clock
 from homeserver.config.media import MediaConfig
 from homeserver.errors import MatrixError
-from homeserver.media import keys
 from homeserver.media.backends.filesystem import TEMP_DIR_NAME, FilesystemBackend
 from homeserver.media.maintenance import MediaMaintenance
 from homeserver.media.remote import FetchedMedia, RemoteMediaCache, RemoteMediaSource
@@ -155,7 +154,6 @@ class Media:
             origin=SERVER,
             media_id=media_id,
             content_type=file.content_type,
-            key=keys.local_content(media_id),
             file=file,
         )
 
@@ -165,7 +163,6 @@ class Media:
             origin=origin,
             media_id=media_id,
             content_type=file.content_type,
-            key=keys.remote_content(origin, media_id),
             file=file,
         )
 

@@ -18,7 +18,7 @@ from homeserver.http.parsing import query_int, query_str
 from homeserver.http.request import MatrixRequest
 from homeserver.http.server import Router
 from homeserver.identifiers import is_valid_user_id
-from homeserver.media.ids import is_valid_media_id, is_valid_media_origin
+from homeserver.media.ids import is_valid_media_path
 from homeserver.media.maintenance import MediaMaintenance
 from homeserver.media.records import LocalMedia
 
@@ -107,7 +107,7 @@ def register(
 
 
 def _check(server_name: str, media_id: str) -> None:
-    if not is_valid_media_origin(server_name) or not is_valid_media_id(media_id):
+    if not is_valid_media_path(server_name, media_id):
         raise errors.not_found("Media not found")
 
 

@@ -31,7 +31,7 @@ from homeserver.http.request import MatrixRequest, StreamedBody
 from homeserver.http.server import Router
 from homeserver.media.assembly import MediaServices
 from homeserver.media.content_types import base_type, is_inline
-from homeserver.media.ids import is_valid_media_id, is_valid_media_origin
+from homeserver.media.ids import is_valid_media_id, is_valid_media_path
 from homeserver.media.repository import DEFAULT_WAIT_MS, MediaFile, MediaRepository
 from homeserver.media.serving import MediaServer, UrlPreviews
 from homeserver.media.spool import UploadSpool
@@ -315,7 +315,7 @@ def _upload_name(request: MatrixRequest) -> str | None:
 
 def _check_media_path(server_name: str, media_id: str) -> None:
     # spec: content_repo.md#content-repo-security-considerations
-    if not is_valid_media_origin(server_name) or not is_valid_media_id(media_id):
+    if not is_valid_media_path(server_name, media_id):
         raise errors.not_found("Media not found")
 
 
