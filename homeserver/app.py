@@ -23,7 +23,7 @@ from homeserver.api import landing
 from homeserver.api.admin import media as admin_media
 from homeserver.api.admin import register as admin_register
 from homeserver.api.admin import registration_tokens as admin_registration_tokens
-from homeserver.api.client import account, discovery, keys, room_keys
+from homeserver.api.client import account, cross_signing, discovery, keys, room_keys, to_device
 from homeserver.api.client import account_data as account_data_servlet
 from homeserver.api.client import capabilities as capabilities_servlet
 from homeserver.api.client import devices as devices_servlet
@@ -315,9 +315,9 @@ class HomeServer:
         push_rules_servlet.register(
             router, authenticator=authenticator, push_rules=self.handlers.push_rules
         )
-        room_keys.register(
-            router, authenticator=authenticator, key_backup=self.handlers.e2ee.key_backup
-        )
+        e2ee = self.handlers.e2ee
+        room_keys.register(router, authenticator=authenticator, key_backup=e2ee.key_backup)
+        to_device.register(router, authenticator=authenticator, to_device=e2ee.to_device)
 
     def _register_directory_servlets(self, router: Router) -> None:
         """Room aliases and the published room directory."""
@@ -386,6 +386,7 @@ class HomeServer:
         )
         typing_servlet.register(router, authenticator=authenticator, typing=self.handlers.typing)
         keys.register(router, authenticator=authenticator, keys=self.handlers.e2ee.device_keys)
+        cross_signing.register(router, authenticator=authenticator, handlers=self.handlers)
         presence_servlet.register(
             router,
             authenticator=authenticator,
@@ -713,8 +714,8 @@ async def build_homeserver(
         typing=typing,
         presence=presence,
     )
-    e2ee = build_e2ee(database, server_name=config.server_name, clock=clock, account=account)
-    sections: list[SyncSection] = [PresenceSection(presence), e2ee.device_keys.sync]
+    e2ee = await build_e2ee(database, config.server_name, clock, account, notifier, rooms)
+    sections: list[SyncSection] = [PresenceSection(presence), *e2ee.sync_sections()]
     sync = SyncHandler(sync_sources, unread=unread, sections=sections)
     # spec: modules/guest_access.md — guests leave rooms that stop admitting them.
     rooms.pipeline.after_state_change.append(

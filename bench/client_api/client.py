@@ -39,6 +39,8 @@ class RequestFailed(Exception):
             detail = body[:200]
         super().__init__(f"{method} {path} -> {status} {detail}")
         self.status = status
+        #: The raw answer (a UIA 401 carries the session to answer with).
+        self.body = body
 
 
 def session(connections: int = 100) -> aiohttp.ClientSession:

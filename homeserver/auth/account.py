@@ -43,6 +43,12 @@ class AccountHandler:
         self._last_seen = last_seen
         self.on_deactivate: list[DeactivateCallback] = []
 
+    @property
+    def on_devices_changed(self) -> list[Callable[[str], Awaitable[None]]]:
+        """Awaited with the user ID after any of the user's devices was renamed or
+        deleted, through this handler or any other (the device store calls them)."""
+        return self._devices.on_devices_changed
+
     async def logout(self, requester: Requester) -> None:
         """Revoke the requester's token and delete its device (with the device's tokens)."""
         if requester.device_id is None:

@@ -15,6 +15,10 @@ from homeserver.ratelimit import RateLimitConfig
 #: listener anyway).  Synapse's other names are accepted with a warning until served.
 LISTENER_RESOURCES = frozenset({"client", "health", "media"})
 
+#: ``encryption_enabled_by_default_for_room_type`` values (Synapse's): every new room,
+#: rooms created with a private preset, or none.
+ROOM_ENCRYPTION_DEFAULTS = ("all", "invite", "off")
+
 
 @attrs.frozen
 class ListenerConfig:
@@ -123,6 +127,10 @@ class HomeServerConfig:
     log_level: str
     #: ``POST /register?kind=guest`` creates guest accounts (Synapse's key).
     allow_guest_access: bool = False
+    #: Which new rooms start with ``m.room.encryption`` (``ROOM_ENCRYPTION_DEFAULTS``).
+    #: ``invite`` where Synapse defaults to ``off``: direct messages and private groups
+    #: are encrypted unless the operator opts out.
+    encryption_enabled_by_default_for_room_type: str = "invite"
     presence: PresenceConfig = PresenceConfig()
     delivery_receipts: DeliveryReceiptsConfig = DeliveryReceiptsConfig()
     media: MediaConfig = MediaConfig()

@@ -16,6 +16,7 @@ from homeserver.auth.passwords import Argon2Cost
 from homeserver.config.media import MediaConfig, parse_media
 from homeserver.config.model import (
     LISTENER_RESOURCES,
+    ROOM_ENCRYPTION_DEFAULTS,
     DatabaseConfig,
     DeliveryReceiptsConfig,
     HomeServerConfig,
@@ -98,6 +99,7 @@ def parse_config(
         ),
         registration_requires_token=root.get_bool("registration_requires_token", False),
         allow_guest_access=root.get_bool("allow_guest_access", False),
+        encryption_enabled_by_default_for_room_type=_parse_room_encryption_default(root),
         registration_shared_secret=root.get_str("registration_shared_secret", None),
         password_hash_cost=password_hash_cost,
         password_pepper=pepper,
@@ -203,6 +205,15 @@ def _parse_default_room_version(root: Section) -> str:
             f"{', '.join(KNOWN_ROOM_VERSIONS)})",
         )
     return default_room_version
+
+
+def _parse_room_encryption_default(root: Section) -> str:
+    key = "encryption_enabled_by_default_for_room_type"
+    if root.read_all_of(key) is False:
+        # YAML reads an unquoted `off` as false; Synapse accepts it the same way.
+        return "off"
+    value: str = root.get_choice(key, ROOM_ENCRYPTION_DEFAULTS, "invite")
+    return value
 
 
 def _parse_argon2_cost(password_config: Section) -> Argon2Cost:

@@ -26,6 +26,8 @@ from unpaddedbase64 import decode_base64
 
 from homeserver import errors
 from homeserver.clock import Clock
+from homeserver.e2ee.cross_signing import CrossSigningHandler
+from homeserver.e2ee.device_lists import DeviceListTracker
 from homeserver.events.canonical import encode_canonical_json
 from homeserver.storage.e2e_keys import E2eKeysStore, KeyRow
 from homeserver.sync.sections import SectionRequest
@@ -39,10 +41,22 @@ _NO_FEDERATION = {"status": 503, "message": "Federation is not available"}
 
 
 class DeviceKeysHandler:
-    def __init__(self, store: E2eKeysStore, *, server_name: str, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: E2eKeysStore,
+        *,
+        server_name: str,
+        clock: Clock,
+        device_lists: DeviceListTracker,
+        cross_signing: CrossSigningHandler,
+    ) -> None:
         self._store = store
         self._server_name = server_name
         self._clock = clock
+        #: Told of new or changed device keys; answers ``/keys/changes``.
+        self.device_lists = device_lists
+        #: Adds the cross-signing keys and signatures to ``/keys/query``.
+        self._cross_signing = cross_signing
         #: The ``/sync`` section of each device's own keys.
         self.sync = DeviceKeysSection(self)
 
@@ -90,14 +104,19 @@ class DeviceKeysHandler:
                 "One-time key already exists with different content: "
                 + ", ".join(sorted(result.conflicts)[:10])
             )
+        if new_device_keys is not None and new_device_keys != stored_json:
+            # New or re-signed device keys: whoever tracks the user must query again.
+            await self.device_lists.user_devices_changed(user_id)
         return {"one_time_key_counts": _with_default(result.counts)}
 
     # -- query -------------------------------------------------------------------
 
-    async def query(self, device_keys: Mapping[str, list[str]]) -> dict[str, Any]:
-        """``POST /keys/query`` for ``{user: [device IDs] or []}`` (already checked).
+    async def query(self, requester: str, device_keys: Mapping[str, list[str]]) -> dict[str, Any]:
+        """``POST /keys/query`` by ``requester`` for ``{user: [device IDs] or []}``
+        (already checked).
 
-        Local users' keys, each device's with ``unsigned.device_display_name``; remote
+        Local users' keys, each device's with ``unsigned.device_display_name``, and
+        their cross-signing keys with the signatures ``requester`` may see; remote
         servers cannot be asked yet, so they are listed in ``failures``.
         """
         result: dict[str, dict[str, Any]] = {}
@@ -114,7 +133,10 @@ class DeviceKeysHandler:
             if stored.display_name is not None:
                 keys["unsigned"] = {"device_display_name": stored.display_name}
             result[stored.user_id][stored.device_id] = keys
-        return {"device_keys": result, "failures": failures}
+        cross_signing = await self._cross_signing.add_to_query(
+            requester, [user_id for user_id, _ in local], result
+        )
+        return {"device_keys": result, "failures": failures, **cross_signing}
 
     # -- claim -------------------------------------------------------------------
 

@@ -153,6 +153,7 @@ def build_rooms(
         membership=membership,
         profiles=profiles,
         directory=directory,
+        encryption_by_default=config.encryption_enabled_by_default_for_room_type,
     )
     reader = RoomReader(
         events=events,

@@ -3,7 +3,8 @@
 1. ``m.room.create``; 2. the creator's join; 3. power levels (defaults merged with
 ``power_level_content_override``); 4. ``m.room.canonical_alias`` for
 ``room_alias_name``; 5. the preset's join rules, history visibility and guest
-access; 6. ``initial_state`` in order; 7. name and topic; 8. invites.  All of them
+access; 6. ``initial_state`` in order, then ``m.room.encryption`` when the server
+encrypts such rooms by default; 7. name and topic; 8. invites.  All of them
 are built and auth-checked before any is stored, then stored together: a request
 whose own events the auth rules refuse (say, an override that leaves the creator
 without power to set the name or to invite) fails with ``M_INVALID_ROOM_STATE`` and
@@ -30,6 +31,13 @@ from homeserver.rooms.membership import MembershipHandler
 from homeserver.rooms.pipeline import EventPipeline, InitialEvent, InitialEventRefused
 
 PRESETS = ("private_chat", "trusted_private_chat", "public_chat")
+
+#: The presets ``encryption_enabled_by_default_for_room_type: invite`` encrypts.
+PRIVATE_PRESETS = frozenset({"private_chat", "trusted_private_chat"})
+
+#: The one room encryption algorithm of the spec.
+#: spec: client-server-api/modules/end_to_end_encryption.md#mroomencryption
+MEGOLM_ALGORITHM = "m.megolm.v1.aes-sha2"
 
 _PRESET_STATE: dict[str, tuple[str, str, str]] = {
     # preset: (join_rule, history_visibility, guest_access)
@@ -87,9 +95,12 @@ class RoomCreationHandler:
         membership: MembershipHandler,
         profiles: ProfileHandler,
         directory: RoomDirectory,
+        encryption_by_default: str = "off",
     ) -> None:
-        """``directory``: claims ``room_alias_name`` and publishes public rooms."""
+        """``directory``: claims ``room_alias_name`` and publishes public rooms.
+        ``encryption_by_default``: ``encryption_enabled_by_default_for_room_type``."""
         self._server_name = server_name
+        self._encryption_by_default = encryption_by_default
         self._default_room_version = default_room_version
         self._pipeline = pipeline
         self._membership = membership
@@ -187,6 +198,13 @@ class RoomCreationHandler:
             ):
                 continue  # overwritten by `name` / `topic` below
             events.append(state(event_type, state_key, content))
+        supplied = initial.get(("m.room.encryption", ""), {})
+        if self._encrypts_by_default(preset) and not isinstance(supplied.get("algorithm"), str):
+            # Right after initial_state, as Synapse does: a client that sets its own
+            # m.room.encryption (other rotation settings, say) keeps it, but one
+            # without an algorithm (`{}`) cannot switch the default off: ours follows
+            # it and is the room's state.
+            events.append(state("m.room.encryption", "", {"algorithm": MEGOLM_ALGORITHM}))
         if request.name is not None:
             events.append(state("m.room.name", "", {"name": request.name}))
         if request.topic is not None:
@@ -201,6 +219,12 @@ class RoomCreationHandler:
             content = await self._membership.invite_content(invitee, is_direct=request.is_direct)
             events.append(state("m.room.member", invitee, content))
         return events
+
+    def _encrypts_by_default(self, preset: str) -> bool:
+        """Whether a new room with this (effective) preset starts encrypted."""
+        if self._encryption_by_default == "all":
+            return True
+        return self._encryption_by_default == "invite" and preset in PRIVATE_PRESETS
 
     async def _check_alias_free(self, alias: str) -> None:
         try:

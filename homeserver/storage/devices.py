@@ -1,13 +1,15 @@
 """Devices and their access tokens: SQL only.  Owns ``devices`` and ``access_tokens``.
 
-Deleting devices also deletes their refresh tokens (``storage.refresh_tokens``) and
-end-to-end keys (``storage.e2e_keys``) in the same transaction, so no token or key
-outlives its device.
+Deleting devices also deletes their refresh tokens (``storage.refresh_tokens``),
+end-to-end keys (``storage.e2e_keys``) and waiting to-device messages
+(``storage.to_device``) in the same transaction, so no token, key or message outlives
+its device.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import attrs
@@ -22,7 +24,13 @@ from homeserver.storage.refresh_tokens import (
     insert_refresh_token_txn,
     revoke_predecessors_txn,
 )
+from homeserver.storage.to_device import (
+    delete_all_device_messages_txn,
+    delete_device_messages_txn,
+)
 from homeserver.storage.transaction import Transaction
+
+logger = logging.getLogger(__name__)
 
 
 @attrs.frozen
@@ -68,6 +76,18 @@ def _device(row: tuple[Any, ...]) -> DeviceRecord:
 class DeviceStore:
     def __init__(self, database: Database) -> None:
         self._db = database
+        #: Awaited with the user ID after a commit renamed or deleted any of the
+        #: user's devices (device-list tracking, e2ee/device_lists.py).  Every path
+        #: that does (device API, logout, password change, deactivation) comes here.
+        self.on_devices_changed: list[Callable[[str], Awaitable[None]]] = []
+
+    async def _devices_changed(self, user_id: str) -> None:
+        for callback in self.on_devices_changed:
+            try:
+                await callback(user_id)
+            except Exception:
+                # The change is committed; only the listener failed.
+                logger.error("devices-changed callback failed for %s", user_id, exc_info=True)
 
     async def add_device_with_token(
         self,
@@ -94,6 +114,11 @@ class DeviceStore:
                 " VALUES (?, ?, ?, ?) ON CONFLICT (user_id, device_id) DO NOTHING",
                 (user_id, device_id, display_name, created_ts),
             )
+            if txn.rowcount == 1:
+                # A new device starts with an empty inbox and no transaction IDs, even
+                # when it reuses the ID of a deleted one: a send that raced that
+                # deletion may have left rows behind (docs/architecture.md).
+                delete_device_messages_txn(txn, user_id, [device_id])
             if replace_existing_tokens:
                 txn.execute(
                     "DELETE FROM access_tokens WHERE user_id = ? AND device_id = ?",
@@ -179,7 +204,10 @@ class DeviceStore:
             )
             return txn.rowcount > 0
 
-        return await self._db.run_interaction("set_device_display_name", rename)
+        renamed = await self._db.run_interaction("set_device_display_name", rename)
+        if renamed:
+            await self._devices_changed(user_id)
+        return renamed
 
     async def delete_devices(self, user_id: str, device_ids: Sequence[str]) -> None:
         """Delete devices with all their access and refresh tokens (unknown ids are ignored)."""
@@ -189,9 +217,12 @@ class DeviceStore:
             txn.executemany("DELETE FROM access_tokens WHERE user_id = ? AND device_id = ?", pairs)
             delete_refresh_tokens_for_devices_txn(txn, user_id, device_ids)
             delete_device_keys_txn(txn, user_id, device_ids)
+            delete_device_messages_txn(txn, user_id, device_ids)
             txn.executemany("DELETE FROM devices WHERE user_id = ? AND device_id = ?", pairs)
 
         await self._db.run_interaction("delete_devices", delete)
+        if device_ids:
+            await self._devices_changed(user_id)
 
     async def delete_all_devices(
         self, user_id: str, *, except_device_id: str | None = None
@@ -223,9 +254,13 @@ class DeviceStore:
                 )
             delete_refresh_tokens_for_user_txn(txn, user_id, except_device_id)
             delete_all_device_keys_txn(txn, user_id, except_device_id)
+            delete_all_device_messages_txn(txn, user_id, except_device_id)
             return deleted
 
-        return await self._db.run_interaction("delete_all_devices", delete)
+        deleted = await self._db.run_interaction("delete_all_devices", delete)
+        if deleted:
+            await self._devices_changed(user_id)
+        return deleted
 
     async def delete_access_token(self, token_id: int) -> None:
         await self._db.execute(

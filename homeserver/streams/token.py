@@ -22,10 +22,20 @@ import attrs
 
 from homeserver import errors
 
-StreamKey = Literal["events", "account_data", "receipts", "typing", "presence"]
+StreamKey = Literal[
+    "events", "account_data", "receipts", "typing", "presence", "to_device", "device_lists"
+]
 
 #: Order of positions in the serialised token; append only.
-STREAM_KEYS: tuple[StreamKey, ...] = ("events", "account_data", "receipts", "typing", "presence")
+STREAM_KEYS: tuple[StreamKey, ...] = (
+    "events",
+    "account_data",
+    "receipts",
+    "typing",
+    "presence",
+    "to_device",
+    "device_lists",
+)
 
 _MAX_POSITION = 2**63 - 1
 
@@ -37,6 +47,8 @@ class StreamToken:
     receipts: int = 0
     typing: int = 0
     presence: int = 0
+    to_device: int = 0
+    device_lists: int = 0
 
     def get(self, key: StreamKey) -> int:
         value: int = getattr(self, key)

@@ -33,11 +33,11 @@ from homeserver.filtering.model import FilterCollection
 from homeserver.rooms.serialize import Viewer
 from homeserver.storage.events import RoomRecord
 from homeserver.storage.timeline import MembershipRow
-from homeserver.streams.token import StreamToken
+from homeserver.streams.token import STREAM_KEYS, StreamToken
 from homeserver.sync.lazy_members import LazyMembersSent
 from homeserver.sync.room_state import LazyMembers, RoomStateSection
 from homeserver.sync.room_timeline import load_timeline
-from homeserver.sync.sections import SectionRequest, SyncSection
+from homeserver.sync.sections import AcknowledgedSection, SectionRequest, SyncSection
 from homeserver.sync.sources import SyncSources
 from homeserver.unread.counter import UnreadCounter
 from homeserver.util.single_flight import SingleFlight
@@ -68,6 +68,10 @@ class SyncRequest:
     timeout_ms: int
     full_state: bool
     filter: FilterCollection
+    #: Syncing with ``since`` acknowledges the response that handed it out: what
+    #: is kept until delivery (to-device messages) may go.  Not for the WebSocket
+    #: stream's own follow-up syncs: its client acknowledges with ``ack`` frames.
+    acknowledges_since: bool = True
 
 
 @attrs.frozen
@@ -133,11 +137,15 @@ class SyncHandler:
     async def _sync(self, requester: Requester, request: SyncRequest) -> SyncResult:
         deadline = self._sources.clock.time_msec() + min(max(request.timeout_ms, 0), MAX_TIMEOUT_MS)
         since = request.since
+        if since is not None and request.acknowledges_since:
+            # Before building: what the device already has is not read again.
+            await self.acknowledge(requester, since)
         while True:
             now = self._sources.notifier.current_token
-            response, rooms, plans = await self._build(requester, request, since, now)
+            response, rooms, plans, paged = await self._build(requester, request, since, now)
             remaining = deadline - self._sources.clock.time_msec()
-            has_news = self._has_news(response)
+            # A section that sent one page of a backlog has more at once.
+            has_news = paged or self._has_news(response)
             if since is None or request.full_state or has_news or remaining <= 0:
                 self._remember_members_sent(requester, request, plans, now)
                 return SyncResult(response, _deliveries(requester.user_id, plans), has_news)
@@ -151,13 +159,28 @@ class SyncHandler:
                 # tells the rooms in batches), and skipping it would lose it.
                 return SyncResult(response, {}, False)
 
+    async def acknowledge(self, requester: Requester, token: StreamToken) -> None:
+        """The device received every response up to ``token`` (a ``next_batch``): the
+        sections that keep things until delivery let them go.  Positions past what
+        this server has handed out are lowered to it (a token from elsewhere must not
+        drop what is still being written)."""
+        if requester.device_id is None:
+            return
+        current = self._sources.notifier.current_token
+        known = StreamToken(*(min(token.get(key), current.get(key)) for key in STREAM_KEYS))
+        for section in self._sections:
+            if isinstance(section, AcknowledgedSection):
+                await section.acknowledge(requester.user_id, requester.device_id, known)
+
     async def _build(
         self,
         requester: Requester,
         request: SyncRequest,
         since: StreamToken | None,
         now: StreamToken,
-    ) -> tuple[dict[str, Any], list[str], list[_RoomPlan]]:
+    ) -> tuple[dict[str, Any], list[str], list[_RoomPlan], bool]:
+        """The response, the joined rooms, the room plans, and whether a section
+        limited ``next_batch`` (:meth:`SectionRequest.limit_token`)."""
         user_id = requester.user_id
         filters = request.filter
         ignored = await self._sources.account_data.ignored_users(user_id)
@@ -227,7 +250,12 @@ class SyncHandler:
                 response.update(body)
             else:
                 response[section.key] = body
-        return response, joined_rooms, plans
+        limits = section_request.token_limits
+        next_batch = StreamToken(
+            *(min(now.get(key), limits.get(key, now.get(key))) for key in STREAM_KEYS)
+        )
+        response["next_batch"] = next_batch.to_string()
+        return response, joined_rooms, plans, next_batch != now
 
     def _has_news(self, response: dict[str, Any]) -> bool:
         if response["account_data"]["events"] or any(response["rooms"].values()):

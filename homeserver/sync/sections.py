@@ -11,13 +11,13 @@ spec: client-server-api/_index.md#get_matrixclientv3sync
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
 from homeserver.filtering.model import FilterCollection
 from homeserver.presence.handler import PresenceHandler
-from homeserver.streams.token import StreamToken
+from homeserver.streams.token import StreamKey, StreamToken
 
 
 @attrs.frozen
@@ -28,6 +28,16 @@ class SectionRequest:
     since: StreamToken | None
     now: StreamToken
     filter: FilterCollection
+    #: Stream -> the position the response's ``next_batch`` may not pass
+    #: (:meth:`limit_token`).
+    token_limits: dict[StreamKey, int] = attrs.field(factory=dict, init=False, eq=False)
+
+    def limit_token(self, key: StreamKey, position: int) -> None:
+        """The section delivered its stream only up to ``position`` (at least the
+        ``since`` position, below ``now``'s): one page of a longer backlog.  The
+        response's ``next_batch`` stops there on that stream, so the next sync carries
+        on from it, and the response counts as news (a waiting ``/sync`` returns)."""
+        self.token_limits[key] = min(position, self.token_limits.get(key, position))
 
 
 class SyncSection(Protocol):
@@ -41,6 +51,17 @@ class SyncSection(Protocol):
 
     def has_news(self, body: dict[str, Any]) -> bool:
         """Whether ``body`` is worth answering a waiting ``/sync`` for."""
+
+
+@runtime_checkable
+class AcknowledgedSection(Protocol):
+    """A section that keeps what it delivers until the device acknowledges it
+    (to-device messages): a section may also implement this."""
+
+    async def acknowledge(self, user_id: str, device_id: str, token: StreamToken) -> None:
+        """The device received every response up to ``token`` (a ``next_batch`` it
+        synced with, or acknowledged on the WebSocket stream); positions are at most
+        the ones handed out."""
 
 
 class PresenceSection:

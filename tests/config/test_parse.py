@@ -288,3 +288,23 @@ def test_paths_are_checked_when_asked(tmp_path: Path) -> None:
         f"signing_key_path: {missing / 'k.key'} does not exist (create one with 'homeserver "
         "generate-config', or copy your Synapse server's key file)"
     ]
+
+
+def test_room_encryption_default_takes_synapse_values_and_defaults_to_invite() -> None:
+    def setting(text: str) -> str:
+        data = yaml.safe_load(f"server_name: example.org\nlisteners: [{{port: 8008}}]\n{text}")
+        config, warnings = parse_config(data, base_dir=Path("/srv"))
+        assert warnings == []
+        return config.encryption_enabled_by_default_for_room_type
+
+    # Synapse's default is off; encrypting private rooms is this server's choice.
+    assert setting("") == "invite"
+    assert setting("encryption_enabled_by_default_for_room_type: all") == "all"
+    # Unquoted, YAML reads off as false: Synapse takes it as off, so do we.
+    assert setting("encryption_enabled_by_default_for_room_type: off") == "off"
+    assert setting("encryption_enabled_by_default_for_room_type: 'off'") == "off"
+    message = error_for(minimal(encryption_enabled_by_default_for_room_type="private"))
+    assert message == (
+        "encryption_enabled_by_default_for_room_type: must be one of all, invite, off, "
+        "got 'private'"
+    )

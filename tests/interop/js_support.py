@@ -109,9 +109,14 @@ def run_scenario(
     server: ServerProcess,
     users: Mapping[str, Mapping[str, Any]],
     *,
+    logins: Mapping[str, Mapping[str, str]] | None = None,
     deadline_s: float = SCENARIO_DEADLINE_S,
 ) -> ScenarioRun:
-    """Run scenario ``name`` with the given clients' credentials against ``server``."""
+    """Run scenario ``name`` with the given clients' credentials against ``server``.
+
+    ``logins`` maps a client name to ``{"user", "password"}`` for clients the scenario
+    logs in itself (a new device appearing mid-scenario).
+    """
     node = require_installed()
     env = dict(os.environ)
     env["JS_SDK_SCENARIO_DEADLINE_MS"] = str(int(deadline_s * 1000))
@@ -119,7 +124,12 @@ def run_scenario(
         done = subprocess.run(
             [node, str(SCENARIOS), name, server.base_url],
             cwd=JS_DIR,
-            input=json.dumps({"users": {k: node_user(v) for k, v in users.items()}}),
+            input=json.dumps(
+                {
+                    "users": {k: node_user(v) for k, v in users.items()},
+                    "logins": {k: dict(v) for k, v in (logins or {}).items()},
+                }
+            ),
             capture_output=True,
             text=True,
             timeout=deadline_s + SUBPROCESS_GRACE_S,

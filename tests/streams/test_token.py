@@ -25,7 +25,7 @@ def test_tokens_from_before_a_stream_existed_still_parse() -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["", "s", "x1_2", "s1__2", "s-1", "s1_2_3_4_5_6", "s１", "s1.5", "s" + "9" * 30]
+    "text", ["", "s", "x1_2", "s1__2", "s-1", "s1_2_3_4_5_6_7_8", "s１", "s1.5", "s" + "9" * 30]
 )
 def test_malformed_tokens_are_invalid_params(text: str) -> None:
     with pytest.raises(MatrixError) as raised:

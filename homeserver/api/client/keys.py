@@ -1,4 +1,5 @@
-"""``POST /keys/upload``, ``POST /keys/query`` and ``POST /keys/claim``.
+"""``POST /keys/upload``, ``POST /keys/query``, ``POST /keys/claim`` and
+``GET /keys/changes`` (answered by the device-list tracker, ``e2ee/device_lists.py``).
 
 The request shapes are checked here; the rules (whose keys, signatures, which key a
 claim gets) are the handler's (``e2ee/device_keys.py``).
@@ -15,10 +16,11 @@ from typing import Any
 from homeserver import errors
 from homeserver.e2ee.device_keys import DeviceKeysHandler
 from homeserver.http.auth import RequestAuthenticator
-from homeserver.http.parsing import parse_json_object
+from homeserver.http.parsing import parse_json_object, query_str
 from homeserver.http.request import MatrixRequest
 from homeserver.http.server import Router, client_paths
 from homeserver.identifiers import is_valid_user_id
+from homeserver.streams.token import StreamToken
 
 #: Users one query or claim may name; a client asks about the members of its
 #: encrypted rooms, batched (matrix-js-sdk and the Rust SDK use a few hundred).
@@ -36,7 +38,7 @@ def register(
         return 200, await keys.upload(requester.user_id, requester.device_id, body)
 
     async def query(request: MatrixRequest) -> tuple[int, Any]:
-        await authenticator.requester(request)
+        requester = await authenticator.requester(request)
         body = parse_json_object(request)
         _check_timeout(body)
         wanted = body.get("device_keys")
@@ -53,7 +55,7 @@ def register(
             devices[user_id] = device_ids
         if sum(len(d) for d in devices.values()) > MAX_DEVICES:
             raise errors.invalid_param("Too many devices in one request")
-        return 200, await keys.query(devices)
+        return 200, await keys.query(requester.user_id, devices)
 
     async def claim(request: MatrixRequest) -> tuple[int, Any]:
         await authenticator.requester(request)
@@ -77,12 +79,27 @@ def register(
             raise errors.invalid_param("Too many devices in one request")
         return 200, await keys.claim(wanted)
 
+    async def changes(request: MatrixRequest) -> tuple[int, Any]:
+        """spec: #get_matrixclientv3keyschanges: both tokens are sync tokens."""
+        requester = await authenticator.requester(request)
+        from_token, to_token = (_required_token(request, name) for name in ("from", "to"))
+        return 200, await keys.device_lists.changes_between(requester.user_id, from_token, to_token)
+
     for path in client_paths("/keys/upload"):
         router.register("POST", path, upload)
     for path in client_paths("/keys/query"):
         router.register("POST", path, query)
     for path in client_paths("/keys/claim"):
         router.register("POST", path, claim)
+    for path in client_paths("/keys/changes"):
+        router.register("GET", path, changes)
+
+
+def _required_token(request: MatrixRequest, name: str) -> StreamToken:
+    text = query_str(request, name)
+    if text is None:
+        raise errors.missing_param(name)
+    return StreamToken.parse(text, param=name)
 
 
 def _check_timeout(body: dict[str, Any]) -> None:

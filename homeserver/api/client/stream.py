@@ -67,7 +67,7 @@ from homeserver.presence.record import PRESENCE_STATES
 from homeserver.ratelimit import RateLimitConfig, RateLimiter
 from homeserver.receipts.delivered import DeliveryRecorder
 from homeserver.receipts.handler import ReceiptsHandler
-from homeserver.streams.token import StreamToken
+from homeserver.streams.token import STREAM_KEYS, StreamToken
 from homeserver.sync.handler import SyncHandler, SyncRequest
 from homeserver.typing.handler import TypingHandler
 from homeserver.util.untrusted_json import parse_json_text
@@ -394,6 +394,9 @@ class _StreamProtocol(WebSocketServerProtocol):
         self._frames = RateLimiter(Clock(services.reactor), CLIENT_FRAME_LIMIT)
         #: Set once we start closing: nothing more is sent or started.
         self._closing = False
+        #: The newest position of each stream in a ``next_batch`` sent on this
+        #: connection: an ``ack`` frame acknowledges at most that much.
+        self._handed_out = session.since or StreamToken()
         self._gone: defer.Deferred[None] = defer.Deferred()
 
     # -- autobahn's callbacks ------------------------------------------------------
@@ -606,6 +609,9 @@ class _StreamProtocol(WebSocketServerProtocol):
                         timeout_ms=0 if first else LONG_POLL_MS,
                         full_state=first and session.full_state,
                         filter=session.sync_filter,
+                        # Only the client's own token acknowledges: what later frames
+                        # carry is acknowledged by ``ack`` frames (or the next connection).
+                        acknowledges_since=first,
                     ),
                 )
             except errors.MatrixError as refused:
@@ -614,14 +620,16 @@ class _StreamProtocol(WebSocketServerProtocol):
                 self._close(CLOSE_INTERNAL_ERROR, refused.errcode, refused.message, **refused.extra)
                 return
             body = result.body
+            next_batch = StreamToken.parse(body["next_batch"], param="next_batch")
             # An empty answer only moves next_batch: not sending it loses nothing, since
             # resuming from the previous token yields the same nothing.
             if first or result.has_news:
                 if not await self._send_checked({"type": "sync", "body": body}):
                     return
+                self._handed_out = self._handed_out.advanced_to(next_batch)
                 if result.deliveries:
                     self._services.deliveries.delivered(self._user_id, result.deliveries)
-            since = StreamToken.parse(body["next_batch"], param="next_batch")
+            since = next_batch
             first = False
 
     # -- client frames -------------------------------------------------------------
@@ -669,6 +677,8 @@ class _StreamProtocol(WebSocketServerProtocol):
             write = self._receipt
         elif kind == "presence":
             write = self._set_presence
+        elif kind == "ack":
+            write = self._ack
         else:
             raise errors.MatrixError(
                 HTTPStatus.BAD_REQUEST, errors.Codes.UNRECOGNIZED, "Unknown frame type"
@@ -707,6 +717,18 @@ class _StreamProtocol(WebSocketServerProtocol):
         await self._services.receipts.set_receipt(
             self._user_id, room_id, receipt_type, event_id, thread_id
         )
+
+    async def _ack(self, frame: dict[str, Any]) -> None:
+        """The client has what the ``sync`` frames up to ``next_batch`` carried: what
+        the server keeps until delivery (to-device messages) may go.  A token ahead of
+        what this connection sent is lowered to it (acknowledging is never a way to
+        drop what was not received)."""
+        token = StreamToken.parse(require_str(frame, "next_batch"), param="next_batch")
+        handed_out = self._handed_out
+        acknowledged = StreamToken(
+            *(min(token.get(key), handed_out.get(key)) for key in STREAM_KEYS)
+        )
+        await self._services.sync.acknowledge(self._session.requester, acknowledged)
 
     async def _set_presence(self, frame: dict[str, Any]) -> None:
         """As ``PUT /presence/{userId}/status``, with its rate limit."""

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from tests.support.matrix import call, register
+import pytest
+
+from tests.support.matrix import call, register, running_server
 from tests.support.server_process import ServerProcess
 
 
@@ -194,3 +197,112 @@ def test_create_room_rejects_bad_input(open_server: ServerProcess) -> None:
     assert (taken.status, taken.json()["errcode"]) == (400, "M_ROOM_IN_USE")
     resolved = call(open_server, "GET", "/directory/room/%23lobby:localhost").json()
     assert resolved["room_id"] == aliased
+
+
+def encryption_of(server: ServerProcess, token: str, room_id: str) -> Any:
+    """The room's ``m.room.encryption`` content, or ``None`` when it has none."""
+    response = call(server, "GET", f"/rooms/{room_id}/state/m.room.encryption/", token=token)
+    if response.status == 404:
+        return None
+    assert response.status == 200, response.body
+    return response.json()
+
+
+MEGOLM = {"algorithm": "m.megolm.v1.aes-sha2"}
+
+
+def test_private_rooms_and_direct_messages_are_encrypted_by_default(
+    open_server: ServerProcess,
+) -> None:
+    """``encryption_enabled_by_default_for_room_type`` is ``invite`` unless configured.
+
+    spec: client-server-api/modules/end_to_end_encryption.md#mroomencryption
+    """
+    alice = register(open_server, "alice")["access_token"]
+    register(open_server, "bob")
+    rooms = {
+        "private_chat": create_room(open_server, alice, preset="private_chat"),
+        "trusted_private_chat": create_room(open_server, alice, preset="trusted_private_chat"),
+        # No preset: a private room gets private_chat, a public one public_chat.
+        "no preset": create_room(open_server, alice),
+        "direct": create_room(open_server, alice, is_direct=True, invite=["@bob:localhost"]),
+        "public_chat": create_room(open_server, alice, preset="public_chat"),
+        "public visibility": create_room(open_server, alice, visibility="public"),
+    }
+    encryption = {kind: encryption_of(open_server, alice, room) for kind, room in rooms.items()}
+    assert encryption == {
+        "private_chat": MEGOLM,
+        "trusted_private_chat": MEGOLM,
+        "no preset": MEGOLM,
+        "direct": MEGOLM,
+        "public_chat": None,
+        "public visibility": None,
+    }
+
+
+def test_default_encryption_follows_initial_state_and_keeps_a_clients_own(
+    open_server: ServerProcess,
+) -> None:
+    alice = register(open_server, "alice")["access_token"]
+    own = {**MEGOLM, "rotation_period_ms": 3_600_000, "rotation_period_msgs": 50}
+    room_id = create_room(
+        open_server,
+        alice,
+        preset="private_chat",
+        name="Secrets",
+        initial_state=[
+            {"type": "m.room.encryption", "content": own},
+            {"type": "m.room.topic", "content": {"topic": "first"}},
+        ],
+    )
+    assert encryption_of(open_server, alice, room_id) == own
+    # Content with no algorithm does not turn the default off (as in Synapse).
+    emptied = create_room(
+        open_server,
+        alice,
+        preset="private_chat",
+        initial_state=[{"type": "m.room.encryption", "content": {}}],
+    )
+    assert encryption_of(open_server, alice, emptied) == MEGOLM
+    plain_id = create_room(
+        open_server,
+        alice,
+        preset="private_chat",
+        name="Plain order",
+        initial_state=[{"type": "m.room.topic", "content": {"topic": "first"}}],
+    )
+    timeline = call(
+        open_server, "GET", f"/rooms/{plain_id}/messages?dir=f&limit=50", token=alice
+    ).json()["chunk"]
+    types = [event["type"] for event in timeline]
+    # spec order: preset state, initial_state (the default encryption with it), name.
+    assert types.count("m.room.encryption") == 1
+    assert (
+        types.index("m.room.guest_access")
+        < types.index("m.room.topic")
+        < types.index("m.room.encryption")
+        < types.index("m.room.name")
+    )
+    public_id = create_room(
+        open_server,
+        alice,
+        preset="public_chat",
+        initial_state=[{"type": "m.room.encryption", "content": MEGOLM}],
+    )
+    # A public room is encrypted when its creator asks.
+    assert encryption_of(open_server, alice, public_id) == MEGOLM
+
+
+@pytest.mark.parametrize("setting", ["all", "off"])
+def test_encryption_by_default_can_cover_every_room_or_none(
+    tmp_path: Path, database_config: dict[str, Any], setting: str
+) -> None:
+    with running_server(
+        tmp_path, database_config, encryption_enabled_by_default_for_room_type=setting
+    ) as server:
+        alice = register(server, f"alice{setting}")["access_token"]
+        private = create_room(server, alice, preset="private_chat")
+        public = create_room(server, alice, preset="public_chat")
+        encrypted = setting == "all"
+        assert encryption_of(server, alice, private) == (MEGOLM if encrypted else None)
+        assert encryption_of(server, alice, public) == (MEGOLM if encrypted else None)

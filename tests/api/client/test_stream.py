@@ -299,6 +299,57 @@ def test_a_client_that_drops_and_resumes_from_its_last_next_batch_gets_each_even
     run(scenario)
 
 
+def test_to_device_messages_come_in_sync_frames_and_go_once_acked(server: ServerProcess) -> None:
+    alice = register(server, "alice")
+    bob = register(server, "bob")
+
+    def send_to_bob(n: int) -> None:
+        response = call(
+            server,
+            "PUT",
+            f"/sendToDevice/m.dummy/txn{n}",
+            token=alice["access_token"],
+            body={"messages": {bob["user_id"]: {bob["device_id"]: {"n": n}}}},
+        )
+        assert response.status == 200, response.body
+
+    def numbers(body: dict[str, Any]) -> list[int]:
+        return [event["content"]["n"] for event in body["to_device"]["events"]]
+
+    async def scenario() -> None:
+        async with open_stream(server, bob["access_token"]) as ws:
+            since = str((await start(ws))["next_batch"])
+            send_to_bob(1)
+            body: dict[str, Any] = {"to_device": {"events": []}}
+            while not numbers(body):
+                body = (await frame_of_type(ws, "sync"))["body"]
+            assert body["to_device"]["events"] == [
+                {"sender": alice["user_id"], "type": "m.dummy", "content": {"n": 1}}
+            ]
+            # Sent in a frame but not acknowledged: still there for a client that
+            # resumes from the earlier token (the stream's own syncs never delete).
+            async with open_stream(server, bob["access_token"], since=since) as again:
+                assert numbers(await start(again)) == [1]
+            await ws.send(json.dumps({"type": "ack", "id": 1, "next_batch": "nonsense"}))
+            refused = await frame_of_type(ws, "error")
+            assert (refused["errcode"], refused["id"]) == ("M_INVALID_PARAM", 1)
+            await ws.send(json.dumps({"type": "ack", "id": 2, "next_batch": body["next_batch"]}))
+            assert await frame_of_type(ws, "ok") == {"type": "ok", "id": 2}
+        async with open_stream(server, bob["access_token"], since=since) as ws:
+            assert numbers(await start(ws)) == []
+        # Connecting with a token acknowledges it, as /sync does.
+        send_to_bob(2)
+        async with open_stream(server, bob["access_token"], since=since) as ws:
+            body = await start(ws)
+            assert numbers(body) == [2]
+        async with open_stream(server, bob["access_token"], since=body["next_batch"]) as ws:
+            assert numbers(await start(ws)) == []
+        async with open_stream(server, bob["access_token"], since=since) as ws:
+            assert numbers(await start(ws)) == []
+
+    run(scenario)
+
+
 # -- heartbeat and presence -----------------------------------------------------------
 
 

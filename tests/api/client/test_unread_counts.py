@@ -142,3 +142,48 @@ def test_highlight_count_survives_checkpointing(open_server: ServerProcess) -> N
     assert counts(open_server, bob, room_id) == {"notification_count": 3, "highlight_count": 1}
     read(open_server, bob, room_id, second)
     assert counts(open_server, bob, room_id) == {"notification_count": 2, "highlight_count": 0}
+
+
+def send_encrypted(server: ServerProcess, token: str, room_id: str, txn: str) -> str:
+    """An ``m.room.encrypted`` event as a Megolm client sends it (the server never
+    sees more than this)."""
+    response = call(
+        server,
+        "PUT",
+        f"/rooms/{room_id}/send/m.room.encrypted/{txn}",
+        token=token,
+        body={
+            "algorithm": "m.megolm.v1.aes-sha2",
+            "ciphertext": "AwgAEnACgAkLmt6qF84IK++J7UDH2Za1YVchHyprqTqsg2yyOwAtHaZTwyNg37afzg8f3r9IsN9r4",
+            "device_id": "RJYKSTBOIE",
+            "sender_key": "IlRMeOPX2e0MurIyfWEucYBRVOEEUMrOHqn/8mLqMjA",
+            "session_id": "X3lUlvLELLYxeTx4yOVu6UDpasGEVO0Jbu+QFnm0cKQ",
+        },
+    )
+    assert response.status == 200, response.body
+    event_id: str = response.json()["event_id"]
+    return event_id
+
+
+def test_encrypted_messages_count_as_unread(open_server: ServerProcess) -> None:
+    """The server cannot read them, so ``.m.rule.encrypted_room_one_to_one`` and
+    ``.m.rule.encrypted`` make every one notify.
+
+    spec: client-server-api/modules/push.md#default-underride-rules
+    """
+    alice = register(open_server, "alice")["access_token"]
+    bob = register(open_server, "bob")["access_token"]
+    carol = register(open_server, "carol")["access_token"]
+    # Private rooms are encrypted by default.
+    direct = create_room(open_server, alice, is_direct=True, invite=["@bob:localhost"])
+    group = create_room(open_server, alice, invite=["@bob:localhost", "@carol:localhost"])
+    for name, room_id, members in (("direct", direct, [bob]), ("group", group, [bob, carol])):
+        for token in members:
+            joined = call(open_server, "POST", f"/join/{room_id}", token=token, body={})
+            assert joined.status == 200, joined.body
+        for index in range(2):
+            send_encrypted(open_server, alice, room_id, f"{name}-{index}")
+    assert counts(open_server, bob, direct) == {"notification_count": 2, "highlight_count": 0}
+    assert counts(open_server, bob, group) == {"notification_count": 2, "highlight_count": 0}
+    # The sender's own encrypted messages never count for them.
+    assert counts(open_server, alice, group)["notification_count"] == 0

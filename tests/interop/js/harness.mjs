@@ -1,6 +1,8 @@
 // Shared machinery for the matrix-js-sdk scenarios (see scenarios.mjs).
 //
 // - Polyfills what js-sdk 43 expects of Node 22 before the SDK is imported.
+// - Gives the Rust crypto (matrix-sdk-crypto-wasm) an IndexedDB to keep its store in:
+//   fake-indexeddb, in memory, one database per client (see startCrypto).
 // - Keeps the SDK's logging off stdout: stdout carries exactly one JSON line, the result.
 // - Records every HTTP request each client makes (method, path, status), which is both
 //   what the tests assert on and the diagnostic when something stalls.
@@ -45,7 +47,13 @@ for (const level of ["log", "debug", "info", "warn", "error", "trace"]) {
     console[level] = (...args) => remember(level, args);
 }
 
+// Node has no IndexedDB; the Rust crypto's store needs one (or runs without persistence,
+// which is not how real clients run it).
+await import("fake-indexeddb/auto");
+
 export const sdk = await import("matrix-js-sdk");
+/** The crypto API's own entry point (CryptoEvent and friends are not re-exported by the SDK's). */
+export const cryptoApi = await import("matrix-js-sdk/lib/crypto-api/index.js");
 
 /** A Logger (the SDK's interface) for one client, writing to the ring buffer. */
 export function clientLogger(name) {
@@ -111,6 +119,77 @@ export function makeClient(baseUrl, name, user) {
         fetchFn: recordingFetch(name),
         logger: clientLogger(name),
     });
+}
+
+/**
+ * Initialise `client`'s Rust crypto (before startClient), with its own IndexedDB store:
+ * clients in one process must not share one, as two devices never do.
+ */
+export async function startCrypto(client, name) {
+    await client.initRustCrypto({ cryptoDatabasePrefix: `interop-${name}-${client.getDeviceId()}` });
+    return client.getCrypto();
+}
+
+/**
+ * Resolve once the async `check()` holds: now, or after one of `eventNames` is next
+ * emitted by `emitter` (each emission re-runs the check, never two at once).
+ */
+export function untilAsync(emitter, eventNames, check) {
+    const { promise, resolve, reject } = Promise.withResolvers();
+    let running = false;
+    let again = false;
+    let done = false;
+    const stop = () => {
+        done = true;
+        for (const eventName of eventNames) emitter.off(eventName, recheck);
+    };
+    async function recheck() {
+        if (done) return;
+        if (running) {
+            again = true;
+            return;
+        }
+        running = true;
+        try {
+            do {
+                again = false;
+                if (await check()) {
+                    stop();
+                    resolve();
+                    return;
+                }
+            } while (again && !done);
+        } catch (error) {
+            stop();
+            reject(error);
+        } finally {
+            running = false;
+        }
+    }
+    for (const eventName of eventNames) emitter.on(eventName, recheck);
+    recheck();
+    return promise;
+}
+
+/**
+ * Resolve with `event` once it is decrypted: now, or when a later attempt succeeds (the
+ * SDK retries when the room key arrives after the event).  Failed attempts are logged,
+ * which is the diagnostic if the key never comes.
+ */
+export function untilDecrypted(event, name) {
+    const decrypted = () => !event.isBeingDecrypted() && event.getClearContent() !== null && !event.isDecryptionFailure();
+    if (decrypted()) return Promise.resolve(event);
+    const { promise, resolve } = Promise.withResolvers();
+    const onDecrypted = () => {
+        if (decrypted()) {
+            event.off(sdk.MatrixEventEvent.Decrypted, onDecrypted);
+            resolve(event);
+        } else if (event.isDecryptionFailure()) {
+            remember("warn", [`${name}: cannot decrypt ${event.getId()} yet: ${event.decryptionFailureReason}`]);
+        }
+    };
+    event.on(sdk.MatrixEventEvent.Decrypted, onDecrypted);
+    return promise;
 }
 
 /**
@@ -259,6 +338,20 @@ export async function runScenario(scenario, { deadlineMs = 60_000 } = {}) {
             },
             client(name) {
                 const client = makeClient(baseUrl, name, input.users[name]);
+                clients.push(client);
+                return client;
+            },
+            /** Log in as `input.logins[name]` (a new device), then a client for it. */
+            async login(name) {
+                const { user, password } = input.logins[name];
+                const anonymous = sdk.createClient({ baseUrl, fetchFn: recordingFetch(name), logger: clientLogger(name) });
+                const response = await anonymous.loginRequest({
+                    type: "m.login.password",
+                    identifier: { type: "m.id.user", user },
+                    password,
+                    initial_device_display_name: name,
+                });
+                const client = makeClient(baseUrl, name, response);
                 clients.push(client);
                 return client;
             },

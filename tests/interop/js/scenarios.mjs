@@ -3,11 +3,23 @@
 // Usage: node scenarios.mjs <scenario> <base_url>, with {"users": {name: {user_id,
 // access_token, device_id}}} on stdin (the Python side registers the users).  Prints one
 // JSON line: {ok, result, steps, failed_requests, pending_requests, requests}; the
-// assertions live in tests/interop/test_matrix_js_sdk.py.  No end-to-end encryption:
-// crypto is never initialised.
+// assertions live in tests/interop/test_matrix_js_sdk.py.  Crypto (the Rust crypto,
+// matrix-sdk-crypto-wasm) is initialised only by the end-to-end encryption scenarios.
 
-import { rejection, runScenario, sdk, startAndWaitPrepared, untilClient, watch } from "./harness.mjs";
+import {
+    cryptoApi,
+    rejection,
+    runScenario,
+    sdk,
+    startAndWaitPrepared,
+    startCrypto,
+    untilAsync,
+    untilClient,
+    untilDecrypted,
+    watch,
+} from "./harness.mjs";
 
+const { CryptoEvent } = cryptoApi;
 const {
     ClientEvent,
     EventType,
@@ -266,10 +278,258 @@ async function mutedMemberSendIsRefused(ctx) {
     };
 }
 
+/** What a client made of an event it received encrypted. */
+function describeDecrypted(event) {
+    return {
+        event_id: event.getId(),
+        sender: event.getSender(),
+        wire_type: event.getWireType(),
+        algorithm: event.getWireContent().algorithm ?? null,
+        is_encrypted: event.isEncrypted(),
+        type: event.getType(),
+        body: event.getClearContent()?.body ?? null,
+        decryption_failure: event.isDecryptionFailure(),
+    };
+}
+
+/** Wait until `client`'s crypto knows exactly the devices `deviceIds` of `userId` (keys downloaded). */
+async function untilDevicesKnown(client, userId, deviceIds) {
+    const wanted = [...deviceIds].sort().join(" ");
+    let known = [];
+    await untilAsync(client, [ClientEvent.Sync, CryptoEvent.DevicesUpdated], async () => {
+        const devices = (await client.getCrypto().getUserDeviceInfo([userId])).get(userId) ?? new Map();
+        known = [...devices.keys()].sort();
+        return known.join(" ") === wanted;
+    });
+    return known;
+}
+
+/**
+ * Send `body` from `sender` into `roomId` and wait until each of `receivers` (name ->
+ * client, watching their timelines already) has decrypted it.
+ */
+async function sendAndDecrypt(sender, roomId, body, receivers) {
+    const { event_id: eventId } = await sender.sendTextMessage(roomId, body);
+    const seen = {};
+    await Promise.all(
+        Object.entries(receivers).map(async ([name, { timeline }]) => {
+            const event = await untilTimelineEvent(timeline, roomId, eventId);
+            seen[name] = describeDecrypted(await untilDecrypted(event, name));
+        }),
+    );
+    return { event_id: eventId, seen };
+}
+
+/**
+ * alice and bob, each with js-sdk's Rust crypto: an encrypted room, messages both ways,
+ * then a new device of bob logs in, alice's client learns of it and shares the room key.
+ */
+async function encryptedConversationAndNewDevice(ctx) {
+    const alice = ctx.client("alice");
+    const bob = ctx.client("bob");
+    const aliceId = alice.getUserId();
+    const bobId = bob.getUserId();
+
+    ctx.step("initialise both clients' Rust crypto");
+    const [aliceCrypto, bobCrypto] = await Promise.all([startCrypto(alice, "alice"), startCrypto(bob, "bob")]);
+    const crypto = {
+        version: aliceCrypto.getVersion(),
+        alice_blacklists_unverified: aliceCrypto.globalBlacklistUnverifiedDevices,
+        bob_blacklists_unverified: bobCrypto.globalBlacklistUnverifiedDevices,
+    };
+
+    ctx.step("start both clients");
+    await Promise.all([startAndWaitPrepared(alice), startAndWaitPrepared(bob)]);
+    const bobMemberships = watch(bob, RoomMemberEvent.Membership);
+    const aliceTimeline = watch(alice, RoomEvent.Timeline);
+    const bobTimeline = watch(bob, RoomEvent.Timeline);
+
+    ctx.step("alice creates an encrypted room and invites bob");
+    const { room_id: roomId } = await alice.createRoom({
+        preset: sdk.Preset.PrivateChat,
+        name: "Secret plans",
+        initial_state: [{ type: EventType.RoomEncryption, state_key: "", content: { algorithm: "m.megolm.v1.aes-sha2" } }],
+    });
+    await alice.invite(roomId, bobId);
+
+    ctx.step("bob sees the invite and joins");
+    await bobMemberships.until(
+        (_event, member) => member.roomId === roomId && member.userId === bobId && member.membership === "invite",
+    );
+    await bob.joinRoom(roomId);
+    await untilMembership(bob, roomId, bobId, "join");
+
+    ctx.step("alice's client sees bob's join");
+    await untilMembership(alice, roomId, bobId, "join");
+    const encryptionEnabled = {
+        alice: await aliceCrypto.isEncryptionEnabledInRoom(roomId),
+        bob: await bobCrypto.isEncryptionEnabledInRoom(roomId),
+    };
+
+    ctx.step("alice sends an encrypted message; bob decrypts it");
+    const toBob = await sendAndDecrypt(alice, roomId, "the eagle lands at dawn", { bob: { timeline: bobTimeline } });
+
+    ctx.step("bob replies encrypted; alice decrypts it");
+    const toAlice = await sendAndDecrypt(bob, roomId, "copy that, dawn it is", { alice: { timeline: aliceTimeline } });
+
+    ctx.step("alice's client knows bob's one device");
+    const bobDevicesBefore = await untilDevicesKnown(alice, bobId, [bob.getDeviceId()]);
+
+    ctx.step("bob logs in on a second device and starts its crypto");
+    const bob2 = await ctx.login("bob2");
+    const bob2Crypto = await startCrypto(bob2, "bob2");
+    crypto.bob2_blacklists_unverified = bob2Crypto.globalBlacklistUnverifiedDevices;
+    await startAndWaitPrepared(bob2);
+    const bob2Timeline = watch(bob2, RoomEvent.Timeline);
+
+    ctx.step("alice's client learns of bob's new device through sync");
+    const bobDevicesAfter = await untilDevicesKnown(alice, bobId, [bob.getDeviceId(), bob2.getDeviceId()]);
+
+    ctx.step("alice sends again; both of bob's devices decrypt it");
+    const toBothDevices = await sendAndDecrypt(alice, roomId, "new phone, same plan", {
+        bob: { timeline: bobTimeline },
+        bob2: { timeline: bob2Timeline },
+    });
+
+    return {
+        alice: aliceId,
+        bob: bobId,
+        alice_device: alice.getDeviceId(),
+        bob_device: bob.getDeviceId(),
+        bob2_user: bob2.getUserId(),
+        bob2_device: bob2.getDeviceId(),
+        room_id: roomId,
+        crypto,
+        encryption_enabled: encryptionEnabled,
+        bob_devices_known_to_alice_before: bobDevicesBefore,
+        bob_devices_known_to_alice_after: bobDevicesAfter,
+        to_bob: toBob,
+        to_alice: toAlice,
+        to_both_devices: toBothDevices,
+    };
+}
+
+/**
+ * alice and bob with Rust crypto share an encrypted room (so alice's client tracks bob's
+ * keys); bob sets up cross-signing, and alice's client sees his new identity, and his
+ * device signed by it, once the change reaches her through sync.
+ */
+async function crossSigningIdentitySeen(ctx) {
+    const alice = ctx.client("alice");
+    const bob = ctx.client("bob");
+    const bobId = bob.getUserId();
+    const bobDevice = bob.getDeviceId();
+
+    ctx.step("initialise both clients' Rust crypto and start them");
+    const [aliceCrypto, bobCrypto] = await Promise.all([startCrypto(alice, "alice"), startCrypto(bob, "bob")]);
+    await Promise.all([startAndWaitPrepared(alice), startAndWaitPrepared(bob)]);
+    const bobMemberships = watch(bob, RoomMemberEvent.Membership);
+    const bobTimeline = watch(bob, RoomEvent.Timeline);
+
+    ctx.step("alice and bob share an encrypted room; alice's message reaches bob");
+    const { room_id: roomId } = await alice.createRoom({
+        preset: sdk.Preset.PrivateChat,
+        initial_state: [{ type: EventType.RoomEncryption, state_key: "", content: { algorithm: "m.megolm.v1.aes-sha2" } }],
+    });
+    await alice.invite(roomId, bobId);
+    await bobMemberships.until((_event, member) => member.roomId === roomId && member.userId === bobId);
+    await bob.joinRoom(roomId);
+    await untilMembership(alice, roomId, bobId, "join");
+    const hello = await sendAndDecrypt(alice, roomId, "before cross-signing", { bob: { timeline: bobTimeline } });
+    const before = {
+        alice_sees_bob_keys: await aliceCrypto.userHasCrossSigningKeys(bobId),
+        bob_device_signed_by_owner: (await aliceCrypto.getDeviceVerificationStatus(bobId, bobDevice))?.signedByOwner ?? null,
+    };
+
+    ctx.step("bob sets up cross-signing (first upload: no interactive auth)");
+    let authCalls = 0;
+    await bobCrypto.bootstrapCrossSigning({
+        authUploadDeviceSigningKeys: async (makeRequest) => {
+            authCalls += 1;
+            await makeRequest(null);
+        },
+    });
+    const bobStatus = await bobCrypto.getCrossSigningStatus();
+
+    ctx.step("alice's client sees bob's identity and his device signed by it");
+    await untilAsync(alice, [ClientEvent.Sync, CryptoEvent.KeysChanged, CryptoEvent.DevicesUpdated], async () => {
+        const status = await aliceCrypto.getDeviceVerificationStatus(bobId, bobDevice);
+        return (await aliceCrypto.userHasCrossSigningKeys(bobId)) && status?.signedByOwner === true;
+    });
+    const bobIdentity = await aliceCrypto.getUserVerificationStatus(bobId);
+    const bobDeviceStatus = await aliceCrypto.getDeviceVerificationStatus(bobId, bobDevice);
+
+    return {
+        room_id: roomId,
+        hello_decrypted_by_bob: hello.seen.bob.body,
+        before,
+        auth_calls: authCalls,
+        bob_cross_signing: {
+            public_keys_on_device: bobStatus.publicKeysOnDevice,
+            private_keys_cached: bobStatus.privateKeysCachedLocally,
+            ready: await bobCrypto.isCrossSigningReady(),
+            own_device_signed_by_owner: (await bobCrypto.getDeviceVerificationStatus(bobId, bobDevice))?.signedByOwner ?? null,
+        },
+        alice_sees: {
+            bob_has_keys: await aliceCrypto.userHasCrossSigningKeys(bobId),
+            bob_cross_signing_verified: bobIdentity.isCrossSigningVerified(),
+            bob_device_signed_by_owner: bobDeviceStatus?.signedByOwner ?? null,
+            bob_device_cross_signing_verified: bobDeviceStatus?.crossSigningVerified ?? null,
+        },
+    };
+}
+
+/**
+ * alice on js-sdk (Rust crypto) and a matrix-nio client (tests/interop/nio_js_peer.py,
+ * running meanwhile): alice invites nio into an encrypted room, writes first, then
+ * decrypts nio's encrypted reply.
+ */
+async function jsSdkAndNioEncrypted(ctx) {
+    const alice = ctx.client("alice");
+    const nioId = ctx.users.nio.user_id;
+    const nioDevice = ctx.users.nio.device_id;
+
+    ctx.step("initialise alice's Rust crypto and start her client");
+    const aliceCrypto = await startCrypto(alice, "alice");
+    await startAndWaitPrepared(alice);
+    const aliceTimeline = watch(alice, RoomEvent.Timeline);
+
+    ctx.step("alice creates an encrypted room and invites nio");
+    const { room_id: roomId } = await alice.createRoom({
+        preset: sdk.Preset.PrivateChat,
+        initial_state: [{ type: EventType.RoomEncryption, state_key: "", content: { algorithm: "m.megolm.v1.aes-sha2" } }],
+    });
+    await alice.invite(roomId, nioId);
+
+    ctx.step("alice's client sees nio join");
+    await untilMembership(alice, roomId, nioId, "join");
+
+    ctx.step("alice sends an encrypted message");
+    const { event_id: helloId } = await alice.sendTextMessage(roomId, "hello nio, from js-sdk");
+    const nioDevicesKnown = await untilDevicesKnown(alice, nioId, [nioDevice]);
+
+    ctx.step("alice decrypts nio's encrypted reply");
+    const [reply] = await aliceTimeline.until(
+        (event, room) => room?.roomId === roomId && event.getSender() === nioId && event.getWireType() === "m.room.encrypted",
+    );
+    const decrypted = describeDecrypted(await untilDecrypted(reply, "alice"));
+
+    return {
+        room_id: roomId,
+        hello_event_id: helloId,
+        alice_blacklists_unverified: aliceCrypto.globalBlacklistUnverifiedDevices,
+        nio_devices_known_to_alice: nioDevicesKnown,
+        reply: decrypted,
+    };
+}
+
 const SCENARIOS = {
     starts_and_syncs: startsAndSyncs,
     private_group_conversation: privateGroupConversation,
     muted_member_send_is_refused: mutedMemberSendIsRefused,
+    encrypted_conversation_and_new_device: encryptedConversationAndNewDevice,
+    cross_signing_identity_seen: crossSigningIdentitySeen,
+    js_sdk_and_nio_encrypted: jsSdkAndNioEncrypted,
 };
 
 const name = process.argv[2];
