@@ -714,7 +714,7 @@ async def build_homeserver(
         typing=typing,
         presence=presence,
     )
-    e2ee = await build_e2ee(database, config.server_name, clock, account, notifier, rooms)
+    e2ee = await build_e2ee(database, config, clock, account, notifier, rooms)
     sections: list[SyncSection] = [PresenceSection(presence), *e2ee.sync_sections()]
     sync = SyncHandler(sync_sources, unread=unread, sections=sections)
     # spec: modules/guest_access.md — guests leave rooms that stop admitting them.

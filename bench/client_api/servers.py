@@ -49,6 +49,7 @@ def raised_rate_limits() -> dict[str, Any]:
         "rc_sync": dict(_UNLIMITED),
         "rc_threads": dict(_UNLIMITED),
         "rc_hierarchy": dict(_UNLIMITED),
+        "rc_to_device": dict(_UNLIMITED),
     }
 
 

@@ -21,7 +21,7 @@ import attrs
 from homeserver import errors
 from homeserver.auth.last_seen import LastSeenTracker
 from homeserver.clock import Clock
-from homeserver.storage.devices import DeviceStore
+from homeserver.storage.devices import DeviceIdTaken, DeviceStore
 from homeserver.storage.users import UserStore
 from homeserver.util.single_flight import SingleFlight
 
@@ -122,16 +122,23 @@ class AccessTokenHandler:
         refresh_token = generate_token(REFRESH_TOKEN_PREFIX) if refreshable else None
         now = self._clock.time_msec()
         lifetime = self.refreshable_lifetime_ms if refreshable else None
-        await self._devices.add_device_with_token(
-            user_id,
-            device_id,
-            hash_token(token),
-            created_ts=now,
-            display_name=display_name,
-            expires_ts=None if lifetime is None else now + lifetime,
-            refresh_token_hash=None if refresh_token is None else hash_token(refresh_token),
-            replace_existing_tokens=True,
-        )
+        try:
+            await self._devices.add_device_with_token(
+                user_id,
+                device_id,
+                hash_token(token),
+                created_ts=now,
+                display_name=display_name,
+                expires_ts=None if lifetime is None else now + lifetime,
+                refresh_token_hash=None if refresh_token is None else hash_token(refresh_token),
+                replace_existing_tokens=True,
+            )
+        except DeviceIdTaken:
+            # Peers would see a device and a cross-signing key under one ID and must
+            # then refuse to verify the user at all.
+            raise errors.invalid_param(
+                "This device ID is one of the user's cross-signing keys; choose another"
+            ) from None
         self.invalidate_user(user_id)
         return IssuedSession(
             user_id=user_id,

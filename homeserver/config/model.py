@@ -67,6 +67,8 @@ class RateLimits:
     hierarchy: RateLimitConfig
     #: ``rc_presence.per_user``: ``PUT /presence`` (Synapse's key and default).
     presence: RateLimitConfig
+    #: ``rc_to_device``, our own: ``PUT /sendToDevice`` requests per user.
+    to_device: RateLimitConfig
 
 
 @attrs.frozen

@@ -402,6 +402,7 @@ def _parse_rate_limits(root: Section) -> RateLimits:
         threads=_parse_rate_limit(root, "rc_threads", 2, 20),
         hierarchy=_parse_rate_limit(root, "rc_hierarchy", 2, 20),
         presence=_parse_rate_limit(presence, "per_user", 0.1, 1),
+        to_device=_parse_rate_limit(root, "rc_to_device", 20, 200),
     )
     for section in (login, joins, invites, presence):
         section.finish()

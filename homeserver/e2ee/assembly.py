@@ -10,11 +10,13 @@ import attrs
 
 from homeserver.auth.account import AccountHandler
 from homeserver.clock import Clock
+from homeserver.config.model import HomeServerConfig
 from homeserver.e2ee.cross_signing import CrossSigningHandler
 from homeserver.e2ee.device_keys import DeviceKeysHandler
 from homeserver.e2ee.device_lists import DeviceListTracker
 from homeserver.e2ee.key_backup import KeyBackupHandler
 from homeserver.e2ee.to_device import ToDeviceHandler
+from homeserver.ratelimit import RateLimiter
 from homeserver.rooms.assembly import RoomServices
 from homeserver.storage.cross_signing import CrossSigningStore
 from homeserver.storage.database import Database
@@ -49,13 +51,14 @@ class E2eeServices:
 
 async def build_e2ee(
     database: Database,
-    server_name: str,
+    config: HomeServerConfig,
     clock: Clock,
     account: AccountHandler,
     notifier: Notifier,
     rooms: RoomServices,
 ) -> E2eeServices:
     """The services, with their streams' start-up positions announced to ``notifier``."""
+    server_name = config.server_name
     key_backup = KeyBackupHandler(KeyBackupStore(database))
     # A deactivated account's backups go with it (its device keys go with its devices).
     account.on_deactivate.append(key_backup.forget_user)
@@ -74,7 +77,7 @@ async def build_e2ee(
         e2e_keys,
         server_name=server_name,
         clock=clock,
-        on_keys_changed=device_lists.user_devices_changed,
+        key_changes=device_lists,
     )
     # Cross-signing keys are the account's, not a device's: they go on deactivation.
     account.on_deactivate.append(cross_signing.forget_user)
@@ -86,7 +89,11 @@ async def build_e2ee(
         cross_signing=cross_signing,
     )
     to_device = ToDeviceHandler(
-        ToDeviceStore(database), server_name=server_name, notifier=notifier, clock=clock
+        ToDeviceStore(database),
+        server_name=server_name,
+        notifier=notifier,
+        clock=clock,
+        limiter=RateLimiter(clock, config.rate_limits.to_device),
     )
     notifier.notify("to_device", await to_device.current_position())
     return E2eeServices(

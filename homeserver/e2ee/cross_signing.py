@@ -27,9 +27,9 @@ definitions/cross_signing_key.yaml), appendices.md#signing-json
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 from signedjson.key import decode_verify_key_bytes
@@ -41,6 +41,7 @@ from homeserver import errors
 from homeserver.clock import Clock
 from homeserver.errors import Codes, MatrixError
 from homeserver.events.canonical import encode_canonical_json
+from homeserver.events.errors import InvalidEventError
 from homeserver.storage.cross_signing import (
     MASTER,
     CrossSigningStore,
@@ -59,7 +60,15 @@ FIELDS = {"master_key": MASTER, "self_signing_key": SELF_SIGNING, "user_signing_
 #: How often an upload is re-checked when the user's keys change while it is checked.
 _ATTEMPTS = 3
 
-KeysChanged = Callable[[str], Awaitable[None]]
+
+class KeyChangeListener(Protocol):
+    """Who must hear of changed keys (the device-list tracker, ``e2ee/device_lists.py``)."""
+
+    async def user_devices_changed(self, user_id: str) -> None:
+        """Everyone tracking ``user_id``'s keys must fetch them again."""
+
+    async def user_keys_signed_for(self, signer: str, user_id: str) -> None:
+        """Only ``signer`` must fetch ``user_id``'s keys again."""
 
 
 class ReplacementNeedsAuth(Exception):
@@ -78,10 +87,6 @@ class _Key:
         return _verify_key(f"ed25519:{self.public_key}", self.public_key)
 
 
-async def _nothing(user_id: str) -> None:
-    return None
-
-
 class CrossSigningHandler:
     def __init__(
         self,
@@ -90,15 +95,15 @@ class CrossSigningHandler:
         *,
         server_name: str,
         clock: Clock,
-        on_keys_changed: KeysChanged = _nothing,
+        key_changes: KeyChangeListener,
     ) -> None:
         self._store = store
         self._device_keys = device_keys
         self._server_name = server_name
         self._clock = clock
-        #: Called with a user whose cross-signing keys or signatures changed, so the
-        #: users who track their keys (``device_lists.changed``) hear of it.
-        self.on_keys_changed = on_keys_changed
+        #: Told of users whose cross-signing keys or signatures changed, so the users
+        #: who track their keys (``device_lists.changed``) hear of it.
+        self._key_changes = key_changes
 
     # -- POST /keys/device_signing/upload ------------------------------------------
 
@@ -166,7 +171,7 @@ class CrossSigningHandler:
                 drop=drop,
                 now_ms=self._clock.time_msec(),
             ):
-                await self.on_keys_changed(user_id)
+                await self._key_changes.user_devices_changed(user_id)
                 return
         raise MatrixError(
             HTTPStatus.CONFLICT,
@@ -222,10 +227,14 @@ class CrossSigningHandler:
                     }
                     continue
                 signatures.extend(found)
-        if await self._store.add_signatures(signatures):
-            # Only the requester's keys gain visible signatures: a user-signing key's
-            # signature is shown to its signer alone, whose own devices must refetch.
-            await self.on_keys_changed(requester)
+        for user_id in sorted(await self._store.add_signatures(signatures)):
+            if user_id == requester:
+                # Signatures of one's own keys are shown to everyone.
+                await self._key_changes.user_devices_changed(requester)
+            else:
+                # A user-signing key's signature is shown to its signer alone, whose
+                # own devices must fetch the signed user's keys again.
+                await self._key_changes.user_keys_signed_for(requester, user_id)
         return {"failures": failures}
 
     async def _own_devices(
@@ -483,4 +492,10 @@ def _signed_content(value: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _canonical(value: Any) -> str:
-    return encode_canonical_json(value).decode("utf-8")
+    try:
+        return encode_canonical_json(value).decode("utf-8")
+    except InvalidEventError as refused:
+        # Signatures cover the canonical form: what has none cannot be signed.
+        raise errors.bad_json(
+            f"The key object cannot be encoded as canonical JSON: {refused}"
+        ) from None

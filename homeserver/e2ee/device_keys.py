@@ -29,6 +29,7 @@ from homeserver.clock import Clock
 from homeserver.e2ee.cross_signing import CrossSigningHandler
 from homeserver.e2ee.device_lists import DeviceListTracker
 from homeserver.events.canonical import encode_canonical_json
+from homeserver.events.errors import InvalidEventError
 from homeserver.storage.e2e_keys import E2eKeysStore, KeyRow
 from homeserver.sync.sections import SectionRequest
 
@@ -204,7 +205,13 @@ def _with_default(counts: dict[str, int]) -> dict[str, int]:
 
 
 def _canonical(value: Any) -> str:
-    return encode_canonical_json(value).decode("utf-8")
+    try:
+        return encode_canonical_json(value).decode("utf-8")
+    except InvalidEventError as refused:
+        # Signatures cover the canonical form: what has none cannot be signed.
+        raise errors.bad_json(
+            f"The key object cannot be encoded as canonical JSON: {refused}"
+        ) from None
 
 
 def _check_device_keys(value: Any, user_id: str, device_id: str) -> dict[str, Any]:

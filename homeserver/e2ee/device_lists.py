@@ -45,6 +45,10 @@ from homeserver.streams.notifier import Notifier
 from homeserver.streams.token import STREAM_KEYS, StreamToken
 from homeserver.sync.sections import SectionRequest
 
+#: Device-list changes, or membership events, one sync reads at most; past that the
+#: span is answered wholesale (:meth:`DeviceListTracker.changes`).
+MAX_CHANGES_READ = 2000
+
 
 class DeviceListTracker:
     """Call :meth:`load` once before use (it reads the newest stream position)."""
@@ -90,25 +94,54 @@ class DeviceListTracker:
         await self._store.wait_until_visible(position)
         self._notifier.notify("device_lists", position, users=audience)
 
+    async def user_keys_signed_for(self, signer: str, user_id: str) -> None:
+        """``signer`` signed ``user_id``'s master key with their user-signing key: a
+        signature only ``signer`` is shown, so only ``signer``'s devices must query
+        ``user_id``'s keys again (it is in their ``changed``, and nobody else's)."""
+        cache = self._loaded_cache()
+
+        def note(position: int, users: frozenset[str]) -> None:
+            cache.record(signer, position)
+
+        position = await self._store.add_change(user_id, note, only_for=signer)
+        await self._store.wait_until_visible(position)
+        self._notifier.notify("device_lists", position, users=[signer])
+
     # --- reading -------------------------------------------------------------------
 
     async def changes(
         self, user_id: str, since: StreamToken, now: StreamToken
     ) -> tuple[list[str], list[str]]:
-        """``(changed, left)`` for ``user_id`` between the two tokens (sorted)."""
+        """``(changed, left)`` for ``user_id`` between the two tokens (sorted).
+
+        A span too long to work through (an old or made-up token: more than
+        :data:`MAX_CHANGES_READ` changes or membership events) is answered with every
+        room-mate in ``changed`` and nobody in ``left``: the client fetches keys it
+        may not have needed, and keeps tracking users it may no longer need, both of
+        which it survives (the spec's rules let a server over-report ``changed``)."""
         changed: set[str] = set()
         candidates: set[str] = set()
         if now.device_lists > since.device_lists:
             known = self._loaded_cache().has_changed_since(user_id, since.device_lists)
             if known is not False:
-                users = await self._store.users_changed(since.device_lists, now.device_lists)
-                if user_id in users:
+                users = await self._store.users_changed(
+                    since.device_lists, now.device_lists, user_id, limit=MAX_CHANGES_READ
+                )
+                if users is None:
+                    return await self._everyone_changed(user_id)
+                if user_id in users.for_room_mates:
                     changed.add(user_id)
-                candidates |= users - {user_id}
+                candidates |= users.for_room_mates - {user_id}
+                # What the requester signed: theirs to know whether or not a room is
+                # shared (they may verify someone they only share a DM invite with).
+                changed |= users.for_viewer
         joined: set[str] = set()
         parted: set[str] = set()
         if now.events > since.events:
-            joined, parted = await self._membership_news(user_id, since.events, now.events)
+            news = await self._membership_news(user_id, since.events, now.events)
+            if news is None:
+                return await self._everyone_changed(user_id)
+            joined, parted = news
         looked_up = candidates | joined | parted
         sharing = await self._store.share_a_room(user_id, looked_up) if looked_up else set()
         changed |= (candidates | joined) & sharing
@@ -125,11 +158,16 @@ class DeviceListTracker:
         changed, left = await self.changes(user_id, from_token, to_token)
         return {"changed": changed, "left": left}
 
+    async def _everyone_changed(self, user_id: str) -> tuple[list[str], list[str]]:
+        """The answer for a span too long to work through: every room-mate changed."""
+        return sorted(await self._store.room_mates(user_id) | {user_id}), []
+
     async def _membership_news(
         self, user_id: str, after: int, up_to: int
-    ) -> tuple[set[str], set[str]]:
+    ) -> tuple[set[str], set[str]] | None:
         """Users who came to share a room with ``user_id`` in ``(after, up_to]``, and
-        users who stopped sharing one (either may still share another)."""
+        users who stopped sharing one (either may still share another); None if the
+        span has too many membership events to read."""
         memberships = await self._timeline.get_memberships_for_user(user_id)
         current = {m.room_nid: m.membership for m in memberships}
         if not current:
@@ -139,38 +177,50 @@ class DeviceListTracker:
             active = set(current)
         if not active:
             return set(), set()
+        found = await self._store.membership_transitions(
+            active, after, up_to, limit=MAX_CHANGES_READ
+        )
+        if found is None:
+            return None
         by_room: dict[int, list[MembershipTransition]] = collections.defaultdict(list)
-        for transition in await self._store.membership_transitions(active, after, up_to):
+        for transition in found:
             by_room[transition.room_nid].append(transition)
         joined: set[str] = set()
         parted: set[str] = set()
         rooms_joined: set[int] = set()
-        rooms_left: set[int] = set()
+        #: Room → the transitions after the requester's last leave of it in the span.
+        rooms_left: dict[int, list[MembershipTransition]] = {}
         for room_nid, transitions in by_room.items():
             mine = [t for t in transitions if t.user_id == user_id]
             # The requester's membership as the span began: what their first event in
             # it replaced, else (no change in the span) what it is now.
             inside = (mine[0].before if mine else current.get(room_nid)) == "join"
-            for transition in transitions:
-                came = transition.before != "join" and transition.after == "join"
-                went = transition.before == "join" and transition.after != "join"
+            for index, transition in enumerate(transitions):
+                came = _came(transition)
+                went = _went(transition)
                 if transition.user_id == user_id:
                     if came:
                         rooms_joined.add(room_nid)
                     elif went:
-                        rooms_left.add(room_nid)
-                        # Members who left after the requester did were shared too.
-                        parted.update(t.user_id for t in transitions)
+                        rooms_left[room_nid] = transitions[index + 1 :]
                     inside = transition.after == "join"
                 elif inside and came:
                     joined.add(transition.user_id)
                 elif inside and went:
                     parted.add(transition.user_id)
-        members = await self._store.joined_members(rooms_joined | rooms_left)
+        members = await self._store.joined_members(rooms_joined | rooms_left.keys())
         for room_nid in rooms_joined:
             joined |= members.get(room_nid, set())
-        for room_nid in rooms_left:
-            parted |= members.get(room_nid, set())
+        for room_nid, after_leave in rooms_left.items():
+            # Who was joined when the requester left: today's members with what
+            # happened since undone, newest first (a later joiner never shared it).
+            then = set(members.get(room_nid, set()))
+            for transition in reversed(after_leave):
+                if _came(transition):
+                    then.discard(transition.user_id)
+                elif _went(transition):
+                    then.add(transition.user_id)
+            parted |= then
         joined.discard(user_id)
         parted.discard(user_id)
         return joined, parted
@@ -178,6 +228,14 @@ class DeviceListTracker:
     def _loaded_cache(self) -> StreamChangeCache[str]:
         assert self._cache is not None, "DeviceListTracker.load() was not called"
         return self._cache
+
+
+def _came(transition: MembershipTransition) -> bool:
+    return transition.before != "join" and transition.after == "join"
+
+
+def _went(transition: MembershipTransition) -> bool:
+    return transition.before == "join" and transition.after != "join"
 
 
 class DeviceListsSection:

@@ -31,6 +31,7 @@ from homeserver import errors
 from homeserver.auth.tokens import Requester
 from homeserver.clock import Clock
 from homeserver.identifiers import is_valid_user_id
+from homeserver.ratelimit import RateLimiter
 from homeserver.storage.to_device import SendKey, StoredMessage, ToDeviceStore
 from homeserver.streams.notifier import Notifier
 from homeserver.streams.token import StreamToken
@@ -57,9 +58,17 @@ class PendingMessages:
 
 class ToDeviceHandler:
     def __init__(
-        self, store: ToDeviceStore, *, server_name: str, notifier: Notifier, clock: Clock
+        self,
+        store: ToDeviceStore,
+        *,
+        server_name: str,
+        notifier: Notifier,
+        clock: Clock,
+        limiter: RateLimiter,
     ) -> None:
+        """``limiter``: ``rc_to_device``, one token per request and sender."""
         self._store = store
+        self._limiter = limiter
         self._server_name = server_name
         self._notifier = notifier
         self._clock = clock
@@ -77,9 +86,10 @@ class ToDeviceHandler:
         requester, once per transaction ID, and wake the recipients' syncs.
 
         400 ``M_BAD_JSON`` for a body of the wrong shape, ``M_INVALID_PARAM`` for an
-        invalid user ID.  Users of other servers are dropped with a log line: there is
+        invalid user ID; 429 ``M_LIMIT_EXCEEDED`` past ``rc_to_device``.  Users of other servers are dropped with a log line: there is
         no federation yet to carry their messages.
         """
+        self._limiter.ratelimit(requester.user_id)
         local = self._check_messages(messages)
         sender = SendKey(
             requester.user_id,

@@ -53,6 +53,16 @@ class NewKey:
     key_json: str
 
 
+def is_cross_signing_key_txn(txn: Transaction, user_id: str, public_key: str) -> bool:
+    """Whether ``public_key`` is one of the user's cross-signing keys (a device may
+    not take it as its ID: storage.devices asks before creating a device)."""
+    txn.execute(
+        "SELECT 1 FROM e2e_cross_signing_keys WHERE user_id = ? AND key_id = ?",
+        (user_id, public_key),
+    )
+    return txn.fetchone() is not None
+
+
 class CrossSigningStore:
     def __init__(self, database: Database) -> None:
         self._db = database
@@ -135,13 +145,14 @@ class CrossSigningStore:
 
         return await self._db.run_interaction("replace_cross_signing_keys", write)
 
-    async def add_signatures(self, signatures: Sequence[StoredSignature]) -> int:
-        """Store signatures; returns how many were new (or replaced a different one)."""
+    async def add_signatures(self, signatures: Sequence[StoredSignature]) -> set[str]:
+        """Store signatures; returns the users whose keys gained a new one (or one
+        that replaced a different one)."""
         if not signatures:
-            return 0
+            return set()
 
-        def write(txn: Transaction) -> int:
-            added = 0
+        def write(txn: Transaction) -> set[str]:
+            added: set[str] = set()
             for sig in signatures:
                 txn.execute(
                     "INSERT INTO e2e_cross_signing_signatures (target_user_id, target_key_id,"
@@ -162,7 +173,8 @@ class CrossSigningStore:
                         sig.signature,
                     ),
                 )
-                added += len(txn.fetchall())
+                if txn.fetchall():
+                    added.add(sig.target_user_id)
             return added
 
         return await self._db.run_interaction("add_cross_signing_signatures", write)

@@ -34,6 +34,14 @@ ChangeNote = Callable[[int, frozenset[str]], None]
 
 
 @attrs.frozen
+class UsersChanged:
+    #: Changes for everyone sharing a room with the user (who must be checked).
+    for_room_mates: set[str]
+    #: Changes that concern the viewer alone (``only_for``).
+    for_viewer: set[str]
+
+
+@attrs.frozen
 class MembershipTransition:
     """One visible membership event: ``user_id`` went from ``before`` to ``after``."""
 
@@ -53,21 +61,26 @@ class DeviceListStore:
 
     # --- the stream ---------------------------------------------------------------
 
-    async def add_change(self, user_id: str, note: ChangeNote) -> int:
+    async def add_change(
+        self, user_id: str, note: ChangeNote, *, only_for: str | None = None
+    ) -> int:
         """Record that ``user_id``'s device list changed, at a new position.
 
         The audience is read in the same transaction, so a user who joins a shared
         room later sees the change through their join instead.  ``note`` runs once
         the transaction has committed and before the position can become visible
         (the caller's change cache must hold it before any reader may ask).
+        ``only_for``: the one user the change concerns (then the audience).
         """
 
         def write(txn: Transaction, positions: PositionsWrite) -> tuple[int, frozenset[str]]:
             position = positions.allocate(txn)
             txn.execute(
-                "INSERT INTO device_list_changes (stream_id, user_id) VALUES (?, ?)",
-                (position, user_id),
+                "INSERT INTO device_list_changes (stream_id, user_id, only_for) VALUES (?, ?, ?)",
+                (position, user_id, only_for),
             )
+            if only_for is not None:
+                return position, frozenset({only_for})
             txn.execute(
                 "SELECT DISTINCT theirs.user_id FROM room_memberships mine"
                 " JOIN room_memberships theirs ON theirs.room_nid = mine.room_nid"
@@ -95,18 +108,29 @@ class DeviceListStore:
         """The position up to which every change is committed (or abandoned)."""
         return (await self._stream.get()).current
 
-    async def users_changed(self, after: int, up_to: int) -> set[str]:
-        """The users whose device list changed in ``(after, up_to]``."""
+    async def users_changed(
+        self, after: int, up_to: int, viewer: str, *, limit: int
+    ) -> UsersChanged | None:
+        """The users whose device list changed in ``(after, up_to]``, as ``viewer``
+        may learn of it; None if that is more than ``limit`` rows (an old token)."""
         if up_to <= after:
-            return set()
+            return UsersChanged(set(), set())
         rows = await self._db.execute_read(
             "device_list_users_changed",
-            "SELECT DISTINCT user_id FROM device_list_changes"
-            " WHERE stream_id > ? AND stream_id <= ?",
+            "SELECT DISTINCT user_id, only_for IS NOT NULL FROM device_list_changes"
+            " WHERE stream_id > ? AND stream_id <= ? AND (only_for IS NULL OR only_for = ?)"
+            " LIMIT ?",
             after,
             up_to,
+            viewer,
+            limit + 1,
         )
-        return {str(row[0]) for row in rows}
+        if len(rows) > limit:
+            return None
+        return UsersChanged(
+            for_room_mates={str(user) for user, only in rows if not only},
+            for_viewer={str(user) for user, only in rows if only},
+        )
 
     async def _highest_stored(self) -> int:
         rows = await self._db.execute(
@@ -138,6 +162,19 @@ class DeviceListStore:
             return set()
         return await self._db.run_read("device_lists_share_a_room", read)
 
+    async def room_mates(self, user_id: str) -> set[str]:
+        """Everyone joined to a room ``user_id`` is joined to (``user_id`` included
+        when joined anywhere)."""
+        rows = await self._db.execute_read(
+            "device_lists_room_mates",
+            "SELECT DISTINCT theirs.user_id FROM room_memberships mine"
+            " JOIN room_memberships theirs ON theirs.room_nid = mine.room_nid"
+            " WHERE mine.user_id = ? AND mine.membership = 'join'"
+            " AND theirs.membership = 'join'",
+            user_id,
+        )
+        return {str(row[0]) for row in rows}
+
     async def joined_members(self, room_nids: Collection[int]) -> dict[int, set[str]]:
         """room nid → the users joined to it now."""
 
@@ -158,27 +195,33 @@ class DeviceListStore:
         return await self._db.run_read("device_lists_joined_members", read)
 
     async def membership_transitions(
-        self, room_nids: Collection[int], after: int, up_to: int
-    ) -> list[MembershipTransition]:
+        self, room_nids: Collection[int], after: int, up_to: int, *, limit: int
+    ) -> list[MembershipTransition] | None:
         """The visible membership events of ``room_nids`` in ``(after, up_to]``,
-        oldest first, each with the membership it replaced."""
+        oldest first, each with the membership it replaced; None if there are more
+        than ``limit`` (an old token: the caller does without)."""
 
-        def read(txn: Transaction) -> list[tuple[int, str, str, int]]:
+        def read(txn: Transaction) -> list[tuple[int, str, str, int]] | None:
             found: list[tuple[int, str, str, int]] = []
             for part in chunks(sorted(room_nids)):
                 txn.execute(
                     "SELECT e.room_nid, e.state_key, e.event_id, e.stream_ordering FROM events e"
                     f" WHERE e.room_nid IN ({','.join('?' * len(part))})"
                     " AND e.stream_ordering > ? AND e.stream_ordering <= ?"
-                    f" AND e.type = 'm.room.member' AND {_VISIBLE}",
-                    (*part, after, up_to, *_VISIBLE_ARGS),
+                    f" AND e.type = 'm.room.member' AND {_VISIBLE} LIMIT ?",
+                    (*part, after, up_to, *_VISIBLE_ARGS, limit + 1 - len(found)),
                 )
                 found.extend((int(a), str(b), str(c), int(d)) for a, b, c, d in txn.fetchall())
+                if len(found) > limit:
+                    return None
             return found
 
         if not room_nids or up_to <= after:
             return []
-        rows = sorted(await self._db.run_read("device_lists_memberships", read), key=_position)
+        found = await self._db.run_read("device_lists_memberships", read)
+        if found is None:
+            return None
+        rows = sorted(found, key=_position)
         events = await self._events.get_events([row[2] for row in rows])
         replaced_ids = [
             replaced

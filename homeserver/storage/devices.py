@@ -16,6 +16,7 @@ import attrs
 
 # DeviceRecord belongs to the device handler's layer; re-exported here.
 from homeserver.auth.device_record import DeviceRecord as DeviceRecord
+from homeserver.storage.cross_signing import is_cross_signing_key_txn
 from homeserver.storage.database import Database
 from homeserver.storage.e2e_keys import delete_all_device_keys_txn, delete_device_keys_txn
 from homeserver.storage.refresh_tokens import (
@@ -31,6 +32,11 @@ from homeserver.storage.to_device import (
 from homeserver.storage.transaction import Transaction
 
 logger = logging.getLogger(__name__)
+
+
+class DeviceIdTaken(Exception):
+    """A new device may not take this ID: it is one of the user's cross-signing keys
+    (spec: client-server-api/modules/end_to_end_encryption.md#key-and-signature-security)."""
 
 
 @attrs.frozen
@@ -105,10 +111,16 @@ class DeviceStore:
 
         With ``refresh_token_hash`` a refresh token is stored and bound to the access
         token.  ``replace_existing_tokens`` first revokes the device's other tokens
-        (a login that names an existing device takes it over).
+        (a login that names an existing device takes it over).  :class:`DeviceIdTaken`
+        when a new device would take the ID of one of the user's cross-signing keys.
         """
 
         def add(txn: Transaction) -> int:
+            txn.execute(
+                "SELECT 1 FROM devices WHERE user_id = ? AND device_id = ?", (user_id, device_id)
+            )
+            if txn.fetchone() is None and is_cross_signing_key_txn(txn, user_id, device_id):
+                raise DeviceIdTaken(device_id)
             txn.execute(
                 "INSERT INTO devices (user_id, device_id, display_name, created_ts)"
                 " VALUES (?, ?, ?, ?) ON CONFLICT (user_id, device_id) DO NOTHING",

@@ -4,8 +4,9 @@ Every JSON document a peer sends us — client request bodies and query paramete
 and later federation and application-service transactions and WebSocket frames —
 is parsed here, so that one set of rules holds everywhere:
 
-- it must be UTF-8 JSON as RFC 8259 defines it (no ``NaN``/``Infinity``, no lone
-  UTF-16 surrogates, which could never be encoded again to be stored or sent on);
+- it must be UTF-8 JSON as RFC 8259 defines it (no ``NaN``/``Infinity``, no number
+  too large for a float such as ``1e400``, no lone UTF-16 surrogates: none of them
+  could be encoded again as JSON to be stored or sent on);
 - containers may nest at most :data:`MAX_NESTING_DEPTH` deep.  Python's parser
   recurses per level and raises ``RecursionError`` somewhere near 1,000 levels;
   everything downstream (canonical JSON, redaction, filters, push rules) recurses
@@ -19,6 +20,7 @@ body is buffered.
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -44,6 +46,15 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    # JSON has no infinity, but ``1e400`` parses to one: stored and echoed back it
+    # would be written as ``Infinity`` and make every later response invalid JSON.
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
+
+
 def parse_untrusted_json(data: bytes | str) -> Any:
     """The JSON value in ``data``, or :class:`UntrustedJsonError` saying why not."""
     if isinstance(data, bytes):
@@ -54,7 +65,7 @@ def parse_untrusted_json(data: bytes | str) -> Any:
     else:
         text = data
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except RecursionError:
         raise _too_deep() from None
     except ValueError as error:

@@ -8,6 +8,7 @@ asserts here on what the SDK observed and on every HTTP request it made.
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.interop.js_support import ScenarioRun, route, run_scenario
+from tests.support.database_search import database_contents, locations_of
 from tests.support.matrix import PASSWORD, call, register, running_server
 from tests.support.server_process import REPO_ROOT, ServerProcess
 
@@ -161,9 +163,12 @@ TOLERATED_CRYPTO_PROBES = {
 }
 
 
-def test_js_sdk_encrypted_conversation_and_new_device(e2ee_server: ServerProcess) -> None:
+def test_js_sdk_encrypted_conversation_and_new_device(
+    e2ee_server: ServerProcess, database_config: dict[str, Any]
+) -> None:
     """Two js-sdk clients with Rust crypto (Olm/Megolm) talk through the server, which only
     relays ciphertext; a second device of bob appears and alice's client shares the key with it.
+    Afterwards none of the plaintexts is anywhere in the database.
     """
     users = {"alice": register(e2ee_server, "alice"), "bob": register(e2ee_server, "bob")}
     run = run_scenario(
@@ -244,6 +249,29 @@ def test_js_sdk_encrypted_conversation_and_new_device(e2ee_server: ServerProcess
     assert not [event for event in events if event["type"] == "m.room.message"]
     for word in (b"eagle", b"dawn", b"new phone"):
         assert word not in messages.body
+
+    # Nor anywhere in the database; a message of an unencrypted room is (so the search
+    # can fail).
+    control_room = call(
+        e2ee_server,
+        "POST",
+        "/createRoom",
+        token=users["alice"]["access_token"],
+        body={"preset": "public_chat"},
+    ).json()["room_id"]
+    control = f"plaintext control {secrets.token_hex(8)}"
+    sent = call(
+        e2ee_server,
+        "PUT",
+        f"/rooms/{control_room}/send/m.room.message/control",
+        token=users["alice"]["access_token"],
+        body={"msgtype": "m.text", "body": control},
+    )
+    assert sent.status == 200, sent.body
+    haystacks = list(database_contents(database_config))
+    for plaintext in ("the eagle lands at dawn", "copy that, dawn it is", "new phone, same plan"):
+        assert locations_of(plaintext, haystacks) == [], plaintext
+    assert locations_of(control, haystacks) != []
 
 
 def test_js_sdk_cross_signing_identity_reaches_the_other_user(e2ee_server: ServerProcess) -> None:

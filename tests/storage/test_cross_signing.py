@@ -62,8 +62,8 @@ async def test_signatures_go_with_the_key_they_depended_on(db: Database) -> None
         signature(ALICE, "M1", ALICE, "ed25519:DEV"),  # master key by a device
         signature(BOB, "BM", ALICE, "ed25519:U1"),  # Bob's master by the user-signing key
     ]
-    assert await store.add_signatures(sigs) == 3
-    assert await store.add_signatures(sigs) == 0  # already stored: nothing new
+    assert await store.add_signatures(sigs) == {sig.target_user_id for sig in sigs}
+    assert await store.add_signatures(sigs) == set()  # already stored: nothing new
 
     stored = await store.get_user_keys(ALICE)
     assert await store.replace_keys(

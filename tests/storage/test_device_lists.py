@@ -18,6 +18,14 @@ def new_store(db: Database) -> DeviceListStore:
     return DeviceListStore(db, EventStore(db, StateStore(db)))
 
 
+async def changed(store: DeviceListStore, after: int, up_to: int) -> set[str]:
+    """The changes in the range that everyone sharing a room may see."""
+    users = await store.users_changed(after, up_to, "@viewer:hs", limit=100)
+    assert users is not None
+    assert users.for_viewer == set()
+    return users.for_room_mates
+
+
 @pytest_twisted.ensureDeferred
 async def test_changes_get_rising_positions_and_are_noted_with_their_audience(
     db: Database,
@@ -40,11 +48,14 @@ async def test_users_changed_in_a_range(db: Database) -> None:
     positions = [
         await store.add_change(user, lambda *_: None) for user in ("@a:hs", "@b:hs", "@a:hs")
     ]
-    assert await store.users_changed(0, positions[-1]) == {"@a:hs", "@b:hs"}
-    assert await store.users_changed(positions[0], positions[1]) == {"@b:hs"}
-    assert await store.users_changed(positions[1], positions[2]) == {"@a:hs"}
-    assert await store.users_changed(positions[2], positions[2]) == set()
-    assert await store.users_changed(positions[2], positions[0]) == set()
+    assert await changed(store, 0, positions[-1]) == {"@a:hs", "@b:hs"}
+    assert await changed(store, positions[0], positions[1]) == {"@b:hs"}
+    assert await changed(store, positions[1], positions[2]) == {"@a:hs"}
+    assert await changed(store, positions[2], positions[2]) == set()
+    assert await changed(store, positions[2], positions[0]) == set()
+    # More rows than the reader will take: it is told so rather than given a part.
+    assert await store.users_changed(0, positions[-1], "@viewer:hs", limit=1) is None
+    assert await store.users_changed(0, positions[-1], "@viewer:hs", limit=2) is not None
 
 
 @pytest_twisted.ensureDeferred
@@ -56,4 +67,20 @@ async def test_a_new_store_starts_after_the_highest_stored_change(db: Database) 
     assert await fresh.share_a_room("@a:hs", []) == set()
     assert await fresh.share_a_room("@a:hs", ["@b:hs"]) == set()
     assert await fresh.joined_members([]) == {}
-    assert await fresh.membership_transitions([1], 0, 10) == []
+    assert await fresh.membership_transitions([1], 0, 10, limit=10) == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_change_for_one_user_is_shown_to_that_user_alone(db: Database) -> None:
+    store = new_store(db)
+    noted: list[tuple[int, frozenset[str]]] = []
+    position = await store.add_change(
+        "@bob:hs", lambda *change: noted.append(change), only_for="@alice:hs"
+    )
+    assert noted == [(position, frozenset({"@alice:hs"}))]
+    for_alice = await store.users_changed(0, position, "@alice:hs", limit=10)
+    assert for_alice is not None
+    assert (for_alice.for_room_mates, for_alice.for_viewer) == (set(), {"@bob:hs"})
+    for_carol = await store.users_changed(0, position, "@carol:hs", limit=10)
+    assert for_carol is not None
+    assert (for_carol.for_room_mates, for_carol.for_viewer) == (set(), set())

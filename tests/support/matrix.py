@@ -26,6 +26,7 @@ RELAXED_LIMITS: dict[str, Any] = {
     "rc_sync": {"per_second": 1000, "burst_count": 1000},
     "rc_threads": {"per_second": 1000, "burst_count": 1000},
     "rc_hierarchy": {"per_second": 1000, "burst_count": 1000},
+    "rc_to_device": {"per_second": 1000, "burst_count": 1000},
     "rc_joins": {"local": {"per_second": 1000, "burst_count": 1000}},
     "rc_invites": {
         "per_room": {"per_second": 1000, "burst_count": 1000},

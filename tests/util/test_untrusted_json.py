@@ -47,7 +47,18 @@ def test_many_shallow_containers_are_accepted() -> None:
 
 
 @pytest.mark.parametrize(
-    "body", [b"", b"{", b'{"a": NaN}', b"[Infinity]", b'"\\ud800"', b'{"\\udc00": 1}', b"\xff"]
+    "body",
+    [
+        b"",
+        b"{",
+        b'{"a": NaN}',
+        b"[Infinity]",
+        b'{"a": 1e400}',
+        b"[-1e400]",
+        b'"\\ud800"',
+        b'{"\\udc00": 1}',
+        b"\xff",
+    ],
 )
 def test_invalid_documents_are_refused_as_syntax(body: bytes) -> None:
     with pytest.raises(UntrustedJsonError) as refused:
@@ -57,3 +68,12 @@ def test_invalid_documents_are_refused_as_syntax(body: bytes) -> None:
 
 def test_a_surrogate_pair_is_a_valid_character() -> None:
     assert parse_untrusted_json(b'"\\ud83d\\ude42"') == "\U0001f642"
+
+
+def test_large_but_finite_numbers_are_accepted() -> None:
+    assert parse_untrusted_json(b"[1e308, -1e308, 1e-400, 123456789012345678901234567890]") == [
+        1e308,
+        -1e308,
+        0.0,
+        123456789012345678901234567890,
+    ]

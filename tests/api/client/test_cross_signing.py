@@ -319,3 +319,57 @@ def test_a_room_mate_sees_a_cross_signing_upload_in_device_lists(
     assert alice.upload().status == 200
     changed = bob.sync(since).get("device_lists", {}).get("changed", [])
     assert alice.user_id in changed
+
+
+def test_signing_someone_elses_master_key_tells_only_the_signers_devices(
+    open_server: ServerProcess,
+) -> None:
+    alice = Identity(new_device(open_server, "cs_alice_tells"))
+    alice_phone = Device(open_server, login(open_server, "cs_alice_tells"))
+    bob = Identity(new_device(open_server, "cs_bob_tells"))
+    carol = new_device(open_server, "cs_carol_tells")
+    room_id = create_room(open_server, alice.device.token, preset="public_chat")
+    for member in (bob.device, carol):
+        joined = call(open_server, "POST", f"/rooms/{quote(room_id)}/join", member.token, {})
+        assert joined.status == 200, joined.body
+    assert alice.upload().status == 200
+    assert bob.upload().status == 200
+    since = {device.device_id: device.sync()["next_batch"] for device in (alice_phone, carol)}
+
+    bobs_master = query(alice.device, {bob.user_id: []})["master_keys"][bob.user_id]
+    signed = sign_json(copy.deepcopy(bobs_master), alice.user_id, alice.user_signing)
+    response = alice.device.post(SIGNATURES, {bob.user_id: {public_of(bob.master): signed}})
+    assert response.json() == {"failures": {}}
+
+    # alice's other device must fetch bob's keys again (it is shown the signature)...
+    phone_lists = alice_phone.sync(since[alice_phone.device_id]).get("device_lists", {})
+    assert phone_lists.get("changed") == [bob.user_id]
+    # ...and nobody else learns of anything (carol is not shown the signature).
+    carol_lists = carol.sync(since[carol.device_id]).get("device_lists", {})
+    assert carol_lists.get("changed", []) == []
+
+
+def test_a_new_device_cannot_take_the_id_of_a_cross_signing_key(
+    open_server: ServerProcess,
+) -> None:
+    """spec: end_to_end_encryption.md#key-and-signature-security: "Servers MUST not allow
+    devices to have the same IDs as cross-signing keys"."""
+    alice = Identity(new_device(open_server, "cs_alice_taken"))
+    assert alice.upload().status == 200
+    for key in (alice.master, alice.self_signing, alice.user_signing):
+        response = call(
+            open_server,
+            "POST",
+            "/login",
+            body={
+                "type": "m.login.password",
+                "identifier": {"type": "m.id.user", "user": "cs_alice_taken"},
+                "password": PASSWORD,
+                "device_id": public_of(key),
+            },
+        )
+        assert response.status == 400, response.body
+        assert response.json()["errcode"] == "M_INVALID_PARAM"
+    # Logging in again to an existing device is unaffected.
+    again = login(open_server, "cs_alice_taken", device_id=alice.device.device_id)
+    assert again["device_id"] == alice.device.device_id

@@ -157,6 +157,25 @@ def test_a_kicked_user_and_the_room_leave_each_other(open_server: ServerProcess)
     assert device_lists(carol, carol_since)["left"] == [alice.user_id]
 
 
+def test_left_names_only_those_shared_when_the_requester_left(
+    open_server: ServerProcess,
+) -> None:
+    alice = new_device(open_server, "dl_alice8")
+    bob = new_device(open_server, "dl_bob8")
+    carol = new_device(open_server, "dl_carol8")
+    dave = new_device(open_server, "dl_dave8")
+    room_id = shared_room(alice, bob, carol)
+    bob_since = next_batch(bob)
+    leave(bob, room_id)
+    # After bob left: carol goes too, dave comes; bob never shared the room with dave.
+    leave(carol, room_id)
+    join(dave, room_id)
+    assert device_lists(bob, bob_since) == {
+        "changed": [],
+        "left": sorted([alice.user_id, carol.user_id]),
+    }
+
+
 def test_a_device_change_after_leaving_is_not_reported(open_server: ServerProcess) -> None:
     alice = new_device(open_server, "dl_alice6")
     bob = new_device(open_server, "dl_bob6")

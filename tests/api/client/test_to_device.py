@@ -8,13 +8,14 @@ spec: client-server-api/modules/send_to_device.md, data/api/client-server/to_dev
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import attrs
 
 from tests.support.http import Response
-from tests.support.matrix import call, login, password_auth, register
+from tests.support.matrix import call, login, password_auth, register, running_server
 from tests.support.server_process import ServerProcess
 
 TYPE = "m.room_key_request"
@@ -260,3 +261,39 @@ def test_deleting_a_device_drops_its_messages(open_server: ServerProcess) -> Non
     assert reborn.device_id == old.device_id
     assert numbers(reborn.sync()) == []
     assert numbers(bob.sync()) == [2]
+
+
+def test_senders_past_rc_to_device_are_told_to_wait_and_nothing_is_queued(
+    tmp_path: Path, database_config: dict[str, Any]
+) -> None:
+    with running_server(
+        tmp_path, database_config, rc_to_device={"per_second": 0.001, "burst_count": 2}
+    ) as server:
+        alice = new_user(server, "td_limited_alice")
+        bob = new_user(server, "td_limited_bob")
+        for n in (1, 2):
+            sent(alice.send({bob.user_id: {bob.device_id: {"n": n}}}, f"t{n}"))
+        refused = alice.send({bob.user_id: {bob.device_id: {"n": 3}}}, "t3")
+        assert refused.status == 429, refused.body
+        assert refused.json()["errcode"] == "M_LIMIT_EXCEEDED"
+        assert refused.json()["retry_after_ms"] > 0
+        # The limit is per sender: bob may still send.
+        sent(bob.send({alice.user_id: {alice.device_id: {"n": 1}}}, "t1"))
+        assert numbers(bob.sync()) == [1, 2]
+
+
+def test_a_number_too_large_for_json_is_refused(open_server: ServerProcess) -> None:
+    """``1e400`` would be stored as infinity and echoed as ``Infinity``, which is not
+    JSON: the recipient's every sync would be unreadable."""
+    alice = new_user(open_server, "td_inf_alice")
+    bob = new_user(open_server, "td_inf_bob")
+    response = open_server.request(
+        "PUT",
+        "/_matrix/client/v3/sendToDevice/m.test/t1",
+        body=b'{"messages": {"%s": {"%s": {"x": 1e400}}}}'
+        % (bob.user_id.encode(), bob.device_id.encode()),
+        headers={"Authorization": f"Bearer {alice.token}", "Content-Type": "application/json"},
+    )
+    assert response.status == 400, response.body
+    assert response.json()["errcode"] == "M_NOT_JSON"
+    assert to_device(bob.sync()) == []
