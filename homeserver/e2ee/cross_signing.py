@@ -32,16 +32,12 @@ from http import HTTPStatus
 from typing import Any, Protocol
 
 import attrs
-from signedjson.key import decode_verify_key_bytes
-from signedjson.sign import SignatureVerifyException, verify_signed_json
 from signedjson.types import VerifyKey
-from unpaddedbase64 import decode_base64
 
 from homeserver import errors
 from homeserver.clock import Clock
+from homeserver.e2ee.signing import canonical_key_json, ed25519_verify_key, verify_signature
 from homeserver.errors import Codes, MatrixError
-from homeserver.events.canonical import encode_canonical_json
-from homeserver.events.errors import InvalidEventError
 from homeserver.storage.cross_signing import (
     MASTER,
     CrossSigningStore,
@@ -84,7 +80,7 @@ class _Key:
     key_json: str
 
     def verify_key(self) -> VerifyKey:
-        return _verify_key(f"ed25519:{self.public_key}", self.public_key)
+        return ed25519_verify_key(f"ed25519:{self.public_key}", self.public_key)
 
 
 class CrossSigningHandler:
@@ -137,7 +133,7 @@ class CrossSigningHandler:
                 )
             for field, usage in FIELDS.items():
                 if usage != MASTER and usage in uploaded:
-                    _verify(
+                    verify_signature(
                         uploaded[usage].value,
                         user_id,
                         master.verify_key(),
@@ -441,7 +437,7 @@ def _check_key(value: Any, field: str, usage: str, user_id: str) -> _Key:
         raise errors.invalid_param(
             f"'{field}.keys' must be {{'ed25519:<public key>': '<public key>'}}"
         )
-    _verify_key(key_id, public_key)
+    ed25519_verify_key(key_id, public_key)
     signatures = value.get("signatures", {})
     if not isinstance(signatures, dict) or not all(
         isinstance(by, dict) and all(isinstance(s, str) for s in by.values())
@@ -449,28 +445,13 @@ def _check_key(value: Any, field: str, usage: str, user_id: str) -> _Key:
     ):
         raise errors.bad_json(f"'{field}.signatures' must map users to key IDs to signatures")
     checked = {k: v for k, v in value.items() if k != "unsigned"}
-    return _Key(usage, public_key, checked, _canonical(checked))
-
-
-def _verify_key(key_id: str, public_key: str) -> VerifyKey:
-    try:
-        key_bytes = decode_base64(public_key)
-        if len(key_bytes) != 32:
-            raise ValueError("not 32 bytes")
-        return decode_verify_key_bytes(key_id, key_bytes)
-    except (ValueError, TypeError):
-        raise errors.invalid_param(f"{key_id!r} is not an Ed25519 public key") from None
-
-
-def _verify(value: dict[str, Any], user_id: str, verify_key: VerifyKey, message: str) -> None:
-    try:
-        verify_signed_json(value, user_id, verify_key)
-    except (SignatureVerifyException, ValueError, TypeError, KeyError, AttributeError):
-        raise errors.invalid_signature(message) from None
+    return _Key(usage, public_key, checked, canonical_key_json(checked))
 
 
 def _verify_by(value: dict[str, Any], user_id: str, key_id: str, public_key: str) -> None:
-    _verify(value, user_id, _verify_key(key_id, public_key), f"Invalid signature by {key_id!r}")
+    verify_signature(
+        value, user_id, ed25519_verify_key(key_id, public_key), f"Invalid signature by {key_id!r}"
+    )
 
 
 def _signatures_by(value: Mapping[str, Any], user_id: str) -> dict[str, str]:
@@ -489,13 +470,3 @@ def _check_same(signed: Mapping[str, Any], stored: Mapping[str, Any], what: str)
 
 def _signed_content(value: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in value.items() if k not in ("signatures", "unsigned")}
-
-
-def _canonical(value: Any) -> str:
-    try:
-        return encode_canonical_json(value).decode("utf-8")
-    except InvalidEventError as refused:
-        # Signatures cover the canonical form: what has none cannot be signed.
-        raise errors.bad_json(
-            f"The key object cannot be encoded as canonical JSON: {refused}"
-        ) from None

@@ -19,17 +19,13 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from signedjson.key import decode_verify_key_bytes
-from signedjson.sign import SignatureVerifyException, verify_signed_json
 from signedjson.types import VerifyKey
-from unpaddedbase64 import decode_base64
 
 from homeserver import errors
 from homeserver.clock import Clock
 from homeserver.e2ee.cross_signing import CrossSigningHandler
 from homeserver.e2ee.device_lists import DeviceListTracker
-from homeserver.events.canonical import encode_canonical_json
-from homeserver.events.errors import InvalidEventError
+from homeserver.e2ee.signing import canonical_key_json, ed25519_verify_key, verify_signature
 from homeserver.storage.e2e_keys import E2eKeysStore, KeyRow
 from homeserver.sync.sections import SectionRequest
 
@@ -82,7 +78,7 @@ class DeviceKeysHandler:
                     "This device already has different identity keys; log in as a new"
                     " device to use new keys"
                 )
-            new_device_keys = _canonical(checked)
+            new_device_keys = canonical_key_json(checked)
             stored = checked
         # One-time and fallback keys are checked against the device's Ed25519 key
         # once it is known (uploaded now or before).
@@ -204,16 +200,6 @@ def _with_default(counts: dict[str, int]) -> dict[str, int]:
     return {SIGNED_CURVE25519: 0, **counts}
 
 
-def _canonical(value: Any) -> str:
-    try:
-        return encode_canonical_json(value).decode("utf-8")
-    except InvalidEventError as refused:
-        # Signatures cover the canonical form: what has none cannot be signed.
-        raise errors.bad_json(
-            f"The key object cannot be encoded as canonical JSON: {refused}"
-        ) from None
-
-
 def _check_device_keys(value: Any, user_id: str, device_id: str) -> dict[str, Any]:
     """The uploaded DeviceKeys object, checked, without ``unsigned`` (what servers
     add; never stored from the client)."""
@@ -244,22 +230,13 @@ def _device_verify_key(device_keys: Mapping[str, Any], device_id: str) -> Verify
     encoded = device_keys.get("keys", {}).get(key_id)
     if not isinstance(encoded, str):
         raise errors.invalid_param(f"'device_keys.keys' must include {key_id!r}")
-    try:
-        key_bytes = decode_base64(encoded)
-        if len(key_bytes) != 32:
-            raise ValueError("not 32 bytes")
-        return decode_verify_key_bytes(key_id, key_bytes)
-    except (ValueError, TypeError):
-        raise errors.invalid_param(f"{key_id!r} is not an Ed25519 public key") from None
+    return ed25519_verify_key(key_id, encoded)
 
 
 def _verify(value: dict[str, Any], user_id: str, verify_key: VerifyKey, what: str) -> None:
-    try:
-        verify_signed_json(value, user_id, verify_key)
-    except (SignatureVerifyException, ValueError, TypeError, KeyError, AttributeError):
-        raise errors.invalid_signature(
-            f"{what}: no valid signature by the device's Ed25519 key"
-        ) from None
+    verify_signature(
+        value, user_id, verify_key, f"{what}: no valid signature by the device's Ed25519 key"
+    )
 
 
 def _check_keys(value: Any, field: str, user_id: str, verify_key: VerifyKey | None) -> list[KeyRow]:
@@ -288,5 +265,5 @@ def _check_keys(value: Any, field: str, user_id: str, verify_key: VerifyKey | No
                 _verify(key, user_id, verify_key, f"{field}: {name!r}")
         else:
             raise errors.bad_json(f"{field}: {name!r} must be a string or an object")
-        rows.append((algorithm, key_id, _canonical(key)))
+        rows.append((algorithm, key_id, canonical_key_json(key)))
     return rows

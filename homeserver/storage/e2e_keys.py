@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import attrs
 
 from homeserver.storage.database import Database
+from homeserver.storage.device_rows import delete_device_rows_txn, delete_user_device_rows_txn
 from homeserver.storage.transaction import Transaction
 
 #: (algorithm, key_id, canonical JSON of the key object)
@@ -256,20 +257,11 @@ _TABLES = ("e2e_device_keys", "e2e_one_time_keys", "e2e_fallback_keys")
 
 def delete_device_keys_txn(txn: Transaction, user_id: str, device_ids: Sequence[str]) -> None:
     """Delete every key of the devices (called where devices are deleted)."""
-    pairs = [(user_id, device_id) for device_id in device_ids]
-    for table in _TABLES:
-        txn.executemany(f"DELETE FROM {table} WHERE user_id = ? AND device_id = ?", pairs)
+    delete_device_rows_txn(txn, _TABLES, user_id, device_ids)
 
 
 def delete_all_device_keys_txn(
     txn: Transaction, user_id: str, except_device_id: str | None = None
 ) -> None:
     """Delete the keys of every device of the user but ``except_device_id``."""
-    for table in _TABLES:
-        if except_device_id is None:
-            txn.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
-        else:
-            txn.execute(
-                f"DELETE FROM {table} WHERE user_id = ? AND device_id <> ?",
-                (user_id, except_device_id),
-            )
+    delete_user_device_rows_txn(txn, _TABLES, user_id, except_device_id)

@@ -27,6 +27,7 @@ from typing import Any
 import attrs
 
 from homeserver.storage.database import Database
+from homeserver.storage.device_rows import delete_device_rows_txn, delete_user_device_rows_txn
 from homeserver.storage.transaction import Transaction
 from homeserver.streams.change_cache import StreamChangeCache
 from homeserver.streams.positions import LazyStreamPositions, PositionsWrite, StreamPositions
@@ -267,9 +268,7 @@ class ToDeviceStore:
 def delete_device_messages_txn(txn: Transaction, user_id: str, device_ids: Sequence[str]) -> None:
     """Delete the devices' waiting messages and send transactions (called where
     devices are deleted)."""
-    pairs = [(user_id, device_id) for device_id in device_ids]
-    for table in _TABLES:
-        txn.executemany(f"DELETE FROM {table} WHERE user_id = ? AND device_id = ?", pairs)
+    delete_device_rows_txn(txn, _TABLES, user_id, device_ids)
 
 
 def delete_all_device_messages_txn(
@@ -277,14 +276,7 @@ def delete_all_device_messages_txn(
 ) -> None:
     """:func:`delete_device_messages_txn` for every device of the user but
     ``except_device_id`` (and the transactions of tokens without a device)."""
-    for table in _TABLES:
-        if except_device_id is None:
-            txn.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
-        else:
-            txn.execute(
-                f"DELETE FROM {table} WHERE user_id = ? AND device_id <> ?",
-                (user_id, except_device_id),
-            )
+    delete_user_device_rows_txn(txn, _TABLES, user_id, except_device_id)
 
 
 _TABLES = ("device_inbox", "to_device_transactions")
