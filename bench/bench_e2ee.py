@@ -34,10 +34,9 @@ from typing import Any
 
 import attrs
 
-from bench.bench_live import log_problems
 from bench.client_api import client
 from bench.client_api.report import Results, add_ratios, write_json
-from bench.client_api.servers import ServerUnderTest
+from bench.client_api.servers import ServerUnderTest, log_problem_lines, log_problems
 from bench.client_api.turns import each_server
 from bench.e2ee import report
 from bench.e2ee.workloads import WORKLOADS, E2eeRun, E2eeSizes
@@ -182,10 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         for note in lines:
             print(f"{key}: NOTE {note} (so (a) is not like for like)")
     for key, problems in log_lines.items():
-        if problems["count"]:
-            print(f"{key}: {problems['count']} error lines in its log, first:")
-            for line in problems["first"][:5]:
-                print(f"    {line}")
+        for line in log_problem_lines(key, problems):
+            print(line)
     _log(f"whole run: {time.perf_counter() - began:.0f}s")
     if args.json is not None:
         record = {

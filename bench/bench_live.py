@@ -68,7 +68,7 @@ import yaml
 from bench.client_api import client
 from bench.client_api.client import CLIENT_PREFIX, Client, RequestFailed
 from bench.client_api.report import write_json
-from bench.client_api.servers import ServerUnderTest
+from bench.client_api.servers import ServerUnderTest, log_problem_lines, log_problems
 from bench.client_api.turns import each_server
 from bench.client_api.workloads import bounded, latency_figures, percentile
 from bench.cpu_meter import CpuMeter, DatabaseBackends, process_tree
@@ -680,19 +680,6 @@ def adjust_config(server: ServerUnderTest, *, delivery_receipts: bool) -> None:
     path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-def log_problems(server: ServerUnderTest, keep: int = 10) -> dict[str, Any]:
-    """Lines of the server's logs that report an error or a traceback."""
-    paths = [server.log_path, server.workdir / "homeserver.log"]
-    lines = [
-        line
-        for path in paths
-        if path.exists()
-        for line in path.read_text(errors="replace").splitlines()
-        if any(mark in line for mark in (" ERROR ", "ERROR -", "CRITICAL", "Traceback"))
-    ]
-    return {"count": len(lines), "first": [line[:400] for line in lines[:keep]]}
-
-
 async def run_server(server: ServerUnderTest, sizes: LiveSizes, *, stream: bool) -> dict[str, Any]:
     assert server.pid is not None
     backends = None
@@ -872,10 +859,7 @@ def table(results: dict[str, Any], rows: list[Row]) -> str:
                     lines.append(f"{server}, {phase}: {count} x {text}")
             if isinstance(figures, dict) and figures.get("close_codes"):
                 lines.append(f"{server}, {phase}: close codes {figures['close_codes']}")
-        problems = per.get("log_problems", {})
-        if problems.get("count"):
-            lines.append(f"{server}: {problems['count']} error lines in its log, first:")
-            lines.extend(f"    {line}" for line in problems["first"][:5])
+        lines.extend(log_problem_lines(server, per.get("log_problems", {})))
     return "\n".join(lines)
 
 

@@ -258,3 +258,26 @@ def prepare_synapse(workdir: Path, database: Database, *, log_level: str) -> Ser
         command=[python, "-m", "synapse.app.homeserver", "-c", str(config_path)],
         database=database,
     )
+
+
+def log_problems(server: ServerUnderTest, keep: int = 10) -> dict[str, Any]:
+    """Lines of the server's logs that report an error or a traceback."""
+    paths = [server.log_path, server.workdir / "homeserver.log"]
+    lines = [
+        line
+        for path in paths
+        if path.exists()
+        for line in path.read_text(errors="replace").splitlines()
+        if any(mark in line for mark in (" ERROR ", "ERROR -", "CRITICAL", "Traceback"))
+    ]
+    return {"count": len(lines), "first": [line[:400] for line in lines[:keep]]}
+
+
+def log_problem_lines(key: str, problems: dict[str, Any]) -> list[str]:
+    """What a report prints of :func:`log_problems` for one server: nothing if none."""
+    if not problems.get("count"):
+        return []
+    return [
+        f"{key}: {problems['count']} error lines in its log, first:",
+        *(f"    {line}" for line in problems["first"][:5]),
+    ]
