@@ -42,9 +42,11 @@ from homeserver.api.client import register as register_servlet
 from homeserver.api.client import relations as relations_servlet
 from homeserver.api.client import room_upgrades as room_upgrades_servlet
 from homeserver.api.client import rooms as rooms_servlet
+from homeserver.api.client import search as search_servlet
 from homeserver.api.client import sync as sync_servlet
 from homeserver.api.client import tags as tags_servlet
 from homeserver.api.client import typing as typing_servlet
+from homeserver.api.client import user_directory as userdir_servlet
 from homeserver.api.client import whois as whois_servlet
 from homeserver.api.client.stream import StreamEndpoint, StreamServices
 from homeserver.auth.account import AccountHandler
@@ -66,16 +68,18 @@ from homeserver.config.model import HomeServerConfig, ListenerConfig
 from homeserver.crypto.keys import load_or_create_signing_key
 from homeserver.directory.handler import DirectoryHandler
 from homeserver.e2ee.assembly import E2eeServices, build_e2ee
-from homeserver.events.event import Event
 from homeserver.filtering.handler import FilterHandler
 from homeserver.http.auth import RequestAuthenticator
 from homeserver.http.limits import LISTEN_BACKLOG, ConnectionLimits, ensure_file_descriptors
 from homeserver.http.request import MatrixSite
 from homeserver.http.server import JsonResource, Router
 from homeserver.media.assembly import MediaServices, build_media
+from homeserver.notifications.assembly import NotificationServices, build_notifications
+from homeserver.presence.activity import track_presence_activity
 from homeserver.presence.handler import PresenceHandler
 from homeserver.profile.handler import ProfileHandler
 from homeserver.push.handler import PushRulesHandler
+from homeserver.pushers.assembly import PusherServices, build_pushers
 from homeserver.ratelimit import RateLimiter
 from homeserver.reactor import IServerReactor
 from homeserver.receipts.delivered import DeliveryRecorder
@@ -84,6 +88,7 @@ from homeserver.rooms.assembly import RoomServices, build_room_core, build_rooms
 from homeserver.rooms.carry_over import UpgradeCarryOver
 from homeserver.rooms.guests import GuestEviction
 from homeserver.rooms.upgrade import RoomUpgradeHandler
+from homeserver.search.assembly import SearchServices, build_search
 from homeserver.storage.account_data import AccountDataStore
 from homeserver.storage.database import Database
 from homeserver.storage.devices import DeviceStore
@@ -107,6 +112,7 @@ from homeserver.sync.sections import PresenceSection, SyncSection
 from homeserver.sync.sources import SyncSources
 from homeserver.typing.handler import TypingHandler
 from homeserver.unread.counter import UnreadCounter
+from homeserver.userdir.assembly import UserDirectoryServices, build_user_directory
 
 logger = logging.getLogger(__name__)
 
@@ -167,6 +173,10 @@ class Handlers:
     deliveries: DeliveryRecorder
     media: MediaServices
     e2ee: E2eeServices
+    user_directory: UserDirectoryServices
+    search: SearchServices
+    pushers: PusherServices
+    notifications: NotificationServices = attrs.field(init=False)
 
 
 @attrs.define
@@ -297,6 +307,7 @@ class HomeServer:
             authenticator=authenticator,
             password_enabled=config.password_login_enabled,
             default_room_version=config.default_room_version,
+            extra={**handlers.pushers.capabilities(), **handlers.notifications.capabilities()},
         )
         admin_registration_tokens.register(
             router, authenticator=authenticator, tokens=handlers.registration_tokens
@@ -315,6 +326,8 @@ class HomeServer:
         push_rules_servlet.register(
             router, authenticator=authenticator, push_rules=self.handlers.push_rules
         )
+        self.handlers.pushers.register(router, authenticator)
+        self.handlers.notifications.register(router, authenticator)
         e2ee = self.handlers.e2ee
         room_keys.register(router, authenticator=authenticator, key_backup=e2ee.key_backup)
         to_device.register(router, authenticator=authenticator, to_device=e2ee.to_device)
@@ -326,6 +339,7 @@ class HomeServer:
             authenticator=RequestAuthenticator(self.handlers.tokens),
             directory=self.handlers.directory,
         )
+        userdir_servlet.register(router, self.handlers.tokens, self.handlers.user_directory.handler)
 
     def _register_room_servlets(self, router: Router) -> None:
         """Rooms, sync, read markers, relations and spaces."""
@@ -385,6 +399,7 @@ class HomeServer:
             router, authenticator=authenticator, receipts=self.handlers.receipts
         )
         typing_servlet.register(router, authenticator=authenticator, typing=self.handlers.typing)
+        search_servlet.register(router, authenticator, self.handlers.search.handler)
         keys.register(router, authenticator=authenticator, keys=self.handlers.e2ee.device_keys)
         cross_signing.register(router, authenticator=authenticator, handlers=self.handlers)
         presence_servlet.register(
@@ -400,6 +415,9 @@ class HomeServer:
         self.handlers.last_seen.start()
         self.handlers.presence.start()
         self.handlers.media.maintenance.start()
+        self.handlers.user_directory.start()
+        self.handlers.search.start()
+        self.handlers.pushers.start()
         self._shutdown_trigger = self.reactor.addSystemEventTrigger(
             "before", "shutdown", lambda: defer.ensureDeferred(self._stop_periodic_work())
         )
@@ -410,6 +428,9 @@ class HomeServer:
         await self.handlers.deliveries.drain()
         await self.handlers.media.drain()
         await self.handlers.media.maintenance.stop()
+        await self.handlers.search.stop()
+        await self.handlers.user_directory.stop()
+        await self.handlers.pushers.stop()
 
     async def stop_background_tasks(self) -> None:
         if self._shutdown_trigger is not None:
@@ -505,41 +526,6 @@ async def _set_fully_read(
 ) -> None:
     """spec: client-server-api/_index.md#fully-read-markers (room account data)"""
     await account_data.set_room(user_id, room_id, "m.fully_read", {"event_id": event_id})
-
-
-def _track_presence_activity(
-    server_name: str,
-    presence: PresenceHandler,
-    rooms: RoomServices,
-    typing: TypingHandler,
-    receipts: ReceiptsHandler,
-) -> None:
-    """What local users do keeps them online; joining a room exchanges presence with
-    its members (presence/handler.py)."""
-
-    def is_local(user_id: str) -> bool:
-        return user_id.partition(":")[2] == server_name
-
-    typing.on_activity.append(presence.record_activity)
-    receipts.on_activity.append(presence.record_activity)
-
-    def on_new_event(event: Event, _position: int) -> None:
-        # Membership events are also made by the server on a user's behalf (profile
-        # changes, deactivation, guest eviction): not a sign the user is there.
-        if event.type != "m.room.member" and is_local(event.sender):
-            presence.record_activity(event.sender)
-
-    async def on_state_change(event: Event) -> None:
-        if (
-            event.type == "m.room.member"
-            and event.membership == "join"
-            and event.state_key is not None
-            and is_local(event.state_key)
-        ):
-            presence.joined_room(event.state_key, event.room_id)
-
-    rooms.pipeline.on_new_event.append(on_new_event)
-    rooms.pipeline.after_state_change.append(on_state_change)
 
 
 async def build_homeserver(
@@ -676,7 +662,7 @@ async def build_homeserver(
         notifier=notifier,
     )
     await presence.load()
-    _track_presence_activity(config.server_name, presence, rooms, typing, receipts)
+    track_presence_activity(config.server_name, presence, rooms, typing, receipts)
     deliveries = DeliveryRecorder(
         store=stores.receipts,
         clock=clock,
@@ -787,7 +773,15 @@ async def build_homeserver(
         deliveries=deliveries,
         media=media,
         e2ee=e2ee,
+        user_directory=build_user_directory(
+            config, database, reactor, profile, account, rooms, registration
+        ),
+        search=build_search(config, database, reactor, rooms),
+        pushers=await build_pushers(
+            config, reactor, database, rooms, account, receipts, unread, push_rules, account_data
+        ),
     )
+    handlers.notifications = build_notifications(config, reactor, database, handlers, signing_key)
     return HomeServer(
         config=config,
         reactor=reactor,

@@ -5,6 +5,8 @@ spec: client-server-api/_index.md#account-registration-and-management
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 
 from homeserver.auth.passwords import PasswordHasher, check_new_password
@@ -16,6 +18,11 @@ from homeserver.storage.users import UserExistsError, UserStore
 
 #: Generated usernames are numeric; a few tries skip numbers an admin took by hand.
 _GENERATE_ATTEMPTS = 10
+
+logger = logging.getLogger(__name__)
+
+#: Told the user ID of each new account, once its profile is written.
+RegisteredCallback = Callable[[str], Awaitable[None]]
 
 
 class RegistrationHandler:
@@ -32,6 +39,7 @@ class RegistrationHandler:
         self._users = users
         self._hasher = hasher
         self._profiles = profiles
+        self.on_registered: list[RegisteredCallback] = []
 
     def user_id_for(self, localpart: str) -> str:
         """The full user ID for a new account's localpart, checked against the grammar."""
@@ -74,6 +82,12 @@ class RegistrationHandler:
         if self._profiles is not None:
             # The display name starts as the localpart, so members are never nameless.
             await self._profiles.create_profile(user_id, localpart)
+        for callback in self.on_registered:
+            try:
+                await callback(user_id)
+            except Exception:
+                # The account exists; a failing listener must not turn that into an error.
+                logger.error("registration callback failed for %s", user_id, exc_info=True)
         return user_id
 
     async def upgrade_guest(self, user_id: str, password: str | None) -> None:

@@ -103,6 +103,12 @@ class AccessTokenHandler:
         # used once per request, all updating one row: on PostgreSQL those conflict
         # and exhaust their retries.  One marking per token, shared.
         self._first_use: SingleFlight[int, None] = SingleFlight()
+        # First of the listeners: a deleted device's tokens leave the cache before
+        # anyone woken by the change (a WebSocket stream's next frame) checks one.
+        devices.on_devices_changed.insert(0, self._devices_changed)
+
+    async def _devices_changed(self, user_id: str) -> None:
+        self.invalidate_user(user_id)
 
     async def create_session(
         self,

@@ -8,7 +8,10 @@ from typing import Any
 import attrs
 
 from homeserver.auth.passwords import Argon2Cost
+from homeserver.config.email import EmailConfig
 from homeserver.config.media import MediaConfig
+from homeserver.config.push import PushConfig
+from homeserver.config.user_directory import UserDirectoryConfig
 from homeserver.ratelimit import RateLimitConfig
 
 #: The listener resource names this server serves (``/health`` is served on every
@@ -69,6 +72,8 @@ class RateLimits:
     presence: RateLimitConfig
     #: ``rc_to_device``, our own: ``PUT /sendToDevice`` requests per user.
     to_device: RateLimitConfig
+    #: ``rc_search``, our own: ``POST /search`` requests per user.
+    search: RateLimitConfig
 
 
 @attrs.frozen
@@ -129,6 +134,8 @@ class HomeServerConfig:
     log_level: str
     #: ``POST /register?kind=guest`` creates guest accounts (Synapse's key).
     allow_guest_access: bool = False
+    #: Index messages and answer ``POST /search`` (Synapse's key).
+    enable_search: bool = True
     #: Which new rooms start with ``m.room.encryption`` (``ROOM_ENCRYPTION_DEFAULTS``).
     #: ``invite`` where Synapse defaults to ``off``: direct messages and private groups
     #: are encrypted unless the operator opts out.
@@ -136,3 +143,9 @@ class HomeServerConfig:
     presence: PresenceConfig = PresenceConfig()
     delivery_receipts: DeliveryReceiptsConfig = DeliveryReceiptsConfig()
     media: MediaConfig = MediaConfig()
+    #: Pushers: ``push``, ``webpush`` and the outbound ``ip_range_*`` lists.
+    push: PushConfig = PushConfig()
+    #: SMTP, notification emails and address validation (Synapse's ``email``).
+    email: EmailConfig = EmailConfig()
+    #: ``POST /user_directory/search`` (Synapse's ``user_directory``).
+    user_directory: UserDirectoryConfig = UserDirectoryConfig()

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from homeserver.auth.passwords import Argon2Cost
+from homeserver.config.email import EmailConfig, parse_email
 from homeserver.config.media import MediaConfig, parse_media
 from homeserver.config.model import (
     LISTENER_RESOURCES,
@@ -25,6 +26,7 @@ from homeserver.config.model import (
     RateLimits,
 )
 from homeserver.config.paths import path_problems
+from homeserver.config.push import PushConfig, parse_push
 from homeserver.config.reader import ConfigError, Section, raise_problems
 from homeserver.config.synapse_keys import (
     SYNAPSE_KEY_TREE,
@@ -32,6 +34,7 @@ from homeserver.config.synapse_keys import (
     TOLERATED_DATABASE_KEYS,
     TOLERATED_TOP_LEVEL_KEYS,
 )
+from homeserver.config.user_directory import UserDirectoryConfig, parse_user_directory
 from homeserver.events.room_versions import DEFAULT_ROOM_VERSION, KNOWN_ROOM_VERSIONS
 from homeserver.identifiers import is_valid_server_name
 from homeserver.ratelimit import RateLimitConfig
@@ -99,6 +102,7 @@ def parse_config(
         ),
         registration_requires_token=root.get_bool("registration_requires_token", False),
         allow_guest_access=root.get_bool("allow_guest_access", False),
+        enable_search=root.get_bool("enable_search", True),
         encryption_enabled_by_default_for_room_type=_parse_room_encryption_default(root),
         registration_shared_secret=root.get_str("registration_shared_secret", None),
         password_hash_cost=password_hash_cost,
@@ -119,6 +123,9 @@ def parse_config(
         presence=root.attempt(lambda: _parse_presence(root), PresenceConfig()),
         delivery_receipts=_parse_delivery_receipts(root),
         media=root.attempt(lambda: parse_media(root), MediaConfig()),
+        push=root.attempt(lambda: parse_push(root), PushConfig()),
+        email=root.attempt(lambda: parse_email(root), EmailConfig()),
+        user_directory=root.attempt(lambda: parse_user_directory(root), UserDirectoryConfig()),
     )
     if (
         config.enable_registration
@@ -403,6 +410,7 @@ def _parse_rate_limits(root: Section) -> RateLimits:
         hierarchy=_parse_rate_limit(root, "rc_hierarchy", 2, 20),
         presence=_parse_rate_limit(presence, "per_user", 0.1, 1),
         to_device=_parse_rate_limit(root, "rc_to_device", 20, 200),
+        search=_parse_rate_limit(root, "rc_search", 1, 10),
     )
     for section in (login, joins, invites, presence):
         section.finish()

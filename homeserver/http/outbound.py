@@ -1,5 +1,5 @@
-"""The server's one outbound HTTP client (URL previews today; pushers and federation
-are meant to go through it too).
+"""The server's one outbound HTTP client: URL previews (GET) and pushers (POST to
+push gateways and Web Push services); federation is meant to go through it too.
 
 docs: ../shared/DESIGN.md, "Security by construction": outbound HTTP "refuses private
 address ranges unless configured".  A user who can make the server fetch a URL (a URL
@@ -29,6 +29,7 @@ for ``identity`` encoding.
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
@@ -40,6 +41,7 @@ from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.error import DNSLookupError
 from twisted.internet.interfaces import (
     IAddress,
+    IConsumer,
     IHostnameResolver,
     IHostResolution,
     IPushProducer,
@@ -51,7 +53,7 @@ from twisted.python.failure import Failure
 from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool, ResponseDone
 from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import UNKNOWN_LENGTH, IResponse
+from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer, IResponse
 from zope.interface import directlyProvides, implementer, providedBy
 
 from homeserver.reactor import IServerReactor
@@ -112,19 +114,32 @@ class AddressPolicy:
         self._whitelist = tuple(whitelist)
 
     def allows(self, host: str) -> bool:
-        try:
-            # A scope ("fe80::1%eth0") says which interface, not which address.
-            address: IpAddress = ipaddress.ip_address(host.split("%", 1)[0])
-        except ValueError:
+        forms = _address_forms(host)
+        if not forms:
             return False  # Not an IP address: nothing we could judge, so nothing we allow.
-        forms: list[IpAddress] = [address]
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            # ::ffff:127.0.0.1 reaches 127.0.0.1 through a dual-stack socket, so it is
-            # judged as that IPv4 address (as well as itself, should a list name it).
-            forms.append(address.ipv4_mapped)
         if not any(form in network for form in forms for network in self._blacklist):
             return True
         return any(form in network for form in forms for network in self._whitelist)
+
+    def whitelisted(self, host: str) -> bool:
+        """``host`` is an IP address the whitelist names (a host name never is)."""
+        forms = _address_forms(host)
+        return any(form in network for form in forms for network in self._whitelist)
+
+
+def _address_forms(host: str) -> list[IpAddress]:
+    """The addresses ``host`` reaches (none if it is not an IP address)."""
+    try:
+        # A scope ("fe80::1%eth0") says which interface, not which address.
+        address: IpAddress = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return []
+    forms: list[IpAddress] = [address]
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        # ::ffff:127.0.0.1 reaches 127.0.0.1 through a dual-stack socket, so it is
+        # judged as that IPv4 address (as well as itself, should a list name it).
+        forms.append(address.ipv4_mapped)
+    return forms
 
 
 @implementer(IResolutionReceiver)
@@ -311,7 +326,7 @@ def _decode_location(raw: bytes) -> str:
 
 
 class OutboundHttpClient:
-    """GETs URLs from the internet, never from the addresses the policy blocks."""
+    """GETs and POSTs to URLs on the internet, never to the addresses the policy blocks."""
 
     def __init__(
         self,
@@ -373,6 +388,71 @@ class OutboundHttpClient:
         # (a CancelledError, a connection error), so who cancelled is noted: the timer
         # (OutboundTimeout) or our caller (CancelledError, never mistaken for a failure
         # of the site: a caller may cache failures).
+        return await self._with_timeout(exchange, timeout)
+
+    def whitelisted(self, host: str) -> bool:
+        """``host`` is an IP address in ``ip_whitelist``: a place the operator chose to
+        reach, where callers may relax their own rules (plain http for Web Push)."""
+        return self._policy.whitelisted(host)
+
+    async def post(
+        self,
+        url: str,
+        body: bytes,
+        *,
+        content_type: str,
+        max_size: int,
+        timeout: float,  # noqa: ASYNC109 (a Twisted coroutine, as in get)
+        headers: Mapping[str, str] | None = None,
+    ) -> OutboundResponse:
+        """POST ``body`` to ``url`` under the same address policy, response size cap
+        and overall timeout as :meth:`get`.  Redirects are *not* followed: a 3xx is
+        returned as it is (a pusher's gateway that moves must be set again), so a POST
+        is never replayed to a place nobody chose."""
+        request_headers = Headers(
+            {
+                b"User-Agent": [self._user_agent.encode("utf-8")],
+                b"Accept-Encoding": [b"identity"],
+                b"Content-Type": [content_type.encode("latin-1")],
+            }
+        )
+        for name, value in (headers or {}).items():
+            request_headers.setRawHeaders(name.encode("latin-1"), [value.encode("latin-1")])
+
+        async def exchange() -> OutboundResponse:
+            response = await self._request(url, request_headers, b"POST", body)
+            data = await _read_body(response, max_size)
+            return OutboundResponse(
+                code=response.code, headers=_flat_headers(response.headers), body=data, url=url
+            )
+
+        return await self._with_timeout(defer.ensureDeferred(exchange()), timeout)
+
+    async def post_json(
+        self,
+        url: str,
+        body: Any,
+        *,
+        max_size: int,
+        timeout: float,  # noqa: ASYNC109 (a Twisted coroutine, as in get)
+        headers: Mapping[str, str] | None = None,
+    ) -> OutboundResponse:
+        """POST ``body`` encoded as JSON (see :meth:`post`)."""
+        encoded = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return await self.post(
+            url,
+            encoded,
+            content_type="application/json",
+            max_size=max_size,
+            timeout=timeout,
+            headers=headers,
+        )
+
+    async def _with_timeout(
+        self,
+        exchange: defer.Deferred[OutboundResponse],
+        timeout: float,  # noqa: ASYNC109 (a Twisted coroutine, as in get)
+    ) -> OutboundResponse:
         stopped_by: list[str] = []
 
         def cancel(_: defer.Deferred[OutboundResponse]) -> None:
@@ -428,7 +508,9 @@ class OutboundHttpClient:
             )
         raise OutboundError(f"more than {max_redirects} redirects")
 
-    async def _request(self, url: str, headers: Headers) -> IResponse:
+    async def _request(
+        self, url: str, headers: Headers, method: bytes = b"GET", body: bytes | None = None
+    ) -> IResponse:
         target = _request_target(url)
         # A resolver (and so an Agent) per request, so that its record of refused
         # addresses belongs to this request alone; the pool is shared.
@@ -439,7 +521,8 @@ class OutboundHttpClient:
             pool=self._pool,
         )
         try:
-            response: IResponse = await agent.request(b"GET", target, headers, None)
+            producer = None if body is None else _BytesProducer(body)
+            response: IResponse = await agent.request(method, target, headers, producer)
         except defer.CancelledError:
             raise
         except DNSLookupError as error:
@@ -453,6 +536,28 @@ class OutboundHttpClient:
         except Exception as error:
             raise OutboundError(f"request failed: {_describe(error)}") from error
         return response
+
+
+@implementer(IBodyProducer)
+class _BytesProducer:
+    """A request body already in memory (a push payload: a few kilobytes)."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+        self.length = len(body)
+
+    def startProducing(self, consumer: IConsumer) -> defer.Deferred[None]:
+        consumer.write(self._body)
+        return defer.succeed(None)
+
+    def pauseProducing(self) -> None:
+        pass
+
+    def resumeProducing(self) -> None:
+        pass
+
+    def stopProducing(self) -> None:
+        pass
 
 
 def _describe(error: Exception) -> str:

@@ -53,6 +53,9 @@ class Actions:
     notify: bool
     highlight: bool
     sound: str | None = None
+    #: The matched rule's ``actions`` as JSON, tweaks included (``GET /notifications``
+    #: and pushers show them); empty for :data:`NOTHING`.
+    raw: tuple[Any, ...] = attrs.field(default=(), eq=False, repr=False)
 
 
 NOTHING: Final = Actions(notify=False, highlight=False)
@@ -78,26 +81,33 @@ class EvaluationContext:
     room_id: str
 
 
+def tweaks_of(actions: Sequence[Any]) -> dict[str, Any]:
+    """Every ``set_tweak`` of ``actions`` as ``{tweak: value}`` (the ``tweaks`` push
+    gateways get), custom ones included; ``highlight`` without a value is true, another
+    tweak without one is None.  Later tweaks win over earlier ones.
+    spec: client-server-api/modules/push.md#actions"""
+    tweaks: dict[str, Any] = {}
+    for action in actions:
+        if isinstance(action, Mapping) and isinstance(action.get("set_tweak"), str):
+            tweak = action["set_tweak"]
+            tweaks[tweak] = action.get("value", True if tweak == "highlight" else None)
+    return tweaks
+
+
 def actions_of(actions: Sequence[Any]) -> Actions:
     """A rule's ``actions`` as :class:`Actions`: ``notify``; ``set_tweak: highlight``
-    with no value or ``true``; ``set_tweak: sound`` with a string value.  Later tweaks
-    win over earlier ones.  spec: client-server-api/modules/push.md#actions"""
-    notify = False
-    highlight = False
-    sound: str | None = None
-    for action in actions:
-        if action == "notify":
-            notify = True
-        elif isinstance(action, Mapping):
-            tweak = action.get("set_tweak")
-            if tweak == "highlight":
-                highlight = action.get("value", True) is True
-            elif tweak == "sound":
-                value = action.get("value")
-                sound = value if isinstance(value, str) else None
-    if not notify:
+    with no value or ``true``; ``set_tweak: sound`` with a string value (from
+    :func:`tweaks_of`).  spec: client-server-api/modules/push.md#actions"""
+    if "notify" not in actions:
         return NOTHING
-    return Actions(notify=True, highlight=highlight, sound=sound)
+    tweaks = tweaks_of(actions)
+    sound = tweaks.get("sound")
+    return Actions(
+        notify=True,
+        highlight=tweaks.get("highlight", False) is True,
+        sound=sound if isinstance(sound, str) else None,
+        raw=tuple(actions),
+    )
 
 
 # --- property paths ------------------------------------------------------------------

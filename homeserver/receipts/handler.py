@@ -64,6 +64,8 @@ class ReceiptsHandler:
         self.on_fully_read: list[FullyReadCallback] = list(on_fully_read)
         #: Called with the user ID after each accepted receipt (presence activity).
         self.on_activity: list[Callable[[str], None]] = []
+        #: Called with (user ID, room ID) after a read receipt moved (pusher badges).
+        self.on_receipt: list[Callable[[str, str], None]] = []
 
     def current_position(self) -> int:
         """The newest position of the receipts stream announced by this process."""
@@ -112,6 +114,8 @@ class ReceiptsHandler:
         # A reader sent to this position before an earlier one commits would skip it.
         await self._store.wait_until_visible(result.stream_id)
         self._position = max(self._position, result.stream_id)
+        for moved in self.on_receipt:
+            moved(user_id, room_id)
         if receipt_type == READ_PRIVATE:
             self._notifier.notify("receipts", result.stream_id, users=[user_id])
         else:

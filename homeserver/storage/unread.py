@@ -163,19 +163,13 @@ def _read_states_txn(
         return {}
     nids = sorted(rooms)
     nid_marks = ",".join("?" * len(nids))
-    type_marks = ",".join("?" * len(receipt_types))
-    txn.execute(
-        "SELECT room_nid, thread_id, MAX(event_stream_ordering) FROM receipts"
-        f" WHERE user_id = ? AND room_nid IN ({nid_marks}) AND receipt_type IN ({type_marks})"
-        " AND event_stream_ordering IS NOT NULL GROUP BY room_nid, thread_id",
-        (user_id, *nids, *receipt_types),
-    )
-    for room_nid, thread_id, mark in txn.fetchall():
-        room = rooms[int(room_nid)]
-        if thread_id == UNTHREADED:
-            room["unthreaded_mark"] = int(mark)
-        else:
-            room["thread_marks"][thread_id] = int(mark)
+    for nid, threads in read_marks_txn(txn, user_id, nids, receipt_types).items():
+        room = rooms[nid]
+        for thread_id, mark in threads.items():
+            if thread_id == UNTHREADED:
+                room["unthreaded_mark"] = mark
+            else:
+                room["thread_marks"][thread_id] = mark
     txn.execute(
         "SELECT room_nid, thread_id, base_position, stream_position, rules_hash,"
         " receipt_position, notification_count, highlight_count FROM unread_checkpoints"
@@ -189,6 +183,28 @@ def _read_states_txn(
     for nid, room in rooms.items():
         states[room["room_id"]] = RoomReadState(**room, checkpoint=_checkpoint(found.get(nid)))
     return states
+
+
+def read_marks_txn(
+    txn: Transaction, user_id: str, room_nids: Sequence[int], receipt_types: Collection[str]
+) -> dict[int, dict[str, int]]:
+    """room NID -> thread ID (:data:`UNTHREADED` for unthreaded receipts) -> the newest
+    stream position ``user_id``'s receipts of ``receipt_types`` cover there (shared
+    with storage.notifications: both read the same read mark)."""
+    if not room_nids:
+        return {}
+    nid_marks = ",".join("?" * len(room_nids))
+    type_marks = ",".join("?" * len(receipt_types))
+    txn.execute(
+        "SELECT room_nid, thread_id, MAX(event_stream_ordering) FROM receipts"
+        f" WHERE user_id = ? AND room_nid IN ({nid_marks}) AND receipt_type IN ({type_marks})"
+        " AND event_stream_ordering IS NOT NULL GROUP BY room_nid, thread_id",
+        (user_id, *room_nids, *sorted(receipt_types)),
+    )
+    marks: dict[int, dict[str, int]] = {}
+    for room_nid, thread_id, mark in txn.fetchall():
+        marks.setdefault(int(room_nid), {})[str(thread_id)] = int(mark)
+    return marks
 
 
 def _checkpoint(rows: list[tuple[Any, ...]] | None) -> Checkpoint | None:

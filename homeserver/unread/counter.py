@@ -47,20 +47,12 @@ from typing import Any
 
 import attrs
 
-from homeserver.events.auth.power_levels import (
-    CREATE_KEY,
-    POWER_LEVELS_KEY,
-    PowerLevels,
-    parse_power_level,
-)
 from homeserver.events.event import Event
-from homeserver.events.room_versions import get_room_version
 from homeserver.push.evaluator import (
-    DEFAULT_NOTIFICATION_LEVELS,
-    EvaluationContext,
     PushRuleEvaluator,
 )
 from homeserver.push.handler import PushRulesHandler
+from homeserver.push.room_facts import RoomFacts, read_room_facts
 from homeserver.receipts.handler import RECEIPT_TYPES
 from homeserver.receipts.threads import MAIN_THREAD, direct_thread
 from homeserver.rooms.state import RoomStateReader
@@ -152,7 +144,7 @@ class UnreadCounter:
         }
         pending = {nid: p.scan_from for nid, p in progress.items() if p.scan_from < up_to}
         members: dict[int, int] = {}
-        facts: dict[int, _RoomFacts] = {}
+        facts: dict[int, RoomFacts] = {}
         rooms_by_nid = {room.room_nid: room for room in read_states.values()}
         while pending:
             found = await self._store.events_after(pending, up_to, self._batch_size)
@@ -169,7 +161,9 @@ class UnreadCounter:
                     if event is None:
                         continue
                     if nid not in facts and scanned.sender != user_id:
-                        facts[nid] = await self._room_facts(user_id, room)
+                        facts[nid] = await read_room_facts(
+                            self._state, user_id, room.room_version, room.current_state_group
+                        )
                     progress[nid].take(
                         user_id, scanned, event, evaluator, facts.get(nid), members.get(nid, 0)
                     )
@@ -190,29 +184,6 @@ class UnreadCounter:
             fingerprint = hashlib.sha256(body.encode()).hexdigest()
             self._fingerprints[evaluator] = fingerprint
         return fingerprint
-
-    async def _room_facts(self, user_id: str, room: RoomReadState) -> _RoomFacts:
-        """What the push rule conditions read of the room's current state: power
-        levels (``sender_notification_permission``) and the user's display name."""
-        room_version = get_room_version(room.room_version)
-        own_member = ("m.room.member", user_id)
-        state = await self._state.events_for_state(
-            await self._state.state_ids_for_group(room.current_state_group),
-            (CREATE_KEY, POWER_LEVELS_KEY, own_member),
-        )
-        power = PowerLevels.from_state(room_version, state)
-        levels = dict(DEFAULT_NOTIFICATION_LEVELS)
-        power_event = state.get(POWER_LEVELS_KEY)
-        content = power_event.content if power_event is not None else None
-        notifications = content.get("notifications") if isinstance(content, dict) else None
-        if isinstance(notifications, dict):
-            for key, value in notifications.items():
-                parsed = parse_power_level(value, room_version)
-                if isinstance(key, str) and parsed is not None:
-                    levels[key] = parsed
-        member = state.get(own_member)
-        name = member.content.get("displayname") if member is not None else None
-        return _RoomFacts(power, levels, name if isinstance(name, str) else None)
 
 
 class _Progress:
@@ -283,7 +254,7 @@ class _Progress:
         scanned: ScannedEvent,
         event: Event,
         evaluator: PushRuleEvaluator,
-        facts: _RoomFacts | None,
+        facts: RoomFacts | None,
         joined_members: int,
     ) -> None:
         content = event.content if isinstance(event.content, dict) else {}
@@ -298,14 +269,7 @@ class _Progress:
             values[1] = values[2] = 0
             return
         assert facts is not None
-        context = EvaluationContext(
-            user_id,
-            facts.display_name,
-            joined_members,
-            _finite(facts.power.user_level(event.sender)),
-            facts.notification_levels,
-            self.room.room_id,
-        )
+        context = facts.context(user_id, self.room.room_id, event.sender, joined_members)
         actions = evaluator.evaluate(event.pdu, context)
         if actions.notify:
             values[1] += 1
@@ -340,19 +304,3 @@ class _Progress:
                 if root != MAIN_THREAD
             },
         )
-
-
-def _finite(level: int | float) -> int:
-    """v12 creators' infinite power as a level above any a room can set."""
-    return level if isinstance(level, int) else _ABOVE_ANY_LEVEL
-
-
-#: Power levels are canonical JSON integers, at most 2**53 - 1.
-_ABOVE_ANY_LEVEL = 2**53
-
-
-@attrs.frozen
-class _RoomFacts:
-    power: PowerLevels
-    notification_levels: dict[str, int]
-    display_name: str | None

@@ -27,7 +27,9 @@ import pytest_twisted
 
 from homeserver.app import build_homeserver
 from homeserver.config.load import embedded_default_config
+from homeserver.pushers.email.unsubscribe import UNSUBSCRIBE_PATH
 from homeserver.reactor import installed_reactor
+from homeserver.threepids.handler import SUBMIT_TOKEN_PATH
 from tests.support.accounts import register_with_secret
 from tests.support.http import Response
 from tests.support.matrix import login, running_server
@@ -42,6 +44,14 @@ PASSWORD = "correct horse"
 SESSION_ENDING = {
     ("POST", "/_matrix/client/v3/logout"),
     ("POST", "/_matrix/client/v3/logout/all"),
+}
+
+#: Pages people open from a link in an email (address validation, one-click
+#: unsubscribe): they answer bad input with an HTML page and an error status.
+HTML_PAGES = {
+    ("GET", SUBMIT_TOKEN_PATH),
+    ("GET", UNSUBSCRIBE_PATH),
+    ("POST", UNSUBSCRIBE_PATH),
 }
 
 #: Field names clients send across the client-server API.
@@ -193,6 +203,10 @@ class _Sweep:
             self.failures.append(f"{response.status} for {where}: {response.body[:300]!r}")
             return
         if response.status < 400:
+            return
+        if (method, path.split("?")[0]) in HTML_PAGES:
+            if not response.headers.get("content-type", "").startswith("text/html"):
+                self.failures.append(f"{response.status} without an HTML page for {where}")
             return
         try:
             error = response.json()

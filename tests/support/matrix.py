@@ -26,7 +26,9 @@ RELAXED_LIMITS: dict[str, Any] = {
     "rc_sync": {"per_second": 1000, "burst_count": 1000},
     "rc_threads": {"per_second": 1000, "burst_count": 1000},
     "rc_hierarchy": {"per_second": 1000, "burst_count": 1000},
+    "rc_search": {"per_second": 1000, "burst_count": 1000},
     "rc_to_device": {"per_second": 1000, "burst_count": 1000},
+    "rc_pushers": {"per_second": 1000, "burst_count": 1000},
     "rc_joins": {"local": {"per_second": 1000, "burst_count": 1000}},
     "rc_invites": {
         "per_room": {"per_second": 1000, "burst_count": 1000},

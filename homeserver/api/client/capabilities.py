@@ -5,6 +5,7 @@ spec: client-server-api/_index.md#capabilities-negotiation
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from homeserver.events.room_versions import KNOWN_ROOM_VERSIONS
@@ -35,11 +36,16 @@ def register(
     authenticator: RequestAuthenticator,
     password_enabled: bool,
     default_room_version: str,
+    extra: Mapping[str, Any] | None = None,
 ) -> None:
+    """``extra``: capabilities of optional features (``m.webpush``, MSC4174)."""
     body = {
-        "capabilities": capabilities(
-            password_enabled=password_enabled, default_room_version=default_room_version
-        )
+        "capabilities": {
+            **capabilities(
+                password_enabled=password_enabled, default_room_version=default_room_version
+            ),
+            **(extra or {}),
+        }
     }
 
     async def get_capabilities(request: MatrixRequest) -> tuple[int, Any]:

@@ -1,0 +1,1 @@
+"""Message search: the index kept from the events stream, and ``POST /search``."""

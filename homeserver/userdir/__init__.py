@@ -1,0 +1,1 @@
+"""The user directory: ``POST /user_directory/search`` (docs/user-directory.md)."""

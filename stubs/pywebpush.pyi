@@ -1,0 +1,9 @@
+# The part of pywebpush (which ships no type information) this server uses.
+from collections.abc import Mapping
+from typing import Any
+
+class WebPushException(Exception): ...
+
+class WebPusher:
+    def __init__(self, subscription_info: Mapping[str, Any], verbose: bool = ...) -> None: ...
+    def encode(self, data: bytes, content_encoding: str = ...) -> dict[str, Any]: ...
