@@ -32,7 +32,7 @@ async def test_cached_token_stays_valid_until_invalidated(db: Database) -> None:
     session = await tokens.create_session("@a:hs", "D")
     requester = await tokens.requester_for_token(session.access_token)
     assert (requester.user_id, requester.device_id) == ("@a:hs", "D")
-    await devices.delete_devices("@a:hs", ["D"])
+    await devices.delete_access_token(requester.access_token_id)
     # Without invalidation the cache would still answer (one process, by design) ...
     assert (await tokens.requester_for_token(session.access_token)).user_id == "@a:hs"
     tokens.invalidate_user("@a:hs")
@@ -40,6 +40,27 @@ async def test_cached_token_stays_valid_until_invalidated(db: Database) -> None:
     with pytest.raises(MatrixError) as caught:
         await tokens.requester_for_token(session.access_token)
     assert caught.value.errcode == "M_UNKNOWN_TOKEN"
+
+
+@pytest_twisted.ensureDeferred
+async def test_deleting_a_device_drops_its_cached_tokens_before_other_listeners_run(
+    db: Database,
+) -> None:
+    tokens, devices, _ = await _handler(db)
+    session = await tokens.create_session("@a:hs", "D")
+    await tokens.requester_for_token(session.access_token)
+    seen_by_listener: list[str] = []
+
+    async def listener(user_id: str) -> None:
+        # What a WebSocket stream woken by the change would do: check the token.
+        try:
+            await tokens.requester_for_token(session.access_token)
+        except MatrixError as refused:
+            seen_by_listener.append(refused.errcode)
+
+    devices.on_devices_changed.append(listener)
+    await devices.delete_devices("@a:hs", ["D"])
+    assert seen_by_listener == ["M_UNKNOWN_TOKEN"]
 
 
 @pytest_twisted.ensureDeferred
