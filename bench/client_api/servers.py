@@ -50,6 +50,8 @@ def raised_rate_limits() -> dict[str, Any]:
         "rc_threads": dict(_UNLIMITED),
         "rc_hierarchy": dict(_UNLIMITED),
         "rc_to_device": dict(_UNLIMITED),
+        "rc_search": dict(_UNLIMITED),
+        "rc_pushers": dict(_UNLIMITED),
     }
 
 
