@@ -18,7 +18,7 @@ from twisted.internet import defer, task
 
 from homeserver.clock import Clock
 from homeserver.pushers.engine import FIRST_RETRY_MS, GIVE_UP_MS, JITTER, EngineDeps, PusherEngine
-from homeserver.pushers.kinds import DeliveryOutcome, PendingNotification, Pusher
+from homeserver.pushers.kinds import DeliveryOutcome, PendingNotification, Pusher, PusherKind
 from homeserver.pushers.registry import PusherKinds
 from homeserver.reactor import installed_reactor
 from homeserver.storage.database import Database
@@ -104,7 +104,10 @@ async def _unused(_: object) -> Any:
     raise AssertionError("not called")
 
 
-def engine_for(db: Database, kinds: PusherKinds, fake: task.Clock, **options: Any) -> PusherEngine:
+def engine_for(db: Database, kind: PusherKind, fake: task.Clock, **options: Any) -> PusherEngine:
+    """An engine delivering with ``kind`` alone."""
+    kinds = PusherKinds()
+    kinds.register(kind)
     return PusherEngine(
         store=PusherStore(db),
         consumers=StreamConsumerStore(db),
@@ -145,10 +148,8 @@ async def test_failures_back_off_drop_day_old_notifications_and_clear_on_success
 ) -> None:
     store = PusherStore(db)
     fake = fake_clock()
-    kinds = PusherKinds()
     kind = FlakyKind()
-    kinds.register(kind)
-    engine = engine_for(db, kinds, fake)
+    engine = engine_for(db, kind, fake)
     pid = (await add_pusher(store, "flaky", "key")).pusher_id
 
     async def retry_scheduled(failures: int) -> bool:
@@ -206,10 +207,8 @@ async def test_failures_back_off_drop_day_old_notifications_and_clear_on_success
 async def test_a_failure_trims_the_whole_queue_to_a_day_and_to_the_cap(db: Database) -> None:
     store = PusherStore(db)
     fake = fake_clock()
-    kinds = PusherKinds()
     kind = FlakyKind()
-    kinds.register(kind)
-    engine = engine_for(db, kinds, fake, max_queued=5)
+    engine = engine_for(db, kind, fake, max_queued=5)
     pid = (await add_pusher(store, "flaky", "key")).pusher_id
     # 30 day-old notifications (more than one delivery takes), then 8 recent ones.
     await store.enqueue(
@@ -240,10 +239,8 @@ async def test_a_failure_trims_the_whole_queue_to_a_day_and_to_the_cap(db: Datab
 async def test_a_removed_pushers_delivery_is_cancelled_and_is_no_failure(db: Database) -> None:
     store = PusherStore(db)
     fake = fake_clock()
-    kinds = PusherKinds()
     kind = HangingKind()
-    kinds.register(kind)
-    engine = engine_for(db, kinds, fake)
+    engine = engine_for(db, kind, fake)
     removed = await add_pusher(store, "hanging", "removed")
     stopped = await add_pusher(store, "hanging", "stopped")
     for pusher in (removed, stopped):
@@ -268,10 +265,8 @@ async def test_a_removed_pushers_delivery_is_cancelled_and_is_no_failure(db: Dat
 async def test_deliveries_in_flight_are_bounded(db: Database) -> None:
     store = PusherStore(db)
     fake = fake_clock()
-    kinds = PusherKinds()
     kind = HangingKind()
-    kinds.register(kind)
-    engine = engine_for(db, kinds, fake, max_concurrent_deliveries=2)
+    engine = engine_for(db, kind, fake, max_concurrent_deliveries=2)
     for pushkey in ("one", "two", "three"):
         pusher = await add_pusher(store, "hanging", pushkey)
         await store.enqueue(
@@ -293,10 +288,8 @@ async def test_deliveries_in_flight_are_bounded(db: Database) -> None:
 async def test_a_kind_gets_as_many_pending_notifications_as_it_asks_for(db: Database) -> None:
     store = PusherStore(db)
     fake = fake_clock()
-    kinds = PusherKinds()
     everything = HangingKind(max_pending=None)
-    kinds.register(everything)
-    engine = engine_for(db, kinds, fake)
+    engine = engine_for(db, everything, fake)
     pusher = await add_pusher(store, "hanging", "all")
     await store.enqueue(
         [QueuedNotification(pusher.pusher_id, p, f"$e{p}", "!r:hs", []) for p in range(1, 26)],
