@@ -19,7 +19,6 @@ from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.error import CannotListenError
 
 from homeserver.accountdata.handler import AccountDataHandler
-from homeserver.api import landing
 from homeserver.api.admin import media as admin_media
 from homeserver.api.admin import register as admin_register
 from homeserver.api.admin import registration_tokens as admin_registration_tokens
@@ -113,6 +112,7 @@ from homeserver.sync.sources import SyncSources
 from homeserver.typing.handler import TypingHandler
 from homeserver.unread.counter import UnreadCounter
 from homeserver.userdir.assembly import UserDirectoryServices, build_user_directory
+from homeserver.webclient import WebClientSite, register_pages
 
 logger = logging.getLogger(__name__)
 
@@ -218,11 +218,7 @@ class HomeServer:
                 public_baseurl=self.config.public_baseurl,
                 extra_well_known=self.config.extra_well_known_client_content,
             )
-            landing.register(
-                router,
-                server_name=self.config.server_name,
-                public_baseurl=self.config.public_baseurl,
-            )
+            register_pages(router, self.config, self.handlers.uia)  # /, UIA fallback
             account.register(router, authenticator=RequestAuthenticator(self.handlers.tokens))
             self._register_account_servlets(router)
             self._register_account_data_servlets(router)
@@ -459,9 +455,12 @@ class HomeServer:
         )
         self.reactor.addSystemEventTrigger("before", "shutdown", streams.close_all)
         uploads = media_servlet.UploadBodies(self.handlers.media, self.config.max_upload_size)
+        web_client = WebClientSite(self.config)
         for listener in self.config.listeners:
-            json_root = JsonResource(self.build_router(listener))
-            root = streams.wrap(json_root) if "client" in listener.resources else json_root
+            router = self.build_router(listener)
+            root: Any = JsonResource(router)
+            if "client" in listener.resources:  # the stream, then the app at /
+                root = web_client.wrap(streams.wrap(root), router.routes())
             # One site per listener: its connection cap covers all its bind addresses.
             site = MatrixSite(
                 root,

@@ -6,6 +6,8 @@
     homeserver generate-config --server-name example.com
     homeserver check-config -c homeserver.yaml
     homeserver register-user -u alice [-p PASSWORD] [--admin] [-c homeserver.yaml]
+    homeserver build-web-client [-c homeserver.yaml] [--force]
+                                        build web-client/ (npm ci, npm run build)
 
 Every failure to start is reported as one line on stderr and a non-zero exit status.
 """
@@ -44,13 +46,14 @@ from homeserver.identifiers import is_valid_server_name
 from homeserver.logging_setup import setup_logging
 from homeserver.reactor import IServerReactor, installed_reactor
 from homeserver.storage.migrations import DatabaseTooNewError
+from homeserver.webclient.build import BuildFailed, build_before_start, build_web_client
 
 logger = logging.getLogger("homeserver")
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
 DEFAULT_DATA_DIR = "data"
-SUBCOMMANDS = ("run", "generate-config", "check-config", "register-user")
+SUBCOMMANDS = ("run", "generate-config", "check-config", "register-user", "build-web-client")
 
 #: Failures whose message says it all; anything else is a bug and gets a traceback too.
 _EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
@@ -132,6 +135,9 @@ def _describe(error: BaseException) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     config, create_key = _load(args)
     setup_logging(config)
+    if not args.no_web_client_build:
+        # Before the reactor runs: nothing is served while npm works.
+        build_before_start(config.web_client)
     reactor = installed_reactor()
 
     outcome: dict[str, Any] = {"status": 0, "message": None}
@@ -301,6 +307,23 @@ def cmd_register_user(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_build_web_client(args: argparse.Namespace) -> int:
+    config, _ = _load(args)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    web_client = config.web_client
+    if web_client.directory is None or web_client.sources is None:
+        raise CommandError(
+            "no web client sources to build: web_client.directory must be the dist/ "
+            "folder beside web-client/package.json"
+        )
+    try:
+        built = build_web_client(web_client.sources, web_client.directory, force=args.force)
+    except BuildFailed as failed:
+        raise CommandError(f"the web client was not built: {failed}") from None
+    print(f"{web_client.directory}: {'built' if built else 'up to date'}")
+    return 0
+
+
 def _build_parser(command: str) -> argparse.ArgumentParser:
     if command == "generate-config":
         parser = argparse.ArgumentParser(
@@ -339,6 +362,15 @@ def _build_parser(command: str) -> argparse.ArgumentParser:
         admin.add_argument("-a", "--admin", action="store_true", help="make a server admin")
         admin.add_argument("--no-admin", dest="admin", action="store_false")
         parser.set_defaults(func=cmd_register_user)
+    elif command == "build-web-client":
+        parser = argparse.ArgumentParser(
+            prog="homeserver build-web-client",
+            description="Build the web client (npm ci, npm run build) if it is missing "
+            "or older than its sources; needs Node.js 20+.",
+        )
+        _config_arguments(parser)
+        parser.add_argument("--force", action="store_true", help="build even if up to date")
+        parser.set_defaults(func=cmd_build_web_client)
     else:
         parser = argparse.ArgumentParser(
             prog="homeserver" if command == "run" else f"homeserver {command}",
@@ -346,6 +378,11 @@ def _build_parser(command: str) -> argparse.ArgumentParser:
         )
         _config_arguments(parser)
         parser.add_argument("--version", action="version", version=__version__)
+        parser.add_argument(
+            "--no-web-client-build",
+            action="store_true",
+            help="serve the web client as built, even if web_client.build is auto",
+        )
         parser.set_defaults(func=cmd_check_config if command == "check-config" else cmd_run)
     return parser
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure PostgreSQL and Redis are installed and running on loopback, and nginx is
-# installed (not running: tests start their own), for the tests.
+# installed (not running: tests start their own), and Chromium for the web client's
+# browser tests.
 # Installs the Debian packages when they are missing (as root, or through sudo).
 # Skips PostgreSQL when HS_TEST_POSTGRES points the tests at a server of your own.
 set -euo pipefail
@@ -22,6 +23,10 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 # The reverse-proxy tests start their own nginx (tests/support/nginx.py), so the
 # package's own service is not wanted.
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || missing+=(nginx)
+# The web client's browser tests drive Debian's headless Chromium (playwright-core
+# with executablePath), with a font for its text.
+command -v chromium >/dev/null || missing+=(chromium)
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "services: installing ${missing[*]}"
     as_root apt-get update -qq

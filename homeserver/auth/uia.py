@@ -48,6 +48,20 @@ class UiaSession:
     #: What each completed stage established (the user ID for a password, the token...).
     results: dict[str, Any]
     expires_at: float
+    #: The flows the endpoint offered, and the user it was started by (None for
+    #: registration): what the fallback web page needs to complete a stage.
+    flows: Flows = attrs.field(factory=list)
+    user_id: str | None = None
+
+
+def comes_next(session: UiaSession, stage_type: str) -> bool:
+    """Whether ``stage_type`` is the next stage of one of the session's flows after
+    those it completed (spec: a flow's stages must be completed in order)."""
+    done = len(session.completed)
+    return any(
+        len(flow) > done and flow[:done] == session.completed and flow[done] == stage_type
+        for flow in session.flows
+    )
 
 
 class StageRefused(MatrixError):
@@ -152,6 +166,9 @@ class UserInteractiveAuth:
         if auth is not None and not isinstance(auth, dict):
             raise errors.bad_json("'auth' must be an object")
         session = self._session_for(auth, operation, params)
+        session.flows = flows
+        if session.user_id is None:
+            session.user_id = requester_user_id
         if params:
             # Clients may resend the parameters; the latest ones count.
             session.params = params
@@ -162,7 +179,7 @@ class UserInteractiveAuth:
                 raise errors.bad_json("'auth.type' must be a string")
             if stage_type not in session.completed:
                 failure = await self._run_stage(
-                    stage_type, auth or {}, session, flows, requester_user_id, client_ip
+                    stage_type, auth or {}, session, requester_user_id, client_ip
                 )
                 if failure is not None:
                     raise UiaRequired(session, flows, stage_params, failure)
@@ -170,6 +187,30 @@ class UserInteractiveAuth:
             del self._sessions[session.session_id]
             return UiaResult(dict(session.params), dict(session.results), session.session_id)
         raise UiaRequired(session, flows, stage_params, None)
+
+    def live_session(self, session_id: str) -> UiaSession | None:
+        """The unexpired session ``session_id``, or None."""
+        session = self._sessions.get(session_id)
+        if session is None or session.expires_at <= self._clock.time():
+            return None
+        return session
+
+    async def complete_stage(
+        self, session_id: str, stage_type: str, auth: dict[str, Any], *, client_ip: str = "-"
+    ) -> MatrixError | None:
+        """Complete one stage of a session outside its endpoint: the fallback web page
+        (spec: client-server-api/_index.md#fallback).  The client then retries its
+        request with just the session.  Returns why the stage failed (any Matrix
+        error of its checker, with its status), or None."""
+        session = self.live_session(session_id)
+        if session is None:
+            return MatrixError(HTTPStatus.BAD_REQUEST, Codes.UNKNOWN, "Unknown or expired session")
+        if stage_type in session.completed:
+            return None
+        try:
+            return await self._run_stage(stage_type, auth, session, session.user_id, client_ip)
+        except MatrixError as refused:
+            return refused
 
     def _session_for(
         self, auth: dict[str, Any] | None, operation: str, params: dict[str, Any]
@@ -205,19 +246,12 @@ class UserInteractiveAuth:
         stage_type: str,
         auth: dict[str, Any],
         session: UiaSession,
-        flows: Flows,
         requester_user_id: str | None,
         client_ip: str,
     ) -> MatrixError | None:
         """Check one stage; the failure to report in the 401, or None on success."""
-        done = len(session.completed)
-        # spec: a flow's stages must be completed in order.
-        expected = any(
-            len(flow) > done and flow[:done] == session.completed and flow[done] == stage_type
-            for flow in flows
-        )
         checker = self._stages.get(stage_type)
-        if not expected or checker is None:
+        if not comes_next(session, stage_type) or checker is None:
             return MatrixError(
                 HTTPStatus.BAD_REQUEST,
                 Codes.UNKNOWN,

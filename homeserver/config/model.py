@@ -12,6 +12,7 @@ from homeserver.config.email import EmailConfig
 from homeserver.config.media import MediaConfig
 from homeserver.config.push import PushConfig
 from homeserver.config.user_directory import UserDirectoryConfig
+from homeserver.config.web_client import WebClientConfig
 from homeserver.ratelimit import RateLimitConfig
 
 #: The listener resource names this server serves (``/health`` is served on every
@@ -149,3 +150,5 @@ class HomeServerConfig:
     email: EmailConfig = EmailConfig()
     #: ``POST /user_directory/search`` (Synapse's ``user_directory``).
     user_directory: UserDirectoryConfig = UserDirectoryConfig()
+    #: The browser app at ``/`` (ours), or Synapse's ``web_client_location``.
+    web_client: WebClientConfig = WebClientConfig()

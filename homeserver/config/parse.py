@@ -35,6 +35,7 @@ from homeserver.config.synapse_keys import (
     TOLERATED_TOP_LEVEL_KEYS,
 )
 from homeserver.config.user_directory import UserDirectoryConfig, parse_user_directory
+from homeserver.config.web_client import WebClientConfig, parse_web_client
 from homeserver.events.room_versions import DEFAULT_ROOM_VERSION, KNOWN_ROOM_VERSIONS
 from homeserver.identifiers import is_valid_server_name
 from homeserver.ratelimit import RateLimitConfig
@@ -126,6 +127,7 @@ def parse_config(
         push=root.attempt(lambda: parse_push(root), PushConfig()),
         email=root.attempt(lambda: parse_email(root), EmailConfig()),
         user_directory=root.attempt(lambda: parse_user_directory(root), UserDirectoryConfig()),
+        web_client=root.attempt(lambda: parse_web_client(root), WebClientConfig()),
     )
     if (
         config.enable_registration

@@ -213,9 +213,11 @@ def test_no_arguments_runs_the_embedded_default(tmp_path: Path) -> None:
         if probe.connect_ex(("127.0.0.1", 8008)) == 0:
             pytest.fail("port 8008 is already in use; this test needs it for the embedded default")
     process = subprocess.Popen(
+        # Without npm on the PATH: a test never builds the web client (a stale build
+        # costs one warning, tests/webclient/test_build.py).
         [sys.executable, "-m", "homeserver"],
         cwd=tmp_path,
-        env=_environment(),
+        env={**_environment(), "PATH": str(Path(sys.executable).parent)},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )

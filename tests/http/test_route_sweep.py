@@ -25,6 +25,7 @@ from urllib.parse import quote
 import pytest
 import pytest_twisted
 
+from homeserver.api.client.auth_fallback import PATH as AUTH_FALLBACK_PATH
 from homeserver.app import build_homeserver
 from homeserver.config.load import embedded_default_config
 from homeserver.pushers.email.unsubscribe import UNSUBSCRIBE_PATH
@@ -47,12 +48,28 @@ SESSION_ENDING = {
 }
 
 #: Pages people open from a link in an email (address validation, one-click
-#: unsubscribe): they answer bad input with an HTML page and an error status.
+#: unsubscribe) or from their client (the UIA fallback): they answer bad input with
+#: an HTML page and an error status.
 HTML_PAGES = {
     ("GET", SUBMIT_TOKEN_PATH),
     ("GET", UNSUBSCRIBE_PATH),
     ("POST", UNSUBSCRIBE_PATH),
+    *(
+        (method, f"/_matrix/client/{version}{AUTH_FALLBACK_PATH}")
+        for method in ("GET", "POST")
+        for version in ("v3", "r0")
+    ),
 }
+
+
+def is_html_page(method: str, path: str) -> bool:
+    """Whether ``path`` (parameters filled in) is one of :data:`HTML_PAGES`."""
+    return any(
+        method == page_method
+        and re.fullmatch(re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(pattern)), path)
+        for page_method, pattern in HTML_PAGES
+    )
+
 
 #: Field names clients send across the client-server API.
 FIELDS = (
@@ -204,10 +221,15 @@ class _Sweep:
             return
         if response.status < 400:
             return
-        if (method, path.split("?")[0]) in HTML_PAGES:
-            if not response.headers.get("content-type", "").startswith("text/html"):
+        if is_html_page(method, path.split("?")[0]):
+            html = response.headers.get("content-type", "").startswith("text/html")
+            # A path parameter that is not UTF-8 (or holds NUL) is refused before any
+            # page runs: that answer is a Matrix error like everywhere else.
+            if html:
+                return
+            if "%00" not in path and "%FF" not in path.upper():
                 self.failures.append(f"{response.status} without an HTML page for {where}")
-            return
+                return
         try:
             error = response.json()
         except ValueError:

@@ -138,11 +138,11 @@ def run_scenario(
     except subprocess.TimeoutExpired as expired:
         pytest.fail(
             f"js-sdk scenario {name!r} did not exit within {deadline_s + SUBPROCESS_GRACE_S}s\n"
-            f"--- node stderr ---\n{_text(expired.stderr)[-6000:]}\n"
+            f"--- node stderr ---\n{process_text(expired.stderr)[-6000:]}\n"
             f"--- server log (tail) ---\n{server.log()[-4000:]}",
             pytrace=False,
         )
-    report = _last_json_line(done.stdout)
+    report = last_json_line(done.stdout)
     if report is None:
         pytest.fail(
             f"js-sdk scenario {name!r} exited {done.returncode} without a JSON result\n"
@@ -167,7 +167,8 @@ def run_scenario(
     )
 
 
-def _last_json_line(stdout: str) -> dict[str, Any] | None:
+def last_json_line(stdout: str) -> dict[str, Any] | None:
+    """The report a Node script printed last: its last line that is a JSON object."""
     for line in reversed(stdout.strip().splitlines()):
         if line.startswith("{"):
             try:
@@ -178,7 +179,8 @@ def _last_json_line(stdout: str) -> dict[str, Any] | None:
     return None
 
 
-def _text(output: str | bytes | None) -> str:
+def process_text(output: str | bytes | None) -> str:
+    """A child process's output as text, whichever form subprocess handed it over in."""
     if output is None:
         return ""
     return output.decode(errors="replace") if isinstance(output, bytes) else output

@@ -74,6 +74,10 @@ def server_config(
         "media_store_path": str(tmp_path / "media"),
         # The cheapest password hash argon2id allows: tests and benches log in a lot.
         "password_config": {"argon2": {"time_cost": 1, "memory_cost": "8K", "parallelism": 1}},
+        # No web client unless a test asks for one (tests/webclient): what a path
+        # outside the API answers must not depend on whether web-client/dist was built.
+        # A test never runs npm either (nor does ServerProcess).
+        "web_client": {"enabled": False, "build": "never"},
     }
     config.update(extra)
     return config
@@ -91,7 +95,11 @@ class ServerProcess:
         self.log_path = tmp_path / "server.log"
         self._process: subprocess.Popen[bytes] | None = None
 
-    def start(self, *, create_key: bool = True, timeout: float = 30) -> None:
+    def start(
+        self, *, create_key: bool = True, timeout: float = 30, build_web_client: bool = False
+    ) -> None:
+        """``build_web_client``: let the server build the web client as ``homeserver``
+        does; by default a test server serves web-client/dist as it is, never npm."""
         key_path = Path(yaml.safe_load(self.config_path.read_text())["signing_key_path"])
         if create_key and not key_path.exists():
             from homeserver.crypto.keys import write_new_signing_key
@@ -99,7 +107,14 @@ class ServerProcess:
             write_new_signing_key(key_path)
         self._log = self.log_path.open("ab")
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "homeserver", "-c", str(self.config_path)],
+            [
+                sys.executable,
+                "-m",
+                "homeserver",
+                "-c",
+                str(self.config_path),
+                *([] if build_web_client else ["--no-web-client-build"]),
+            ],
             cwd=self.tmp_path,
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -16,11 +16,13 @@ SUPPORTED_SPEC_VERSIONS = [f"v1.{minor}" for minor in range(1, 13)]
 
 
 #: Our unstable extensions (namespace ``dev.homeserver``): the WebSocket sync stream
-#: (docs/websocket-stream.md) and "delivered" receipts (receipts/delivered.py).
+#: (docs/websocket-stream.md), "delivered" receipts (receipts/delivered.py) and the
+#: ``dev.homeserver.*`` filters of ``POST /search`` (docs/search.md).
 UNSTABLE_FEATURES = {
     "dev.homeserver.stream": True,
     "dev.homeserver.delivered_receipts": True,
     "dev.homeserver.media_info": True,
+    "dev.homeserver.search_filters": True,
 }
 
 

@@ -21,6 +21,7 @@ from homeserver.auth.password_auth import PasswordAuthenticator
 from homeserver.auth.uia import UserInteractiveAuth
 from homeserver.errors import MatrixError
 from homeserver.http.auth import RequestAuthenticator
+from homeserver.http.pages import message_page
 from homeserver.http.parsing import (
     optional_str,
     parse_json_object,
@@ -28,8 +29,7 @@ from homeserver.http.parsing import (
     require_str,
 )
 from homeserver.http.request import MatrixRequest
-from homeserver.http.server import HtmlPage, Router, client_paths
-from homeserver.pushers.email.render import html_page
+from homeserver.http.server import Router, client_paths
 from homeserver.pushers.email.unsubscribe import UNSUBSCRIBE_PATH, Unsubscriber
 from homeserver.threepids.handler import SUBMIT_TOKEN_PATH, ThreepidHandler, check_secret
 
@@ -127,20 +127,22 @@ def register(
         """The link in the validation mail: a page for people, or their ``next_link``."""
         values = [query_str(request, name) for name in ("sid", "client_secret", "token")]
         if any(value is None for value in values):
-            page = html_page("Link incomplete", "This link is missing a part; open it whole.")
-            return 400, HtmlPage(page)
+            return 400, message_page(
+                request, "Link incomplete", "This link is missing a part; open it whole."
+            )
         sid, client_secret, token = (str(value) for value in values)
         try:
             result = await threepids.submit_token(sid=sid, client_secret=client_secret, token=token)
         except MatrixError as refused:
-            return refused.status, HtmlPage(html_page("Address not confirmed", refused.message))
+            return refused.status, message_page(request, "Address not confirmed", refused.message)
         if result.next_link is not None:
             request.responseHeaders.setRawHeaders(b"Location", [result.next_link.encode()])
-            return 302, HtmlPage(html_page("Address confirmed", "Continue in your app."))
-        page = html_page(
-            "Address confirmed", "Your email address is confirmed. Return to your app to finish."
+            return 302, message_page(request, "Address confirmed", "Continue in your app.")
+        return 200, message_page(
+            request,
+            "Address confirmed",
+            "Your email address is confirmed. Return to your app to finish.",
         )
-        return 200, HtmlPage(page)
 
     async def submit_token_json(request: MatrixRequest) -> tuple[int, Any]:
         body = parse_json_object(request)
@@ -163,34 +165,37 @@ def register(
         mail scanners follow links (RFC 8058 section 1)."""
         link = unsubscribe_link(request)
         if link is None:
-            return 400, HtmlPage(html_page("Link incomplete", "Open the link whole."))
+            return 400, message_page(request, "Link incomplete", "Open the link whole.")
         if not unsubscriber.genuine(*link):
-            page = html_page("Link not valid", "This unsubscribe link is not valid.")
-            return 403, HtmlPage(page)
+            return 403, message_page(
+                request, "Link not valid", "This unsubscribe link is not valid."
+            )
         user_id, _, pushkey, _ = link
-        page = html_page(
+        return 200, message_page(
+            request,
             "Unsubscribe",
             f"Stop notification emails to {pushkey} for {user_id}?",
             # The same URL: its query names the pusher and carries the signature.
             form_action=request.uri.decode("utf-8", "replace"),
             form_button="Unsubscribe",
         )
-        return 200, HtmlPage(page)
 
     async def unsubscribe(request: MatrixRequest) -> tuple[int, Any]:
         """A mail client's one-click POST (body ``List-Unsubscribe=One-Click``, RFC
         8058) or the page's button: the body is not needed, the signed query is."""
         link = unsubscribe_link(request)
         if link is None:
-            return 400, HtmlPage(html_page("Link incomplete", "Open the link whole."))
+            return 400, message_page(request, "Link incomplete", "Open the link whole.")
         if not await unsubscriber.unsubscribe(*link):
-            page = html_page("Link not valid", "This unsubscribe link is not valid.")
-            return 403, HtmlPage(page)
+            return 403, message_page(
+                request, "Link not valid", "This unsubscribe link is not valid."
+            )
         user_id, _, pushkey, _ = link
-        page = html_page(
-            "Unsubscribed", f"{pushkey} will get no more notification emails for {user_id}."
+        return 200, message_page(
+            request,
+            "Unsubscribed",
+            f"{pushkey} will get no more notification emails for {user_id}.",
         )
-        return 200, HtmlPage(page)
 
     for path in client_paths("/account/3pid"):
         router.register("GET", path, list_threepids)

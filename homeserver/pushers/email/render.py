@@ -1,11 +1,13 @@
-"""The mails and pages this server writes, from the templates beside this module.
+"""The mails this server writes, from the templates beside this module.
 
 Jinja2 with autoescaping for ``.html`` templates (room names, display names and
 message bodies are user-controlled) and a strict undefined, so a template naming a
 missing value fails loudly in tests instead of rendering blank.  HTML mails come
 with a plain-text part (``multipart/alternative``), light and dark colours
 (``color-scheme`` and a ``prefers-color-scheme: dark`` block) and read fine with
-their CSS stripped.
+their CSS stripped.  The pages the server renders (homeserver/http/pages/) extend
+the same frame, ``_base.html`` with ``_style.html``, and pin a ``theme`` on it; mails
+never do.
 """
 
 from __future__ import annotations
@@ -54,17 +56,6 @@ def multipart(*, to: str, subject: str, template: str, **values: Any) -> EmailMe
     message.set_content(render(f"{template}.txt", subject=subject, **values))
     message.add_alternative(render(f"{template}.html", subject=subject, **values), subtype="html")
     return message
-
-
-def html_page(title: str, message: str, *, form_action: str = "", form_button: str = "") -> str:
-    """A page with ``message``; with ``form_action``, a button that POSTs there."""
-    return render(
-        "page.html",
-        title=title,
-        message=message,
-        form_action=form_action,
-        form_button=form_button,
-    )
 
 
 def _one_line(text: str) -> str:

@@ -12,6 +12,8 @@ def test_versions_lists_spec_versions(server_process: ServerProcess) -> None:
     assert "v1.1" in body["versions"]
     assert all(v.startswith("v1.") for v in body["versions"])
     assert isinstance(body["unstable_features"], dict)
+    # The web client shows the date, unread and media filters of search only then.
+    assert body["unstable_features"]["dev.homeserver.search_filters"] is True
 
 
 def test_well_known_points_clients_at_public_baseurl(server_process: ServerProcess) -> None:
