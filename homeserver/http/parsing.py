@@ -37,12 +37,18 @@ def query_str(request: server.Request, name: str, default: str | None = None) ->
     values = request.args.get(name.encode("ascii"))
     if not values:
         return default
+    return param_text(values[-1], f"Query parameter {name!r}")
+
+
+def param_text(raw: bytes, what: str) -> str:
+    """A parameter's bytes as text: UTF-8 without NUL, else 400 ``M_INVALID_PARAM``
+    naming ``what`` (e.g. "Query parameter 'from'")."""
     try:
-        value: str = values[-1].decode("utf-8")
+        value = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise errors.invalid_param(f"Query parameter {name!r} is not valid UTF-8") from None
+        raise errors.invalid_param(f"{what} is not valid UTF-8") from None
     if "\x00" in value:
-        raise errors.invalid_param(f"Query parameter {name!r} contains a NUL character")
+        raise errors.invalid_param(f"{what} contains a NUL character")
     return value
 
 

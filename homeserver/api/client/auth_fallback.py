@@ -41,7 +41,7 @@ from homeserver.auth.uia import (
 )
 from homeserver.errors import MatrixError
 from homeserver.http.pages import render_page
-from homeserver.http.parsing import query_str
+from homeserver.http.parsing import param_text, query_str
 from homeserver.http.request import MatrixRequest
 from homeserver.http.server import PAGE_POLICY, HtmlPage, Router, client_paths
 
@@ -80,13 +80,7 @@ def form_field(request: MatrixRequest, name: str) -> str | None:
     values = parse_qs(request.content.getvalue(), keep_blank_values=True).get(name.encode())
     if not values:
         return None
-    try:
-        value: str = values[-1].decode("utf-8")
-    except UnicodeDecodeError:
-        raise errors.invalid_param(f"Form field {name!r} is not valid UTF-8") from None
-    if "\x00" in value:
-        raise errors.invalid_param(f"Form field {name!r} contains a NUL character")
-    return value
+    return param_text(values[-1], f"Form field {name!r}")
 
 
 def register(router: Router, *, uia: UserInteractiveAuth) -> None:
