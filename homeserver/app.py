@@ -7,17 +7,16 @@ all-in-one process and (later) each worker role.
 
 from __future__ import annotations
 
-import errno
 import logging
+import signal
 from pathlib import Path
 from typing import Any
 
 import attrs
 from signedjson.types import SigningKey
 from twisted.internet import defer
-from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.error import CannotListenError
 
+from federation.assembly import FederationServices, build_federation, build_federation_core
 from homeserver.accountdata.handler import AccountDataHandler
 from homeserver.api.admin import media as admin_media
 from homeserver.api.admin import register as admin_register
@@ -69,9 +68,10 @@ from homeserver.directory.handler import DirectoryHandler
 from homeserver.e2ee.assembly import E2eeServices, build_e2ee
 from homeserver.filtering.handler import FilterHandler
 from homeserver.http.auth import RequestAuthenticator
-from homeserver.http.limits import LISTEN_BACKLOG, ConnectionLimits, ensure_file_descriptors
-from homeserver.http.request import MatrixSite
+from homeserver.http.limits import ensure_file_descriptors
+from homeserver.http.listeners import ListenError, listen, listener_site
 from homeserver.http.server import JsonResource, Router
+from homeserver.http.tls import TlsFilesError, reloadable_listener_tls
 from homeserver.media.assembly import MediaServices, build_media
 from homeserver.notifications.assembly import NotificationServices, build_notifications
 from homeserver.presence.activity import track_presence_activity
@@ -188,6 +188,8 @@ class HomeServer:
     stores: Stores
     handlers: Handlers
     signing_key: SigningKey
+    #: The server-server API (federation/assembly.py).
+    federation: FederationServices
     ports: list[Any] = attrs.field(factory=list)
     _shutdown_trigger: Any = None
     #: Rate limits of expensive reads, one bucket set per process whatever the
@@ -232,6 +234,7 @@ class HomeServer:
             )
         if self.config.media.enabled and listener.resources & {"client", "media"}:
             self._register_media_servlets(router)
+        self.federation.register_servlets(router, listener.resources)
         return router
 
     def _register_media_servlets(self, router: Router) -> None:
@@ -414,11 +417,13 @@ class HomeServer:
         self.handlers.user_directory.start()
         self.handlers.search.start()
         self.handlers.pushers.start()
+        self.federation.start()
         self._shutdown_trigger = self.reactor.addSystemEventTrigger(
             "before", "shutdown", lambda: defer.ensureDeferred(self._stop_periodic_work())
         )
 
     async def _stop_periodic_work(self) -> None:
+        await self.federation.stop()
         await self.handlers.last_seen.stop()
         await self.handlers.presence.stop()
         await self.handlers.deliveries.drain()
@@ -455,61 +460,28 @@ class HomeServer:
         )
         self.reactor.addSystemEventTrigger("before", "shutdown", streams.close_all)
         uploads = media_servlet.UploadBodies(self.handlers.media, self.config.max_upload_size)
+        try:
+            tls = reloadable_listener_tls(self.config)
+        except TlsFilesError as error:
+            raise StartupError(f"TLS listener: {error}") from None
+        if tls is not None:
+            # As Synapse: SIGHUP re-reads the certificate (renewals); new connections get it.
+            signal.signal(signal.SIGHUP, lambda *_: self.reactor.callFromThread(tls.reload))
         web_client = WebClientSite(self.config)
         for listener in self.config.listeners:
             router = self.build_router(listener)
             root: Any = JsonResource(router)
             if "client" in listener.resources:  # the stream, then the app at /
                 root = web_client.wrap(streams.wrap(root), router.routes())
-            # One site per listener: its connection cap covers all its bind addresses.
-            site = MatrixSite(
-                root,
-                max_body_size=self.config.max_request_body_size,
-                reactor=self.reactor,
-                limits=ConnectionLimits(
-                    header_timeout=listener.request_header_timeout_ms / 1000,
-                    body_timeout=listener.request_body_timeout_ms / 1000,
-                    body_min_rate=listener.request_body_min_rate,
-                    idle_timeout=listener.idle_timeout_ms / 1000,
-                    max_connections=listener.max_connections,
-                ),
-                x_forwarded=listener.x_forwarded,
-                streamed_bodies=uploads,
+            site = listener_site(
+                self.reactor, listener, root, self.config.max_request_body_size, uploads
             )
-            bound_any = False
-            for address in listener.bind_addresses:
-                try:
-                    # Twisted's ServerFactory is invariant in its protocol type, so
-                    # listenTCP's ServerFactory[_ProtoWithFactory] admits no Site.
-                    port = self.reactor.listenTCP(
-                        listener.port,
-                        site,  # type: ignore[arg-type]
-                        backlog=LISTEN_BACKLOG,
-                        interface=address,
-                    )
-                except CannotListenError as error:
-                    # A host without IPv6 cannot bind "::"; that is fine if another works.
-                    if ":" in address and getattr(error.socketError, "errno", None) in (
-                        errno.EAFNOSUPPORT,
-                        errno.EADDRNOTAVAIL,
-                    ):
-                        logger.warning("IPv6 address %s unavailable; skipping it", address)
-                        continue
-                    raise StartupError(
-                        f"cannot listen on {address}:{listener.port}: {error.socketError}"
-                    ) from None
-                bound_any = True
-                self.ports.append(port)
-                host = port.getHost()
-                assert isinstance(host, IPv4Address | IPv6Address)  # a TCP port's address
-                logger.info(
-                    "listening on %s:%d (%s)",
-                    host.host,
-                    host.port,
-                    ", ".join(sorted(listener.resources)),
+            try:
+                self.ports.extend(
+                    listen(self.reactor, listener, site, tls if listener.tls else None)
                 )
-            if not bound_any:
-                raise StartupError(f"no usable bind address for port {listener.port}")
+            except ListenError as error:
+                raise StartupError(str(error)) from None
         self.start_background_tasks()
 
     async def stop(self) -> None:
@@ -616,6 +588,14 @@ async def build_homeserver(
         signing_key=signing_key,
         notifier=notifier,
     )
+    federation_core = build_federation_core(
+        config=config,
+        reactor=reactor,
+        clock=clock,
+        database=database,
+        signing_key=signing_key,
+        rooms=room_core,
+    )
     directory = DirectoryHandler(
         server_name=config.server_name,
         clock=clock,
@@ -633,6 +613,8 @@ async def build_homeserver(
         account=account,
         ignored_users=account_data.ignored_users,
         directory=directory,
+        remote_membership=federation_core.remote_membership,
+        remote_history=federation_core.remote_history,
     )
     # Directory summaries follow room state (``on_state_changed`` logs its own failures).
     rooms.pipeline.after_state_change.append(
@@ -781,6 +763,16 @@ async def build_homeserver(
         ),
     )
     handlers.notifications = build_notifications(config, reactor, database, handlers, signing_key)
+    federation = build_federation(
+        federation_core,
+        config=config,
+        reactor=reactor,
+        clock=clock,
+        database=database,
+        signing_key=signing_key,
+        notifier=notifier,
+        handlers=handlers,
+    )
     return HomeServer(
         config=config,
         reactor=reactor,
@@ -789,4 +781,5 @@ async def build_homeserver(
         stores=stores,
         handlers=handlers,
         signing_key=signing_key,
+        federation=federation,
     )

@@ -3,7 +3,7 @@
     homeserver [--port 8008] [--bind 127.0.0.1]
                                         run the embedded default (./data, localhost:8008)
     homeserver -c homeserver.yaml       run with a config file
-    homeserver generate-config --server-name example.com
+    homeserver generate-config --server-name example.com [--self-signed-tls]
     homeserver check-config -c homeserver.yaml
     homeserver register-user -u alice [-p PASSWORD] [--admin] [-c homeserver.yaml]
     homeserver build-web-client [-c homeserver.yaml] [--force]
@@ -31,7 +31,7 @@ from homeserver import __version__
 from homeserver.api.admin.register import PATH as ADMIN_REGISTER_PATH
 from homeserver.app import StartupError, build_homeserver
 from homeserver.auth.shared_secret import registration_mac
-from homeserver.config.generate import new_shared_secret, render_config, write_config
+from homeserver.config.generate import TlsFiles, new_shared_secret, render_config, write_config
 from homeserver.config.load import (
     EMBEDDED_BIND_ADDRESS,
     EMBEDDED_PORT,
@@ -41,6 +41,7 @@ from homeserver.config.load import (
 from homeserver.config.model import HomeServerConfig
 from homeserver.config.reader import ConfigError
 from homeserver.crypto.keys import SigningKeyError, write_new_signing_key
+from homeserver.crypto.self_signed import write_self_signed_certificate
 from homeserver.errors import MatrixError
 from homeserver.identifiers import is_valid_server_name
 from homeserver.logging_setup import setup_logging
@@ -202,12 +203,30 @@ def cmd_generate_config(args: argparse.Namespace) -> int:
     output: Path = args.output
     if output.exists():
         return _fail(f"{output} already exists; not overwriting it", EXIT_FAILURE)
+    tls = None
+    if args.self_signed_tls:
+        tls = TlsFiles(
+            certificate_path=f"{args.server_name}.tls.crt",
+            private_key_path=f"{args.server_name}.tls.key",
+        )
+        for name in (tls.certificate_path, tls.private_key_path):
+            if (output.parent / name).exists():
+                return _fail(
+                    f"{output.parent / name} already exists; not overwriting it", EXIT_FAILURE
+                )
     text = render_config(
         args.server_name,
         data_dir=args.data_dir,
         registration_shared_secret=new_shared_secret(),
+        tls=tls,
     )
     write_config(output, text)
+    if tls is not None:
+        certificate = output.parent / tls.certificate_path
+        write_self_signed_certificate(
+            args.server_name, certificate, output.parent / tls.private_key_path
+        )
+        print(f"wrote a self-signed TLS certificate to {certificate} (valid for a year)")
     key_path = output.resolve().parent / args.data_dir / f"{args.server_name}.signing.key"
     if key_path.exists():
         print(f"kept the existing signing key {key_path}")
@@ -336,6 +355,12 @@ def _build_parser(command: str) -> argparse.ArgumentParser:
             "--data-dir",
             default=DEFAULT_DATA_DIR,
             help="folder for the database, key and media, relative to the config",
+        )
+        parser.add_argument(
+            "--self-signed-tls",
+            action="store_true",
+            help="also write a self-signed TLS certificate and key for the server name "
+            "next to the config, and a federation listener on 8448 serving HTTPS with them",
         )
         parser.set_defaults(func=cmd_generate_config)
     elif command == "register-user":

@@ -108,3 +108,13 @@ def test_types_shared_with_stores_import_no_store() -> None:
         path = PACKAGE_ROOT / name
         imported = _imported_modules(path.read_text(encoding="utf-8"), _module_name(path))
         assert [module for module in imported if module.startswith("homeserver.")] == [], name
+
+
+def test_only_the_assembly_imports_federation() -> None:
+    # Handlers name what they need of federation as protocols; app.py wires it in.
+    found = [
+        violation
+        for violation in _violations("homeserver", ("federation",))
+        if not violation.startswith("homeserver/app.py ")
+    ]
+    assert found == []

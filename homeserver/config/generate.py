@@ -7,6 +7,8 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 
+import attrs
+
 
 def render_config(
     server_name: str,
@@ -14,8 +16,12 @@ def render_config(
     data_dir: str,
     registration_shared_secret: str | None,
     public_baseurl: str | None = None,
+    tls: TlsFiles | None = None,
 ) -> str:
-    """The config template filled in; paths are relative to the config file."""
+    """The config template filled in; paths are relative to the config file.
+
+    ``tls``: a federation listener on 8448 serving HTTPS with these files.
+    """
     template = Template(
         resources.files("homeserver.config").joinpath("template.yaml").read_text("utf-8")
     )
@@ -30,6 +36,43 @@ def render_config(
         signing_key_path=f"{data_dir}/{server_name}.signing.key",
         media_store_path=f"{data_dir}/media_store",
         registration_shared_secret_line=secret_line,
+        federation_listener=_federation_listener(tls),
+        tls_paths=_tls_paths(tls, server_name),
+    )
+
+
+@attrs.frozen
+class TlsFiles:
+    """Where the certificate chain and private key are, relative to the config."""
+
+    certificate_path: str
+    private_key_path: str
+
+
+def _federation_listener(tls: TlsFiles | None) -> str:
+    lines = [
+        "  # The federation listener: HTTPS on 8448, where other servers look first.",
+        "  - port: 8448",
+        "    type: http",
+        "    tls: true",
+        '    bind_addresses: ["::", "0.0.0.0"]',
+        "    resources:",
+        "      - names: [federation]",
+    ]
+    # Without certificate files the listener is shown commented out.
+    prefix = "" if tls is not None else "#"
+    return "".join(f"{prefix}{line}\n" for line in lines)
+
+
+def _tls_paths(tls: TlsFiles | None, server_name: str) -> str:
+    if tls is None:
+        return (
+            f'#tls_certificate_path: "{server_name}.tls.crt"\n'
+            f'#tls_private_key_path: "{server_name}.tls.key"'
+        )
+    return (
+        f'tls_certificate_path: "{tls.certificate_path}"\n'
+        f'tls_private_key_path: "{tls.private_key_path}"'
     )
 
 

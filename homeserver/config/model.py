@@ -9,6 +9,7 @@ import attrs
 
 from homeserver.auth.passwords import Argon2Cost
 from homeserver.config.email import EmailConfig
+from homeserver.config.federation import FederationConfig
 from homeserver.config.media import MediaConfig
 from homeserver.config.push import PushConfig
 from homeserver.config.user_directory import UserDirectoryConfig
@@ -17,7 +18,7 @@ from homeserver.ratelimit import RateLimitConfig
 
 #: The listener resource names this server serves (``/health`` is served on every
 #: listener anyway).  Synapse's other names are accepted with a warning until served.
-LISTENER_RESOURCES = frozenset({"client", "health", "media"})
+LISTENER_RESOURCES = frozenset({"client", "health", "media", "federation", "keys", "openid"})
 
 #: ``encryption_enabled_by_default_for_room_type`` values (Synapse's): every new room,
 #: rooms created with a private preset, or none.
@@ -39,6 +40,9 @@ class ListenerConfig:
     request_body_min_rate: int = 500
     idle_timeout_ms: int = 75_000
     max_connections: int = 10_000
+    #: Serve HTTPS with ``tls_certificate_path``/``tls_private_key_path``
+    #: (:class:`FederationConfig`): what federation listeners on 8448 need.
+    tls: bool = False
 
 
 @attrs.frozen
@@ -152,3 +156,5 @@ class HomeServerConfig:
     user_directory: UserDirectoryConfig = UserDirectoryConfig()
     #: The browser app at ``/`` (ours), or Synapse's ``web_client_location``.
     web_client: WebClientConfig = WebClientConfig()
+    #: The server-server API: peers, outbound requests, keys, TLS listeners.
+    federation: FederationConfig = FederationConfig()

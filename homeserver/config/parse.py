@@ -14,6 +14,7 @@ from typing import Any
 
 from homeserver.auth.passwords import Argon2Cost
 from homeserver.config.email import EmailConfig, parse_email
+from homeserver.config.federation import FederationConfig, parse_federation
 from homeserver.config.media import MediaConfig, parse_media
 from homeserver.config.model import (
     LISTENER_RESOURCES,
@@ -128,6 +129,14 @@ def parse_config(
         email=root.attempt(lambda: parse_email(root), EmailConfig()),
         user_directory=root.attempt(lambda: parse_user_directory(root), UserDirectoryConfig()),
         web_client=root.attempt(lambda: parse_web_client(root), WebClientConfig()),
+        federation=root.attempt(
+            lambda: parse_federation(
+                root,
+                enabled=any("federation" in listener.resources for listener in listeners),
+                tls_listener=any(listener.tls for listener in listeners),
+            ),
+            FederationConfig(),
+        ),
     )
     if (
         config.enable_registration
@@ -264,13 +273,7 @@ def _parse_listeners(root: Section) -> tuple[ListenerConfig, ...]:
         if listener_type != "http":
             section.warn("type", f"a Synapse {listener_type} listener is not served; ignored")
             continue
-        if section.get_bool("tls", False):
-            section.report(
-                ConfigError(
-                    section.key_path("tls"),
-                    "TLS listeners are not supported; terminate TLS in a reverse proxy",
-                )
-            )
+        tls = section.get_bool("tls", False)
         bind_addresses = section.get_str_list("bind_addresses", ["::1", "127.0.0.1"])
         if section.has("bind_address"):
             bind_addresses = [section.get_str("bind_address")]
@@ -307,6 +310,7 @@ def _parse_listeners(root: Section) -> tuple[ListenerConfig, ...]:
                 request_body_min_rate=body_min_rate,
                 idle_timeout_ms=idle_timeout,
                 max_connections=max_connections,
+                tls=tls,
             )
         )
     if not listeners:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from homeserver.config.federation import federation_path_problems
 from homeserver.config.model import HomeServerConfig
 from homeserver.config.reader import ConfigError
 
@@ -60,6 +61,7 @@ def path_problems(
             problems.append(ConfigError("log_config", f"{config.log_config} is not a file"))
         elif not os.access(config.log_config, os.R_OK):
             problems.append(ConfigError("log_config", f"{config.log_config} is not readable"))
+    problems.extend(federation_path_problems(config.federation))
     return problems
 
 

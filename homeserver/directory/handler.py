@@ -1,7 +1,10 @@
 """Room aliases and the published room directory (rules only).
 
 - Aliases: only aliases on this server's domain are created and stored here;
-  resolving another server's alias needs federation (404 until it exists).
+  another server's alias is resolved by asking that server, and another server's
+  directory is listed by asking it, through a :class:`RemoteDirectory` (federation's
+  ``/query/directory`` and ``/publicRooms``) once federation has handed one over
+  (:meth:`DirectoryHandler.use_remote_directory`); 404 while there is none.
 - Who may do what (the spec leaves it to servers; these follow Synapse's defaults):
   creating an alias needs membership of the room (server admins excepted);
   deleting one is allowed to its creator, server admins, and joined members who may
@@ -22,6 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from http import HTTPStatus
+from typing import Protocol
 
 import attrs
 
@@ -71,6 +75,28 @@ class PublicRoomsPage:
     total_room_count_estimate: int
 
 
+class RemoteDirectory(Protocol):
+    """Other servers' aliases and room directories (federation/queries)."""
+
+    async def resolve_remote_alias(self, alias: str) -> tuple[str, list[str]]:
+        """``(room_id, servers)`` from the alias's server: 404 ``M_NOT_FOUND`` if it
+        knows no such alias, 502 if it cannot be asked."""
+
+    async def list_remote_public_rooms(
+        self,
+        server: str,
+        *,
+        limit: int | None,
+        since: str | None,
+        search_term: str | None,
+        room_types: Sequence[str | None] | None,
+        include_all_networks: bool,
+        third_party_instance_id: str | None,
+    ) -> PublicRoomsPage:
+        """One page of ``server``'s published room directory (502 if it cannot be
+        asked; its own error status if it refuses)."""
+
+
 class DirectoryHandler:
     def __init__(
         self,
@@ -89,6 +115,14 @@ class DirectoryHandler:
         self._refresh_linearizer = Linearizer()
         #: Called with ``(deleter, room_id, alias)`` after a local alias is deleted.
         self.on_alias_deleted: list[AliasDeletedCallback] = []
+        #: Other servers' aliases and directories; None: this server does not federate.
+        self._remote: RemoteDirectory | None = None
+
+    def use_remote_directory(self, remote: RemoteDirectory) -> None:
+        """Resolve other servers' aliases and list their directories through
+        ``remote`` (federation is built after the homeserver's handlers:
+        federation/assembly.py calls this)."""
+        self._remote = remote
 
     # --- aliases -------------------------------------------------------------------
 
@@ -126,9 +160,21 @@ class DirectoryHandler:
     async def resolve_alias(self, alias: str) -> tuple[str, list[str]]:
         """``(room_id, servers)`` for ``alias``; 404 ``M_NOT_FOUND`` if it is unknown.
 
-        Another server's alias is 404 too until federation can ask that server.
-        ``servers`` is this server only: it is the one that knows the alias.
+        Another server's alias is asked of that server (404 while this server does
+        not federate), which also names the servers to join through.  For a local
+        alias ``servers`` is this server only: it is the one that knows the alias.
         """
+        if not is_valid_room_alias(alias):
+            raise errors.invalid_param("Room alias invalid")
+        if not self._is_local_alias(alias):
+            if self._remote is None:
+                raise errors.not_found(f"Room alias {alias} not found.")
+            return await self._remote.resolve_remote_alias(alias)
+        return await self.resolve_local_alias(alias)
+
+    async def resolve_local_alias(self, alias: str) -> tuple[str, list[str]]:
+        """:meth:`resolve_alias` for aliases of this server only (what other servers
+        are told); 404 ``M_NOT_FOUND`` for any other alias."""
         if not is_valid_room_alias(alias):
             raise errors.invalid_param("Room alias invalid")
         mapping = await self._store.get_alias(alias) if self._is_local_alias(alias) else None
@@ -262,19 +308,35 @@ class DirectoryHandler:
         room_types: Sequence[str | None] | None = None,
         include_all_networks: bool = False,
         third_party_instance_id: str | None = None,
+        for_federation: bool = False,
     ) -> PublicRoomsPage:
         """One page of the directory, most joined members first, then by room ID.
+
+        ``for_federation``: the page another server asked for, without the rooms
+        created with ``m.federate: false`` (in the count too) -- that server could
+        not join them, and their existence is not its business.
 
         ``limit`` None or 0 means :data:`MAX_PAGE_SIZE`, larger values are capped to
         it, negative ones are 400.  An empty ``room_types`` means no filter (as
         Synapse).  Rooms published for an application service network
         (``third_party_instance_id``) do not exist yet, so asking for one lists
-        nothing.  Another server's directory needs federation: 404 until then.
+        nothing.  Another server's directory is asked of that server (404 while this
+        server does not federate).
         """
         if server is not None and server != self._server_name:
             if not is_valid_server_name(server):
                 raise errors.invalid_param("Invalid server name")
-            raise errors.not_found(f"Cannot fetch the room directory of {server}")
+            if self._remote is None:
+                raise errors.not_found(f"Cannot fetch the room directory of {server}")
+            return await self._remote.list_remote_public_rooms(
+                server,
+                limit=limit,
+                since=since,
+                search_term=search_term,
+                room_types=room_types,
+                include_all_networks=include_all_networks,
+                third_party_instance_id=third_party_instance_id,
+            )
         if limit is not None and limit < 0:
             raise errors.invalid_param("limit must not be negative")
         page_size = min(limit, MAX_PAGE_SIZE) if limit else MAX_PAGE_SIZE
@@ -283,7 +345,7 @@ class DirectoryHandler:
                 "third_party_instance_id cannot be used with include_all_networks"
             )
         token = decode_token(since) if since else None
-        total = await self._store.count_listed_rooms()
+        total = await self._store.count_listed_rooms(federatable_only=for_federation)
         if third_party_instance_id is not None:
             return PublicRoomsPage([], None, None, total)
         search = normalise_search(search_term) if search_term else None
@@ -294,11 +356,16 @@ class DirectoryHandler:
                 after=token.position if token else None,
                 search=search,
                 room_types=types,
+                federatable_only=for_federation,
             )
             has_next, has_prev = more, token is not None
         else:
             rooms, more = await self._store.list_published_rooms(
-                limit=page_size, before=token.position, search=search, room_types=types
+                limit=page_size,
+                before=token.position,
+                search=search,
+                room_types=types,
+                federatable_only=for_federation,
             )
             has_next, has_prev = True, more
         next_batch = prev_batch = None

@@ -67,6 +67,14 @@ class KeyChangeListener(Protocol):
         """Only ``signer`` must fetch ``user_id``'s keys again."""
 
 
+class RemoteMasterKeys(Protocol):
+    """Users of other servers' master keys (federation/e2ee: the device-list cache or
+    their servers), so a local user can sign them with their user-signing key."""
+
+    async def master_keys(self, user_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """user → master key, for those of ``user_ids`` (all remote) that have one."""
+
+
 class ReplacementNeedsAuth(Exception):
     """The upload replaces or adds to existing cross-signing keys: the servlet must run
     User-Interactive Authentication and upload again with ``authenticated=True``."""
@@ -100,6 +108,13 @@ class CrossSigningHandler:
         #: Told of users whose cross-signing keys or signatures changed, so the users
         #: who track their keys (``device_lists.changed``) hear of it.
         self._key_changes = key_changes
+        #: Remote users' master keys; None: this server does not federate.
+        self._remote: RemoteMasterKeys | None = None
+
+    def use_remote_master_keys(self, remote: RemoteMasterKeys) -> None:
+        """Let local users sign remote users' master keys (federation is built after
+        the homeserver's handlers: federation/assembly.py calls this)."""
+        self._remote = remote
 
     # -- POST /keys/device_signing/upload ------------------------------------------
 
@@ -183,8 +198,9 @@ class CrossSigningHandler:
         """Check and store uploaded signatures: ``{user: {key ID: signed object}}``.
 
         Accepted: the requester's devices signed by their self-signing key, their
-        master key signed by their devices, and another (local) user's master key
-        signed by the requester's user-signing key.  Each object must be the one the
+        master key signed by their devices, and another user's master key (of this
+        server, or of another fetched through federation) signed by the requester's
+        user-signing key.  Each object must be the one the
         server holds (but for ``signatures`` and ``unsigned``).  What cannot be
         accepted is reported per key in ``failures``; the rest is stored.
         """
@@ -192,6 +208,12 @@ class CrossSigningHandler:
         keys_by_user: dict[str, dict[str, _StoredKey]] = {}
         for stored in await self._store.get_keys(list({requester, *local})):
             keys_by_user.setdefault(stored.user_id, {})[stored.usage] = _StoredKey(stored)
+        remote = [u for u in body if not self._is_local(u) and u != requester]
+        if remote and self._remote is not None:
+            for user_id, value in (await self._remote.master_keys(remote)).items():
+                remote_key = _remote_master_key(user_id, value)
+                if remote_key is not None:
+                    keys_by_user[user_id] = {MASTER: remote_key}
         own_keys = keys_by_user.get(requester, {})
         own_master = own_keys.get(MASTER)
         devices = await self._own_devices(requester, body.get(requester, {}), own_master)
@@ -207,10 +229,9 @@ class CrossSigningHandler:
                         raise errors.bad_json("The signed object must have 'signatures'")
                     if user_id == requester:
                         found = self._own_signatures(requester, key_id, signed, own_keys, devices)
-                    elif not self._is_local(user_id):
+                    elif not self._is_local(user_id) and user_id not in keys_by_user:
                         raise errors.not_found(
-                            "Keys of users on other servers are not known here"
-                            " (federation is not available)"
+                            f"The master key of {user_id} could not be had from their server"
                         )
                     else:
                         found = _user_signature(
@@ -361,6 +382,21 @@ class CrossSigningHandler:
             "user_signing_keys": user_signing_keys,
         }
 
+    async def add_to_remote_query(self, requester: str, master_keys: dict[str, Any]) -> None:
+        """Merge into remote users' ``master_keys`` (from their servers, changed in
+        place) the signatures ``requester`` made of them with their user-signing key."""
+        if not master_keys:
+            return
+        _, signatures = await self._store.query(list(master_keys), requester)
+        for sig in signatures:
+            key = master_keys.get(sig.target_user_id)
+            if sig.signer_user_id != requester or not isinstance(key, dict):
+                continue
+            if key.get("keys", {}).get(f"ed25519:{sig.target_key_id}") != sig.target_ed25519:
+                continue  # a signature of a master key they no longer have
+            signed_by = key.setdefault("signatures", {}).setdefault(requester, {})
+            signed_by[sig.signer_key_id] = sig.signature
+
     # -- account deactivation ------------------------------------------------------
 
     async def forget_user(self, user_id: str, erase: bool = False) -> None:
@@ -409,6 +445,20 @@ def _user_signature(
             user_id, key_id, requester, user_signing.key_id, master.public_key, signature
         )
     ]
+
+
+def _remote_master_key(user_id: str, value: Mapping[str, Any]) -> _StoredKey | None:
+    """A remote user's master key (as their server sent it) as a stored key."""
+    keys = value.get("keys")
+    if not isinstance(keys, dict) or len(keys) != 1:
+        return None
+    [(key_id, public_key)] = keys.items()
+    if not isinstance(public_key, str) or key_id != f"ed25519:{public_key}":
+        return None
+    checked = {k: v for k, v in value.items() if k != "unsigned"}
+    return _StoredKey(
+        StoredCrossSigningKey(user_id, MASTER, public_key, canonical_key_json(checked))
+    )
 
 
 def _stored_key(stored: StoredCrossSigningKey | None) -> _Key | None:

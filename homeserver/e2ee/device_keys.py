@@ -16,9 +16,10 @@ and fallback keys", "Uploading keys", "Extensions to /sync"), appendices.md#sign
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
+import attrs
 from signedjson.types import VerifyKey
 
 from homeserver import errors
@@ -33,8 +34,39 @@ from homeserver.sync.sections import SectionRequest
 #: read a missing count as "unknown" and may not top their keys up.
 SIGNED_CURVE25519 = "signed_curve25519"
 
-#: What ``failures`` says for a remote server until federation queries exist.
+#: What ``failures`` says for a remote server when this server does not federate.
 _NO_FEDERATION = {"status": 503, "message": "Federation is not available"}
+#: How long a query or claim waits for other servers when the client names no
+#: ``timeout`` (the spec's default).
+DEFAULT_REMOTE_TIMEOUT_MS = 10_000
+
+
+@attrs.frozen
+class RemoteKeysAnswer:
+    """What other servers said of their users' keys (``/keys/query``)."""
+
+    device_keys: dict[str, dict[str, Any]]
+    master_keys: dict[str, Any]
+    self_signing_keys: dict[str, Any]
+    #: server name → error, for servers that could not be asked or failed.
+    failures: dict[str, Any]
+
+
+class RemoteKeys(Protocol):
+    """Keys of users on other servers (federation/e2ee: ``POST /user/keys/query``
+    and ``/user/keys/claim``, or the cache of device lists kept current by
+    ``m.device_list_update``)."""
+
+    async def query_remote(
+        self, device_keys: Mapping[str, Sequence[str]], timeout_ms: int
+    ) -> RemoteKeysAnswer:
+        """``{user: [device IDs] or []}``, every user remote."""
+
+    async def claim_remote(
+        self, one_time_keys: Mapping[str, Mapping[str, str]], timeout_ms: int
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``(one_time_keys, failures)`` for ``{user: {device: algorithm}}``, every
+        user remote."""
 
 
 class DeviceKeysHandler:
@@ -56,6 +88,13 @@ class DeviceKeysHandler:
         self._cross_signing = cross_signing
         #: The ``/sync`` section of each device's own keys.
         self.sync = DeviceKeysSection(self)
+        #: Other servers' users' keys; None: this server does not federate.
+        self._remote: RemoteKeys | None = None
+
+    def use_remote_keys(self, remote: RemoteKeys) -> None:
+        """Answer for users of other servers through ``remote`` (federation is built
+        after the homeserver's handlers: federation/assembly.py calls this)."""
+        self._remote = remote
 
     # -- upload ------------------------------------------------------------------
 
@@ -108,24 +147,47 @@ class DeviceKeysHandler:
 
     # -- query -------------------------------------------------------------------
 
-    async def query(self, requester: str, device_keys: Mapping[str, list[str]]) -> dict[str, Any]:
+    async def query(
+        self,
+        requester: str,
+        device_keys: Mapping[str, list[str]],
+        timeout_ms: int = DEFAULT_REMOTE_TIMEOUT_MS,
+    ) -> dict[str, Any]:
         """``POST /keys/query`` by ``requester`` for ``{user: [device IDs] or []}``
         (already checked).
 
         Local users' keys, each device's with ``unsigned.device_display_name``, and
-        their cross-signing keys with the signatures ``requester`` may see; remote
-        servers cannot be asked yet, so they are listed in ``failures``.
+        their cross-signing keys with the signatures ``requester`` may see; users of
+        other servers through federation (their servers' failures in ``failures``).
         """
+        local = {u: d for u, d in device_keys.items() if self._is_local(u)}
+        remote = {u: d for u, d in device_keys.items() if not self._is_local(u)}
+        answer = await self.query_local(requester, local)
+        if not remote:
+            return answer
+        if self._remote is None:
+            answer["failures"] = {_server_of(u): dict(_NO_FEDERATION) for u in remote}
+            return answer
+        found = await self._remote.query_remote(remote, timeout_ms)
+        await self._cross_signing.add_to_remote_query(requester, found.master_keys)
+        answer["device_keys"].update(found.device_keys)
+        answer["master_keys"].update(found.master_keys)
+        answer["self_signing_keys"].update(found.self_signing_keys)
+        answer["failures"].update(found.failures)
+        return answer
+
+    async def query_local(
+        self, requester: str, device_keys: Mapping[str, Sequence[str]]
+    ) -> dict[str, Any]:
+        """:meth:`query` for local users only (also what other servers are told:
+        ``POST /user/keys/query``, with a requester that is nobody here)."""
         result: dict[str, dict[str, Any]] = {}
-        failures: dict[str, Any] = {}
         local: list[tuple[str, list[str]]] = []
         for user_id, device_ids in device_keys.items():
             if self._is_local(user_id):
-                local.append((user_id, device_ids))
+                local.append((user_id, list(device_ids)))
                 result[user_id] = {}
-            else:
-                failures[_server_of(user_id)] = dict(_NO_FEDERATION)
-        for stored in await self._store.get_device_keys_for(local):
+        for stored in await self._store.get_device_keys_for(local) if local else []:
             keys = json.loads(stored.key_json)
             if stored.display_name is not None:
                 keys["unsigned"] = {"device_display_name": stored.display_name}
@@ -133,26 +195,46 @@ class DeviceKeysHandler:
         cross_signing = await self._cross_signing.add_to_query(
             requester, [user_id for user_id, _ in local], result
         )
-        return {"device_keys": result, "failures": failures, **cross_signing}
+        return {"device_keys": result, "failures": {}, **cross_signing}
 
     # -- claim -------------------------------------------------------------------
 
-    async def claim(self, one_time_keys: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
+    async def claim(
+        self,
+        one_time_keys: Mapping[str, Mapping[str, str]],
+        timeout_ms: int = DEFAULT_REMOTE_TIMEOUT_MS,
+    ) -> dict[str, Any]:
         """``POST /keys/claim`` for ``{user: {device: algorithm}}`` (already checked):
-        one key per device, a one-time key while any is left, else the fallback key."""
-        wanted: list[tuple[str, str, str]] = []
-        failures: dict[str, Any] = {}
-        for user_id, devices in one_time_keys.items():
-            if self._is_local(user_id):
-                wanted.extend((user_id, device, algorithm) for device, algorithm in devices.items())
-            else:
-                failures[_server_of(user_id)] = dict(_NO_FEDERATION)
+        one key per device, a one-time key while any is left, else the fallback key;
+        users of other servers through federation."""
+        local = {u: d for u, d in one_time_keys.items() if self._is_local(u)}
+        remote = {u: d for u, d in one_time_keys.items() if not self._is_local(u)}
+        answer = await self.claim_local(local)
+        if not remote:
+            return answer
+        if self._remote is None:
+            answer["failures"] = {_server_of(u): dict(_NO_FEDERATION) for u in remote}
+            return answer
+        claimed, failures = await self._remote.claim_remote(remote, timeout_ms)
+        answer["one_time_keys"].update(claimed)
+        answer["failures"].update(failures)
+        return answer
+
+    async def claim_local(self, one_time_keys: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
+        """:meth:`claim` for local users only (also ``POST /user/keys/claim``): each
+        key is handed out once, whoever claims it."""
+        wanted = [
+            (user_id, device, algorithm)
+            for user_id, devices in one_time_keys.items()
+            if self._is_local(user_id)
+            for device, algorithm in devices.items()
+        ]
         result: dict[str, dict[str, dict[str, Any]]] = {}
         for key in await self._store.claim(wanted) if wanted else []:
             result.setdefault(key.user_id, {})[key.device_id] = {
                 f"{key.algorithm}:{key.key_id}": json.loads(key.key_json)
             }
-        return {"one_time_keys": result, "failures": failures}
+        return {"one_time_keys": result, "failures": {}}
 
     # -- sync --------------------------------------------------------------------
 

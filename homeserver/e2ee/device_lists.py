@@ -35,6 +35,8 @@ spec: client-server-api/modules/end_to_end_encryption.md#tracking-the-device-lis
 from __future__ import annotations
 
 import collections
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from homeserver.storage.device_lists import DeviceListStore, MembershipTransition
@@ -44,6 +46,8 @@ from homeserver.streams.change_cache import StreamChangeCache
 from homeserver.streams.notifier import Notifier
 from homeserver.streams.token import STREAM_KEYS, StreamToken
 from homeserver.sync.sections import SectionRequest
+
+logger = logging.getLogger(__name__)
 
 #: Device-list changes, or membership events, one sync reads at most; past that the
 #: span is answered wholesale (:meth:`DeviceListTracker.changes`).
@@ -69,12 +73,21 @@ class DeviceListTracker:
         self._cache: StreamChangeCache[str] | None = None
         #: The ``device_lists`` section of ``/sync``.
         self.sync = DeviceListsSection(self)
+        #: Awaited with the user ID after each change is announced, local and remote
+        #: users alike: federation tells the servers sharing a room with a local user
+        #: (``m.device_list_update``).  It is built after this tracker, hence a list.
+        self.on_change: list[Callable[[str], Awaitable[None]]] = []
 
     async def load(self) -> int:
         """Start from the newest position stored; returns it (to announce)."""
         position = await self._store.current_position()
         self._cache = StreamChangeCache(position)
         return position
+
+    async def visible_position(self) -> int:
+        """Every change up to this position of the stream is committed (or abandoned):
+        for consumers of the stream (federation's announcer)."""
+        return await self._store.current_position()
 
     # --- writing -------------------------------------------------------------------
 
@@ -93,6 +106,14 @@ class DeviceListTracker:
         position = await self._store.add_change(user_id, note)
         await self._store.wait_until_visible(position)
         self._notifier.notify("device_lists", position, users=audience)
+        for callback in self.on_change:
+            try:
+                await callback(user_id)
+            except Exception:
+                # The change is recorded; only the listener failed (federation's
+                # announcer reads the stream from its own stored position, so it
+                # only announces later).
+                logger.error("device-list listener failed for %s", user_id, exc_info=True)
 
     async def user_keys_signed_for(self, signer: str, user_id: str) -> None:
         """``signer`` signed ``user_id``'s master key with their user-signing key: a

@@ -12,7 +12,11 @@ and transaction ID, in the database: a retry after a timeout, concurrent with th
 first attempt or after a restart, queues nothing more.  Transaction IDs are kept for
 :data:`TRANSACTION_RETENTION_MS` after their send.
 
-Federation does not exist yet: messages to users of other servers are dropped (and
+Messages to users of other servers go to federation (:class:`RemoteToDevice`
+builds ``m.direct_to_device`` EDUs, one or more per server), stored in the send's
+own transaction: a send that failed or crashed before it committed queued nothing
+(the client retries), and one that committed queued everything.  Federation hands messages from other servers back
+to :meth:`ToDeviceHandler.receive_remote`; without federation they are dropped (and
 logged).  Unknown local users and devices are ignored, as the spec allows.
 
 spec: client-server-api/modules/send_to_device.md (``Server behaviour``, ``Extensions
@@ -23,7 +27,8 @@ to /sync``), #put_matrixclientv3sendtodeviceeventtypetxnid
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Collection, Mapping
+from typing import Any, Protocol
 
 import attrs
 
@@ -32,7 +37,7 @@ from homeserver.auth.tokens import Requester
 from homeserver.clock import Clock
 from homeserver.identifiers import is_valid_user_id
 from homeserver.ratelimit import RateLimiter
-from homeserver.storage.to_device import SendKey, StoredMessage, ToDeviceStore
+from homeserver.storage.to_device import RemoteEdu, SendKey, StoredMessage, ToDeviceStore
 from homeserver.streams.notifier import Notifier
 from homeserver.streams.token import StreamToken
 from homeserver.sync.sections import SectionRequest
@@ -47,6 +52,21 @@ MAX_MESSAGES_PER_SYNC = 100
 TRANSACTION_RETENTION_MS = 24 * 60 * 60 * 1000
 #: Every this many sends of this process, the expired transaction IDs are pruned.
 _PRUNE_EVERY = 1000
+
+
+#: ``{user ID: {device ID or "*": content}}``
+Messages = Mapping[str, Mapping[str, dict[str, Any]]]
+
+
+class RemoteToDevice(Protocol):
+    """Sends messages to users of other servers (federation/e2ee/to_device.py)."""
+
+    def edus_for(self, sender: str, event_type: str, messages: Messages) -> list[RemoteEdu]:
+        """The durable EDUs carrying ``messages`` (every user remote) to their
+        servers, to store with the send."""
+
+    def edus_stored(self, destinations: Collection[str]) -> None:
+        """EDUs for ``destinations`` were stored: send them."""
 
 
 @attrs.frozen
@@ -76,6 +96,13 @@ class ToDeviceHandler:
         self._sends_until_prune = 1
         #: The ``to_device`` section of ``/sync``.
         self.sync = ToDeviceSection(self)
+        #: Carries messages to other servers; None: this server does not federate.
+        self._remote: RemoteToDevice | None = None
+
+    def use_remote(self, remote: RemoteToDevice) -> None:
+        """Send messages for users of other servers through ``remote`` (federation is
+        built after the homeserver's handlers: federation/assembly.py calls this)."""
+        self._remote = remote
 
     async def current_position(self) -> int:
         """The stream's position at start-up (announced to the notifier)."""
@@ -86,23 +113,30 @@ class ToDeviceHandler:
         requester, once per transaction ID, and wake the recipients' syncs.
 
         400 ``M_BAD_JSON`` for a body of the wrong shape, ``M_INVALID_PARAM`` for an
-        invalid user ID; 429 ``M_LIMIT_EXCEEDED`` past ``rc_to_device``.  Users of other servers are dropped with a log line: there is
-        no federation yet to carry their messages.
+        invalid user ID; 429 ``M_LIMIT_EXCEEDED`` past ``rc_to_device``.  Messages to
+        users of other servers are stored as federation EDUs with the send's record
+        (a retry sends nothing again); without federation they are dropped with a
+        log line.
         """
         self._limiter.ratelimit(requester.user_id)
-        local = self._check_messages(messages)
+        local, remote = self._check_messages(messages)
         sender = SendKey(
             requester.user_id,
             requester.device_id or "",
             0 if requester.device_id is not None else requester.access_token_id,
         )
         now_ms = self._clock.time_msec()
-        enqueued = await self._store.enqueue(sender, event_type, txn_id, local, now_ms=now_ms)
+        edus: list[RemoteEdu] = []
+        if remote and self._remote is not None:
+            edus = self._remote.edus_for(requester.user_id, event_type, remote)
+        enqueued = await self._store.enqueue(
+            sender, event_type, txn_id, local, now_ms=now_ms, remote=edus
+        )
         if enqueued is None:
             return  # a retry: the first attempt queued (and announces) the messages
-        await self._store.wait_until_visible(enqueued.position)
-        users = {user_id for user_id, _ in enqueued.recipients}
-        self._notifier.notify("to_device", enqueued.position, users=users)
+        if edus and self._remote is not None:
+            self._remote.edus_stored({destination for destination, _, _ in edus})
+        await self._announce(enqueued.position, {user_id for user_id, _ in enqueued.recipients})
         self._sends_until_prune -= 1
         if self._sends_until_prune <= 0:
             # One indexed DELETE per thousand sends keeps the table to a day's sends
@@ -110,12 +144,38 @@ class ToDeviceHandler:
             self._sends_until_prune = _PRUNE_EVERY
             await self._store.prune_transactions(now_ms - TRANSACTION_RETENTION_MS)
 
-    def _check_messages(self, messages: Any) -> dict[str, dict[str, dict[str, Any]]]:
-        """The messages to local users, with every message checked."""
+    async def receive_remote(
+        self, sender: str, event_type: str, message_id: str, messages: Messages
+    ) -> None:
+        """Queue messages another server sent (``m.direct_to_device``, already
+        checked: ``sender`` is of that server, the users ours), once per sender,
+        type and ``message_id``: a transaction the origin retries queues nothing
+        again."""
+        local = {user: by_device for user, by_device in messages.items() if self._is_local(user)}
+        # A remote sender has no device or token here: its transaction key is
+        # (sender, "", 0), which no local send can take (its sender is local).
+        key = SendKey(sender, "", 0)
+        now_ms = self._clock.time_msec()
+        enqueued = await self._store.enqueue(key, event_type, message_id, local, now_ms=now_ms)
+        if enqueued is not None:
+            await self._announce(enqueued.position, {user_id for user_id, _ in enqueued.recipients})
+
+    def _is_local(self, user_id: str) -> bool:
+        return user_id.partition(":")[2] == self._server_name
+
+    async def _announce(self, position: int, users: set[str]) -> None:
+        await self._store.wait_until_visible(position)
+        self._notifier.notify("to_device", position, users=users)
+
+    def _check_messages(
+        self, messages: Any
+    ) -> tuple[dict[str, dict[str, dict[str, Any]]], dict[str, dict[str, dict[str, Any]]]]:
+        """``(local, remote)``: the messages to local users and to users of other
+        servers, with every message checked."""
         if not isinstance(messages, dict):
             raise errors.bad_json("'messages' must be an object")
         local: dict[str, dict[str, dict[str, Any]]] = {}
-        remote: set[str] = set()
+        remote: dict[str, dict[str, dict[str, Any]]] = {}
         for user_id, by_device in messages.items():
             if not is_valid_user_id(user_id):
                 raise errors.invalid_param(f"{user_id!r} is not a valid user ID")
@@ -126,17 +186,16 @@ class ToDeviceHandler:
                     raise errors.bad_json(
                         f"'messages.{user_id}.{device_id}' must be an object (the content)"
                     )
-            server = user_id.partition(":")[2]
-            if server == self._server_name:
+            if self._is_local(user_id):
                 local[user_id] = by_device
             elif by_device:
-                remote.add(server)
-        if remote:
+                remote[user_id] = by_device
+        if remote and self._remote is None:
             logger.info(
-                "dropping to-device messages for %d remote server(s): no federation yet",
+                "dropping to-device messages for %d remote user(s): this server does not federate",
                 len(remote),
             )
-        return local
+        return local, remote
 
     async def pending(
         self, user_id: str, device_id: str, after: int, up_to: int

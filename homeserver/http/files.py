@@ -79,7 +79,7 @@ class FileResponse:
             request.finish()
             return
         assert self.run_blocking is not None
-        _FileProducer(request, self.path, start, length, self.run_blocking).start()
+        FileProducer(request, self.path, start, length, self.run_blocking).start()
 
 
 def _matches(header: str | None, etag: str) -> bool:
@@ -121,7 +121,7 @@ def _requested_range(
 
 
 @implementer(IPushProducer)
-class _FileProducer:
+class FileProducer:
     """Reads ``length`` bytes from ``start`` off the thread pool, writing each block
     when it arrives; paused and resumed by the connection."""
 

@@ -24,6 +24,12 @@ compressed body can inflate far past ``max_size`` within one network read before
 cap sees it) and a cookie jar (cookies would leak between users' previews).  What it
 would add on top of ``Agent`` is small, so this module uses ``Agent`` directly and asks
 for ``identity`` encoding.
+
+The pieces that make a connection safe — :class:`AddressPolicy`,
+:class:`FilteringResolver` and :class:`FilteringReactor` (the filtered name
+resolution), :func:`read_capped_body` — are public: the federation client
+(``federation/client/``) builds its own Agent (server discovery, its own TLS trust)
+on the same pieces.
 """
 
 from __future__ import annotations
@@ -53,7 +59,7 @@ from twisted.python.failure import Failure
 from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool, ResponseDone
 from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer, IResponse
+from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer, IPolicyForHTTPS, IResponse
 from zope.interface import directlyProvides, implementer, providedBy
 
 from homeserver.reactor import IServerReactor
@@ -169,7 +175,7 @@ class _FilteringReceiver:
 
 
 @implementer(IHostnameResolver)
-class _FilteringResolver:
+class FilteringResolver:
     """The reactor's resolver, with blocked addresses dropped from every answer.
 
     ``refused`` collects what was dropped, so a lookup that came back empty can be told
@@ -197,8 +203,8 @@ class _FilteringResolver:
 
 
 @implementer(IReactorPluggableNameResolver)
-class _FilteringReactor:
-    """The real reactor, except that its ``nameResolver`` is a :class:`_FilteringResolver`.
+class FilteringReactor:
+    """The real reactor, except that its ``nameResolver`` is a :class:`FilteringResolver`.
 
     It provides every interface the real reactor does (``HostnameEndpoint`` and the TLS
     wrapper ask for ``IReactorTCP``, ``IReactorTime``), delegating to it.
@@ -263,7 +269,7 @@ class _CappedBody(Protocol):
             cast(IPushProducer, self.transport).stopProducing()
 
 
-def _drop_body(response: IResponse) -> None:
+def drop_body(response: IResponse) -> None:
     """Close the connection of a response whose body is not wanted (redirects, bodies
     announced too large) instead of reading it."""
     body = _CappedBody(0)
@@ -272,9 +278,9 @@ def _drop_body(response: IResponse) -> None:
     body.finished.cancel()
 
 
-async def _read_body(response: IResponse, max_size: int) -> bytes:
+async def read_capped_body(response: IResponse, max_size: int) -> bytes:
     if response.length is not UNKNOWN_LENGTH and cast(int, response.length) > max_size:
-        _drop_body(response)
+        drop_body(response)
         raise OutboundTooLarge(f"Content-Length {response.length} is larger than {max_size} bytes")
     body = _CappedBody(max_size)
     response.deliverBody(body)  # type: ignore[no-untyped-call]
@@ -335,6 +341,7 @@ class OutboundHttpClient:
         ip_blacklist: Sequence[IpNetwork],
         ip_whitelist: Sequence[IpNetwork],
         user_agent: str,
+        tls_policy: IPolicyForHTTPS | None = None,
     ) -> None:
         if not IReactorPluggableNameResolver.providedBy(reactor):
             raise TypeError("the outbound client needs a reactor with a pluggable resolver")
@@ -348,9 +355,12 @@ class OutboundHttpClient:
         self._pool.maxPersistentPerHost = MAX_PERSISTENT_PER_HOST
         self._pool.cachedConnectionTimeout = CACHED_CONNECTION_SECONDS
         # Certificates are checked as a browser would (the platform's trust roots and
-        # the URL's host name): one policy for every request, since building one loads
-        # the trust store.
-        self._tls_policy = BrowserLikePolicyForHTTPS()  # type: ignore[no-untyped-call]
+        # the URL's host name) unless the caller brings its own policy (federation's
+        # `.well-known` lookups use the federation trust settings): one policy for
+        # every request, since building one loads the trust store.
+        self._tls_policy: IPolicyForHTTPS = (
+            tls_policy if tls_policy is not None else BrowserLikePolicyForHTTPS()  # type: ignore[no-untyped-call]
+        )
 
     async def get(
         self,
@@ -421,7 +431,7 @@ class OutboundHttpClient:
 
         async def exchange() -> OutboundResponse:
             response = await self._request(url, request_headers, b"POST", body)
-            data = await _read_body(response, max_size)
+            data = await read_capped_body(response, max_size)
             return OutboundResponse(
                 code=response.code, headers=_flat_headers(response.headers), body=data, url=url
             )
@@ -498,11 +508,11 @@ class OutboundHttpClient:
             response = await self._request(current, headers)
             locations = response.headers.getRawHeaders(b"location")
             if response.code in REDIRECT_CODES and locations:
-                _drop_body(response)
+                drop_body(response)
                 # Each hop is a new request: its host is resolved (and filtered) anew.
                 current = urljoin(current, _decode_location(locations[0]).strip())
                 continue
-            body = await _read_body(response, max_size)
+            body = await read_capped_body(response, max_size)
             return OutboundResponse(
                 code=response.code, headers=_flat_headers(response.headers), body=body, url=current
             )
@@ -514,14 +524,14 @@ class OutboundHttpClient:
         target = _request_target(url)
         # A resolver (and so an Agent) per request, so that its record of refused
         # addresses belongs to this request alone; the pool is shared.
-        resolver = _FilteringResolver(self._resolver, self._policy)
+        resolver = FilteringResolver(self._resolver, self._policy)
         agent = Agent(  # type: ignore[no-untyped-call]
-            _FilteringReactor(self._reactor, resolver),
+            FilteringReactor(self._reactor, resolver),
             contextFactory=self._tls_policy,
             pool=self._pool,
         )
         try:
-            producer = None if body is None else _BytesProducer(body)
+            producer = None if body is None else BytesProducer(body)
             response: IResponse = await agent.request(method, target, headers, producer)
         except defer.CancelledError:
             raise
@@ -534,13 +544,13 @@ class OutboundHttpClient:
                 ) from error
             raise OutboundError(str(error)) from error
         except Exception as error:
-            raise OutboundError(f"request failed: {_describe(error)}") from error
+            raise OutboundError(f"request failed: {describe_failure(error)}") from error
         return response
 
 
 @implementer(IBodyProducer)
-class _BytesProducer:
-    """A request body already in memory (a push payload: a few kilobytes)."""
+class BytesProducer:
+    """A request body already in memory (a push payload, a federation transaction)."""
 
     def __init__(self, body: bytes) -> None:
         self._body = body
@@ -560,7 +570,7 @@ class _BytesProducer:
         pass
 
 
-def _describe(error: Exception) -> str:
+def describe_failure(error: Exception) -> str:
     # ResponseFailed and friends carry a list of Failures as their only argument.
     reasons = getattr(error, "reasons", None)
     if reasons:

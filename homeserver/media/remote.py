@@ -2,8 +2,9 @@
 served from a local cache that ``media_retention.remote_media_lifetime`` bounds.
 
 The source is the federation client's job (``GET /_matrix/federation/v1/media/
-download``); until federation is built the server has no source, and remote media
-is answered ``502`` with a message saying so.
+download``: federation/queries/media.py), handed over once federation is built
+(:meth:`RemoteMediaCache.use_remote_source`); a server that does not federate has
+none, and remote media is answered ``502`` with a message saying so.
 
 spec: client-server-api/modules/content_repo.md (a homeserver fetches remote
 content for its users), server-server-api.md#content-repository
@@ -54,7 +55,7 @@ class NoFederation:
         raise MatrixError(
             502,
             errors.Codes.UNKNOWN,
-            f"Cannot fetch media from {origin}: this server does not federate yet",
+            f"Cannot fetch media from {origin}: this server does not federate",
         )
 
 
@@ -74,6 +75,11 @@ class RemoteMediaCache:
         self._source = source
         self._max_size = max_size
         self._fetching: SingleFlight[tuple[str, str], RemoteMedia] = SingleFlight()
+
+    def use_remote_source(self, source: RemoteMediaSource) -> None:
+        """Fetch remote media through ``source`` (federation is built after the
+        homeserver's handlers: federation/assembly.py calls this)."""
+        self._source = source
 
     async def get_media(self, origin: str, media_id: str) -> RemoteMedia:
         """The cached record of remote media, fetching it first if needed."""

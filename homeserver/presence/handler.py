@@ -20,6 +20,16 @@ Cheap by construction, because presence is what makes other servers slow:
 - timeouts are one timer for the earliest deadline over a heap; a deadline that only
   moves later (the common case: a user stays active) costs a dictionary write.
 
+Users of other servers (federation, ``federation/edus/presence.py``): their presence
+arrives through :meth:`PresenceHandler.apply_remote` and is shown like a local user's,
+kept in memory only (their server is the authority and re-sends it), and only while
+they are not offline: once offline they are forgotten (:meth:`_forget_remote`), so
+memory is bounded by the remote users online in rooms we share.  Our rules of
+idleness do not apply to them; a remote user not heard of for
+:data:`REMOTE_TIMEOUT_MS` goes offline, so a server that vanishes leaves nobody
+online for ever.  Changes others must hear of (a local user's state, status message
+or ``currently_active``) go to the ``on_local_change`` callbacks.
+
 spec: client-server-api/modules/presence.md,
 #get_matrixclientv3presenceuseridstatus, #put_matrixclientv3presenceuseridstatus
 """
@@ -30,9 +40,10 @@ import bisect
 import collections
 import heapq
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
+import attrs
 from twisted.internet import defer, task
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
@@ -53,6 +64,9 @@ _LOG_SIZE = 20_000
 #: Changes are announced to the users' rooms in batches this far apart, so a burst
 #: of changes (users going idle, a room coming online) wakes each client once.
 NOTIFY_BATCH_SECONDS = 0.2
+#: A remote user whose server has said nothing of them for this long is shown offline
+#: (Synapse's ``FEDERATION_TIMEOUT``; servers re-send every 25 minutes).
+REMOTE_TIMEOUT_MS = 30 * 60_000
 
 
 class PresenceConnection:
@@ -118,6 +132,11 @@ class PresenceHandler:
         self._announce_timer: IDelayedCall | None = None
         self._loop: task.LoopingCall | None = None
         self._flush_lock = defer.DeferredLock()
+        #: Remote users -> when their server last told us their presence (ms).
+        self._remote_updated: dict[str, int] = {}
+        #: Called with a local user's new presence when what others see changed
+        #: (state, status message, ``currently_active``): federation sends it on.
+        self.on_local_change: list[Callable[[UserPresence], None]] = []
 
     @property
     def enabled(self) -> bool:
@@ -154,7 +173,8 @@ class PresenceHandler:
         self._timer = self._announce_timer = None
         # Everyone connected until now gets the full time-out to reconnect after a
         # restart: their last sync time is written even when nothing visible changed.
-        self._dirty.update(self._not_offline)
+        # (Remote users are never stored: their server tells us again.)
+        self._dirty.update(u for u in self._not_offline if u not in self._remote_updated)
         await self.flush()
 
     # -- what clients do ---------------------------------------------------------
@@ -191,6 +211,41 @@ class PresenceHandler:
             self._append_log(user_id, None)
         position = self._append_log(user_id, room_id)
         self._notifier.notify("presence", position, users=[user_id], rooms=[room_id])
+
+    @property
+    def remote_users_held(self) -> int:
+        """Remote users whose presence is in memory (those not offline)."""
+        return len(self._remote_updated)
+
+    def current(self, user_id: str) -> UserPresence:
+        """``user_id``'s presence now (offline when unknown)."""
+        return self._get(user_id)
+
+    def apply_remote(self, presence: UserPresence) -> None:
+        """The presence of another server's user, as their server sent it (the caller
+        checked the server may speak for the user).  Shown to local users sharing a
+        room with them; never stored; offline after :data:`REMOTE_TIMEOUT_MS` unless
+        their server repeats it."""
+        if not self.enabled:
+            return
+        self._remote_updated[presence.user_id] = self._now()
+        self._update(presence.user_id, presence)
+        if presence.state == OFFLINE:
+            self._forget_remote(presence.user_id)
+            return
+        # The deadline moves with every update, changed or not.
+        self._schedule(presence.user_id)
+
+    def _forget_remote(self, user_id: str) -> None:
+        """A remote user went offline (announced already): nothing of them is kept,
+        so memory holds only remote users who are online or idle -- at most the
+        members of rooms we share whose servers keep telling us of them.  Shown as
+        plain ``offline`` from now on (a status message set while offline is not
+        kept: their server re-sends it with their next change)."""
+        self._states.pop(user_id, None)
+        self._remote_updated.pop(user_id, None)
+        self._deadlines.pop(user_id, None)
+        self._not_offline.discard(user_id)
 
     async def presence_of(self, observer: str, target: str) -> dict[str, Any]:
         """``GET /presence/{userId}/status``: 403 unless ``observer`` is ``target`` or
@@ -277,8 +332,9 @@ class PresenceHandler:
             self._not_offline.discard(user_id)
         else:
             self._not_offline.add(user_id)
+        remote = user_id in self._remote_updated
         stored = self._stored.get(user_id)
-        if (
+        if not remote and (
             stored is None
             or new.announces_change_from(stored)
             or new.last_active_ts - stored.last_active_ts >= self._config.last_active_granularity_ms
@@ -287,6 +343,9 @@ class PresenceHandler:
         self._schedule(user_id)
         if new.announces_change_from(old):
             self._announce(user_id, wake=new.state != old.state or new.status_msg != old.status_msg)
+            if not remote:
+                for callback in self.on_local_change:
+                    callback(new)
 
     def _announce(self, user_id: str, *, wake: bool) -> None:
         position = self._append_log(user_id, None)
@@ -345,19 +404,23 @@ class PresenceHandler:
 
     def _schedule(self, user_id: str) -> None:
         presence = self._states.get(user_id)
-        deadline = (
-            None
-            if presence is None
-            else transitions.next_deadline(
+        remote_since = self._remote_updated.get(user_id)
+        deadline: int | None
+        if presence is None:
+            deadline = None
+        elif remote_since is not None:
+            deadline = None if presence.state == OFFLINE else remote_since + REMOTE_TIMEOUT_MS
+        else:
+            deadline = transitions.next_deadline(
                 presence, self._config, is_connected=user_id in self._connections
             )
-        )
         if deadline is None:
             self._deadlines.pop(user_id, None)
             return
         previous = self._deadlines.get(user_id)
         self._deadlines[user_id] = deadline
-        # A later deadline is covered by the entry already in the heap.
+        # A later deadline is covered by the entry already in the heap (popping a
+        # stale entry re-pushes the current deadline).
         if previous is None or deadline < previous:
             heapq.heappush(self._heap, (deadline, user_id))
             self._arm()
@@ -385,15 +448,20 @@ class PresenceHandler:
                 heapq.heappush(self._heap, (deadline, user_id))
                 continue
             del self._deadlines[user_id]
-            self._update(
-                user_id,
-                transitions.timed_out(
+            if user_id in self._remote_updated:
+                # Their server stopped telling us: it may be gone.
+                timed_out = attrs.evolve(self._get(user_id), state=OFFLINE, currently_active=False)
+                self._update(user_id, timed_out)
+                self._forget_remote(user_id)
+                continue
+            else:
+                timed_out = transitions.timed_out(
                     self._get(user_id),
                     self._config,
                     now,
                     is_connected=user_id in self._connections,
-                ),
-            )
+                )
+            self._update(user_id, timed_out)
             self._schedule(user_id)
         self._arm()
 

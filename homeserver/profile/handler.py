@@ -1,7 +1,9 @@
 """Profiles: display names and avatars of local users (rules only).
 
 Changes are announced to ``on_profile_change`` callbacks, which the rooms code uses
-to update the user's membership events.
+to update the user's membership events.  Profiles of other servers' users come
+through a :class:`RemoteProfiles` (federation's ``/query/profile``), once federation
+has handed one over (:meth:`ProfileHandler.use_remote_profiles`).
 
 spec: client-server-api/_index.md#profiles
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from homeserver import errors
 from homeserver.identifiers import UserID
@@ -26,6 +29,14 @@ MAX_AVATAR_URL_LENGTH = 1000
 ProfileChangeCallback = Callable[[str, Profile], Awaitable[None]]
 
 
+class RemoteProfiles(Protocol):
+    """Profiles of users on other servers (federation/queries: ``/query/profile``)."""
+
+    async def get_remote_profile(self, user_id: str) -> Profile:
+        """Raises :class:`~homeserver.errors.MatrixError`: 404 ``M_NOT_FOUND`` when
+        the user's server knows no such user, 502 when it cannot be asked."""
+
+
 class ProfileHandler:
     def __init__(self, server_name: str, users: UserStore, profiles: ProfileStore) -> None:
         self._server_name = server_name
@@ -33,15 +44,27 @@ class ProfileHandler:
         self._profiles = profiles
         #: Called with ``(user_id, new_profile)`` after every change.
         self.on_profile_change: list[ProfileChangeCallback] = []
+        #: Other servers' users' profiles; None: this server does not federate.
+        self._remote: RemoteProfiles | None = None
+
+    def use_remote_profiles(self, remote: RemoteProfiles) -> None:
+        """Answer for users of other servers through ``remote`` (federation is built
+        after the homeserver's handlers: federation/assembly.py calls this)."""
+        self._remote = remote
 
     async def get_profile(self, user_id: str) -> Profile:
-        """A user's profile; 404 ``M_NOT_FOUND`` for unknown and (for now) remote users."""
-        try:
-            domain = UserID.parse(user_id).domain
-        except ValueError:
-            raise errors.invalid_param("Invalid user ID") from None
-        if domain != self._server_name:
-            # Fetching remote profiles needs federation, which does not exist yet.
+        """A user's profile; 404 ``M_NOT_FOUND`` for unknown users (and for remote
+        ones while this server does not federate)."""
+        if not self._is_local(user_id):
+            if self._remote is None:
+                raise errors.not_found("Profile not found")
+            return await self._remote.get_remote_profile(user_id)
+        return await self.get_local_profile(user_id)
+
+    async def get_local_profile(self, user_id: str) -> Profile:
+        """A local user's profile (also what other servers are told); 404
+        ``M_NOT_FOUND`` for unknown and remote users."""
+        if not self._is_local(user_id):
             raise errors.not_found("Profile not found")
         user = await self._users.get_user(user_id)
         if user is None:
@@ -52,7 +75,7 @@ class ProfileHandler:
         """The profile fields for ``user_id``'s member events; none for users we
         hold no profile of (remote, unknown)."""
         try:
-            return (await self.get_profile(user_id)).member_content()
+            return (await self.get_local_profile(user_id)).member_content()
         except errors.MatrixError:
             return {}
 
@@ -62,7 +85,7 @@ class ProfileHandler:
         """Set (or with None, remove) ``displayname`` or ``avatar_url``."""
         if user_id != requester_user_id and not is_admin:
             raise errors.forbidden("You may only change your own profile")
-        await self.get_profile(user_id)  # 404 for users that do not exist here
+        await self.get_local_profile(user_id)  # 404 for users that do not exist here
         if field == "displayname" and value is not None and len(value) > MAX_DISPLAYNAME_LENGTH:
             raise errors.invalid_param(
                 f"Display name is longer than {MAX_DISPLAYNAME_LENGTH} characters"
@@ -75,6 +98,12 @@ class ProfileHandler:
                 raise errors.invalid_param("avatar_url must be an mxc:// URI")
         profile = await self._profiles.set_field(user_id, field, value or None)
         await self._notify(user_id, profile)
+
+    def _is_local(self, user_id: str) -> bool:
+        try:
+            return UserID.parse(user_id).domain == self._server_name
+        except ValueError:
+            raise errors.invalid_param("Invalid user ID") from None
 
     async def clear_profile(self, user_id: str) -> None:
         await self._profiles.clear_profile(user_id)

@@ -7,6 +7,11 @@ gets a position in the ``receipts`` stream; ``m.read.private`` receipts are show
 endpoint sets the fully-read marker, which lives in room account data: this handler
 checks the request and hands it to the ``on_fully_read`` callbacks.
 
+Receipts of other servers' users (federation, ``federation/edus/receipts.py``) are
+stored the same way through :meth:`ReceiptsHandler.apply_remote_receipt`; local users'
+public receipts go to the ``on_public_receipt`` callbacks, which send them to the
+room's other servers.
+
 Positions come from the database inside the writing transaction, and writes run
 concurrently: a change is announced only once every earlier position is committed or
 abandoned (streams/positions.py), so a reader never skips one that commits later.
@@ -25,7 +30,7 @@ from homeserver.clock import Clock
 from homeserver.events.event import Event
 from homeserver.receipts.threads import MAIN_THREAD, find_thread
 from homeserver.storage.events import EventStore
-from homeserver.storage.receipts import Outcome, ReceiptStore
+from homeserver.storage.receipts import Outcome, Receipt, ReceiptStore
 from homeserver.streams.notifier import Notifier
 
 #: Our unstable "delivered" receipt type (receipts/delivered.py); the server sets it.
@@ -66,6 +71,9 @@ class ReceiptsHandler:
         self.on_activity: list[Callable[[str], None]] = []
         #: Called with (user ID, room ID) after a read receipt moved (pusher badges).
         self.on_receipt: list[Callable[[str, str], None]] = []
+        #: Called with each receipt of a local user that others see (``m.read``), once
+        #: stored and announced: federation sends it to the room's other servers.
+        self.on_public_receipt: list[Callable[[Receipt], None]] = []
 
     def current_position(self) -> int:
         """The newest position of the receipts stream announced by this process."""
@@ -103,8 +111,9 @@ class ReceiptsHandler:
         if receipt_type == FULLY_READ:
             await self._set_fully_read(user_id, room_id, event_id)
             return
+        ts = self._clock.time_msec()
         result = await self._store.set_receipt(
-            room_id, user_id, receipt_type, thread_id, event_id, self._clock.time_msec()
+            room_id, user_id, receipt_type, thread_id, event_id, ts
         )
         if result.outcome is Outcome.UNKNOWN_EVENT:
             raise errors.not_found("Unknown event in this room")
@@ -118,8 +127,35 @@ class ReceiptsHandler:
             moved(user_id, room_id)
         if receipt_type == READ_PRIVATE:
             self._notifier.notify("receipts", result.stream_id, users=[user_id])
-        else:
-            self._notifier.notify("receipts", result.stream_id, rooms=[room_id])
+            return
+        self._notifier.notify("receipts", result.stream_id, rooms=[room_id])
+        receipt = Receipt(room_id, user_id, receipt_type, thread_id, event_id, ts, result.stream_id)
+        for public in self.on_public_receipt:
+            public(receipt)
+
+    async def apply_remote_receipt(
+        self,
+        user_id: str,
+        room_id: str,
+        receipt_type: str,
+        event_id: str,
+        thread_id: str | None,
+        ts: int,
+    ) -> bool:
+        """Store the receipt another server sent for its user (the caller checked the
+        server speaks for the user, who is joined, and that the type is public).
+        False when nothing moved: an event this server does not hold in the room, or
+        a receipt not newer than the one stored."""
+        result = await self._store.set_receipt(
+            room_id, user_id, receipt_type, thread_id, event_id, ts
+        )
+        if result.outcome is not Outcome.STORED:
+            return False
+        assert result.stream_id is not None
+        await self._store.wait_until_visible(result.stream_id)
+        self._position = max(self._position, result.stream_id)
+        self._notifier.notify("receipts", result.stream_id, rooms=[room_id])
+        return True
 
     async def receipts_for_rooms(
         self,

@@ -25,10 +25,10 @@ from homeserver.profile.handler import ProfileHandler
 from homeserver.ratelimit import RateLimiter
 from homeserver.rooms.creation import RoomCreationHandler, RoomDirectory
 from homeserver.rooms.hierarchy import SpaceHierarchyHandler
-from homeserver.rooms.membership import MembershipHandler
+from homeserver.rooms.membership import MembershipHandler, RemoteMembership
 from homeserver.rooms.messages import AliasResolver, MessageHandler
 from homeserver.rooms.pipeline import EventPipeline
-from homeserver.rooms.reading import IgnoredUsers, RoomReader
+from homeserver.rooms.reading import IgnoredUsers, RemoteHistory, RoomReader
 from homeserver.rooms.relations import RelationsHandler
 from homeserver.rooms.serialize import EventSerializer
 from homeserver.rooms.state import RoomStateReader
@@ -115,6 +115,8 @@ def build_rooms(
     account: AccountHandler,
     ignored_users: IgnoredUsers,
     directory: AliasDirectory,
+    remote_membership: RemoteMembership | None = None,
+    remote_history: RemoteHistory | None = None,
 ) -> RoomServices:
     events, timeline, pipeline, state = core.events, core.timeline, core.pipeline, core.state
     erased = ErasedUserStore(database)
@@ -131,6 +133,7 @@ def build_rooms(
         invites_per_room=RateLimiter(clock, limits.invites_per_room),
         invites_per_user=RateLimiter(clock, limits.invites_per_user),
         invites_per_issuer=RateLimiter(clock, limits.invites_per_issuer),
+        remote=remote_membership,
     )
     profiles.on_profile_change.append(membership.update_profile_in_rooms)
     account.on_deactivate.append(lambda user_id, erase: _record_erasure(erased, user_id, erase))
@@ -162,6 +165,7 @@ def build_rooms(
         visibility=visibility,
         serializer=serializer,
         ignored_users=ignored_users,
+        remote_history=remote_history,
     )
     return RoomServices(
         events=events,

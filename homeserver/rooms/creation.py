@@ -10,12 +10,23 @@ whose own events the auth rules refuse (say, an override that leaves the creator
 without power to set the name or to invite) fails with ``M_INVALID_ROOM_STATE`` and
 leaves no room behind.
 
-spec: client-server-api/_index.md#creation, data/api/client-server/create_room.yaml
+Invites of users of other servers are the exception: the invitee's server must
+countersign each one before it is stored, so they are checked with the batch but
+sent after it, one by one, exactly as ``POST /invite`` sends them (as Synapse does,
+and only remote invitees: local ones stay in the batch).  One that fails (the
+invitee's server unreachable, or refusing) is logged and the room is still created
+and returned: the creator can see who is not invited and try again, where an error
+would hide a room that exists.  (Synapse answers that invite's error instead, with the
+room created all the same and later invitees skipped.)
+
+spec: client-server-api/_index.md#creation, data/api/client-server/create_room.yaml,
+server-server-api.md#inviting-to-a-room
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 from typing import Any, Protocol
 
 import attrs
@@ -25,10 +36,12 @@ from homeserver.auth.tokens import Requester
 from homeserver.events.auth import AuthError
 from homeserver.events.errors import EventTooLargeError, InvalidEventError
 from homeserver.events.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
-from homeserver.identifiers import is_valid_room_alias
+from homeserver.identifiers import UserID, is_valid_room_alias
 from homeserver.profile.handler import ProfileHandler
 from homeserver.rooms.membership import MembershipHandler
 from homeserver.rooms.pipeline import EventPipeline, InitialEvent, InitialEventRefused
+
+logger = logging.getLogger(__name__)
 
 PRESETS = ("private_chat", "trusted_private_chat", "public_chat")
 
@@ -139,6 +152,8 @@ class RoomCreationHandler:
         if creator in request.invite:
             raise errors.invalid_param("You cannot invite yourself to your own room")
         initial = await self._initial_events(room_version, creator, preset, alias, request)
+        remote_invitees = [user for user in request.invite if not self._is_local(user)]
+        remote_invites = await self._invite_events(creator, remote_invitees, request.is_direct)
 
         async def claim_alias(room_id: str) -> None:
             if alias is not None:
@@ -146,7 +161,12 @@ class RoomCreationHandler:
 
         try:
             sent = await self._pipeline.create_room(
-                version_id, creator, create_content, initial, before_persist=claim_alias
+                version_id,
+                creator,
+                create_content,
+                initial,
+                before_persist=claim_alias,
+                checked_after=remote_invites,
             )
         except (AuthError, InvalidEventError) as invalid:
             raise errors.bad_json(f"Invalid creation_content: {invalid}") from None
@@ -155,7 +175,29 @@ class RoomCreationHandler:
         room_id = sent[0].event.room_id
         if request.visibility == "public":
             await self._directory.set_visibility(room_id, "public")
+        await self._invite_remote_users(requester, room_id, remote_invitees, request.is_direct)
         return room_id
+
+    async def _invite_remote_users(
+        self, requester: Requester, room_id: str, invitees: list[str], is_direct: bool
+    ) -> None:
+        """Invite users of other servers into the new room, one after the other (each
+        invite builds on the one before), through the invitee's server like any
+        invite; a failure is logged, not raised (see the module's docstring).
+        Not rate limited: the request's invites are part of creating the room."""
+        for invitee in invitees:
+            try:
+                await self._membership.update_membership(
+                    requester, room_id, invitee, "invite", is_direct=is_direct, ratelimit=False
+                )
+            except errors.MatrixError as failed:
+                logger.warning(
+                    "createRoom %s: could not invite %s: %s %s",
+                    room_id,
+                    invitee,
+                    failed.errcode,
+                    failed.message,
+                )
 
     async def _initial_events(
         self,
@@ -213,12 +255,27 @@ class RoomCreationHandler:
                 "m.topic": {"m.text": [{"body": request.topic, "mimetype": "text/plain"}]},
             }
             events.append(state("m.room.topic", "", topic_content))
-        # Invites go in the same batch.  A remote invitee's server must co-sign its
-        # invite, so with federation those will be sent after the batch instead.
-        for invitee in request.invite:
-            content = await self._membership.invite_content(invitee, is_direct=request.is_direct)
-            events.append(state("m.room.member", invitee, content))
+        # Local invitees' invites go in the same batch; remote ones after it.
+        local_invitees = [user for user in request.invite if self._is_local(user)]
+        events += await self._invite_events(creator, local_invitees, request.is_direct)
         return events
+
+    async def _invite_events(
+        self, creator: str, invitees: list[str], is_direct: bool
+    ) -> list[InitialEvent]:
+        """The creator's invites of ``invitees``."""
+        return [
+            InitialEvent(
+                "m.room.member",
+                creator,
+                await self._membership.invite_content(invitee, is_direct=is_direct),
+                invitee,
+            )
+            for invitee in invitees
+        ]
+
+    def _is_local(self, user_id: str) -> bool:
+        return UserID.parse(user_id).domain == self._server_name
 
     def _encrypts_by_default(self, preset: str) -> bool:
         """Whether a new room with this (effective) preset starts encrypted."""

@@ -30,24 +30,43 @@ rooms/fragments/v2-state-res.md
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol
 
-import attrs
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
-from homeserver.events.auth import AuthError, auth_types_for_event, check_auth_rules
+from homeserver.events.auth import AuthError, check_auth_rules
 from homeserver.events.event import Event, StateKey, StateMap
 from homeserver.events.receipt import (
     ReceiptOutcome,
     check_pdu_against_auth_events,
     check_pdu_on_receipt,
 )
-from homeserver.events.room_versions import RoomVersion, get_room_version
+from homeserver.events.room_versions import get_room_version
 from homeserver.events.state_res import MissingEventsError, resolve_state
+from homeserver.rooms.event_batch import (
+    auth_ids,
+    auth_state_keys,
+    in_dependency_order,
+    outcome_of,
+    placed_in_graph,
+    same_group,
+    state_diff,
+    takes_its_place,
+)
+from homeserver.rooms.event_path_remote import PrerequisiteFetcher
+from homeserver.rooms.event_path_types import Advance, InFlight, PathResult, RoomView, StateContext
+from homeserver.rooms.joined_room import joined_state_map
+from homeserver.rooms.remote_events import (
+    EventsUnavailable,
+    InvalidRemoteState,
+    MissingEventSource,
+    NoMissingEventSource,
+    RemoteState,
+)
 from homeserver.storage.events import (
     CurrentStateChange,
     EventStore,
@@ -55,6 +74,7 @@ from homeserver.storage.events import (
     NewStateGroup,
     PersistedEvent,
     RoomBatch,
+    RoomExistsError,
     RoomRecord,
     StateGroupRef,
 )
@@ -63,10 +83,19 @@ from homeserver.util.linearizer import Linearizer
 
 logger = logging.getLogger(__name__)
 
-#: Rounds of asking for missing events (each may reveal more that are missing).
-_MAX_FETCH_ROUNDS = 10
-#: Events fetched for one batch at most.
-_MAX_FETCHED = 1000
+__all__ = [
+    "EventPath",
+    "EventsUnavailable",
+    "InvalidRemoteState",
+    "MissingEventSource",
+    "NoMissingEventSource",
+    "PathResult",
+    "RemoteState",
+    "StateContext",
+    "UnknownRoomError",
+    "auth_state_keys",
+]
+
 #: Rounds of loading events state resolution asks for (auth chains, layer by layer).
 _MAX_RESOLVE_ROUNDS = 50
 
@@ -77,135 +106,6 @@ PersistCheck = Callable[[Event, StateMap[Event]], Awaitable[None]]
 
 class UnknownRoomError(Exception):
     pass
-
-
-class EventsUnavailable(Exception):
-    """Events a batch needs could not be had (not stored, and nobody to fetch them from)."""
-
-    def __init__(self, event_ids: Iterable[str]) -> None:
-        self.event_ids = frozenset(event_ids)
-        super().__init__(f"events unavailable: {sorted(self.event_ids)[:5]}")
-
-
-class MissingEventSource(Protocol):
-    """Where the path gets events a batch cites but this server does not have."""
-
-    async def fetch_events(self, room_id: str, event_ids: Collection[str]) -> Sequence[Event]:
-        """Whichever of ``event_ids`` (of ``room_id``) can be had, already checked for
-        format, signatures and hashes; raises :class:`EventsUnavailable` when none
-        can."""
-        ...
-
-
-class NoMissingEventSource:
-    """Before federation there is no other server to ask: every fetch is refused."""
-
-    async def fetch_events(self, room_id: str, event_ids: Collection[str]) -> Sequence[Event]:
-        raise EventsUnavailable(event_ids)
-
-
-@attrs.frozen
-class StateContext:
-    """A room state: its group (stored or to be created with the batch) and contents."""
-
-    group: StateGroupRef
-    state: Mapping[StateKey, str]
-
-
-@attrs.frozen
-class PathResult:
-    """What became of one event of a batch."""
-
-    event_id: str
-    event: Event
-    #: None when the event was refused before any check (it is not stored).
-    outcome: ReceiptOutcome | None
-    stream_ordering: int | None = None
-    error: str | None = None
-    #: Stored before this batch; nothing was done.
-    duplicate: bool = False
-
-    @property
-    def stored(self) -> bool:
-        return self.outcome is not None
-
-    @property
-    def visible(self) -> bool:
-        """Shown to clients: accepted and part of the timeline (not an outlier)."""
-        return (
-            self.outcome is not None
-            and self.outcome.is_accepted
-            and not self.event.internal.outlier
-            and not self.duplicate
-        )
-
-
-@attrs.frozen
-class _Advance:
-    """What an accepted event does to the room: its new forward extremities, and its
-    new current state (None: unchanged) with the entries that changed."""
-
-    extremities: list[str]
-    current: StateContext | None
-    changes: Mapping[StateKey, str | None]
-
-
-@attrs.define
-class _RoomView:
-    """The room as the batch so far leaves it; nothing is written until the end."""
-
-    room: RoomRecord
-    room_version: RoomVersion
-    current_group: StateGroupRef | None
-    current_state: Mapping[StateKey, str]
-    extremities: list[str]
-    original_extremities: tuple[str, ...]
-    #: Entries of the current state changed by the batch (None: removed).
-    current_changes: dict[StateKey, str | None] = attrs.Factory(dict)
-    current_moved: bool = False
-    #: The batch's events decided so far, and the state after each (not outliers).
-    decided: dict[str, Event] = attrs.Factory(dict)
-    after: dict[str, StateContext] = attrs.Factory(dict)
-    items: list[EventToPersist] = attrs.Factory(list)
-    #: Earlier batches of the room still being written, which this one builds on.
-    in_flight: _InFlight | None = None
-
-    def event(self, event_id: str) -> Event | None:
-        """An event of this batch or of one still being written (not the store's)."""
-        found = self.decided.get(event_id)
-        if found is None and self.in_flight is not None:
-            found = self.in_flight.events.get(event_id)
-        return found
-
-    def state_after(self, event_id: str) -> StateContext | None:
-        found = self.after.get(event_id)
-        if found is None and self.in_flight is not None:
-            found = self.in_flight.after.get(event_id)
-        return found
-
-
-@attrs.define(eq=False)
-class _InFlight:
-    """A room's batches handed to the store and not yet committed: the next batch is
-    decided on top of them rather than waiting (so one room's events can share a
-    transaction too).  If one fails, the room waits for the rest to finish and
-    starts again from what is stored."""
-
-    extremities: list[str]
-    current_group: StateGroupRef | None
-    current_state: Mapping[StateKey, str]
-    events: dict[str, Event] = attrs.Factory(dict)
-    after: dict[str, StateContext] = attrs.Factory(dict)
-    batches: int = 0
-    last: RoomBatch | None = None
-    broken: bool = False
-    drained: list[defer.Deferred[None]] = attrs.Factory(list)
-
-    async def wait_until_drained(self) -> None:
-        if self.batches:
-            waiter: defer.Deferred[None] = defer.Deferred()
-            self.drained.append(waiter)
-            await waiter
 
 
 class EventPath:
@@ -221,12 +121,19 @@ class EventPath:
         self._missing = missing_events or NoMissingEventSource()
         self._linearizer = Linearizer()
         #: room ID -> its batches being written (per process: the room's writer).
-        self._in_flight: dict[str, _InFlight] = {}
+        self._in_flight: dict[str, InFlight] = {}
         #: Called with each visible event's stream position, in order (wakes /sync).
         self.on_new_event: list[Callable[[Event, int], None]] = []
         #: Awaited after each visible state event is stored (derived data such as
         #: directory summaries that the sender may read next).
         self.after_state_change: list[Callable[[Event], Awaitable[None]]] = []
+
+    def use_missing_event_source(self, source: MissingEventSource) -> None:
+        """Fetch the events a received event cites but this server lacks from
+        ``source`` from now on.  Federation's source is built after the path it
+        serves (it reads rooms through handlers built on the path), so it is handed
+        over here rather than to the constructor."""
+        self._missing = source
 
     def room_lock(self, room_id: str) -> AbstractAsyncContextManager[None]:
         """Held while a room's events are decided and stored: one batch at a time."""
@@ -234,17 +141,171 @@ class EventPath:
 
     # --- entry points ------------------------------------------------------------
 
-    async def receive(self, room_id: str, events: Sequence[Event]) -> list[PathResult]:
+    async def receive(
+        self, room_id: str, events: Sequence[Event], *, origin: str | None = None
+    ) -> list[PathResult]:
         """Take events of ``room_id`` from another server (format, signatures and
-        hashes already checked), in any order; one result per distinct event."""
+        hashes already checked), in any order; one result per distinct event.
+        ``origin`` (the server that sent them) is asked first for what they cite."""
         async with self.room_lock(room_id):
             room = await self._events.get_room(room_id)
-            if room is None:
+            if room is None or (
+                # A room we hold no state of (only an invite to it): not ours to build.
+                room.current_state_group is None and room_id not in self._in_flight
+            ):
                 raise UnknownRoomError(room_id)
-            settled, written = await self._receive_locked(room, events)
+            settled, written = await self._receive_locked(room, events, origin)
         results = [*settled, *(await written)]
         await self.announce(results)
         return results
+
+    async def persist_joined_room(
+        self, room_id: str, room_version: str, join_event: Event, state: RemoteState
+    ) -> PathResult:
+        """Store a room joined through another server (the ``send_join`` answer).
+
+        The room record is created if new; the auth chain and state events are stored
+        as outliers, each checked against its own auth events; the join is checked
+        against ``state`` (its state before) and stored as a timeline event; the
+        room's current state becomes the state after the join, its forward
+        extremities ``[join]``, and the membership index gets every member of it.
+        Raises :class:`InvalidRemoteState` (nothing stored) when the state or the
+        join cannot be accepted: the caller may try another server.
+        spec: server-server-api.md#joining-rooms
+        """
+        try:
+            version = get_room_version(room_version)
+        except KeyError:
+            raise InvalidRemoteState(f"unknown room version {room_version!r}") from None
+        state_map = joined_state_map(room_id, version, join_event, state)
+        async with self.room_lock(room_id):
+            known_room = await self._events.get_room(room_id)
+            if known_room is not None and known_room.room_version != room_version:
+                raise InvalidRemoteState(
+                    f"this server holds the room as version {known_room.room_version}"
+                )
+            # A room new to us is created once everything has passed the checks.
+            view = await self._view(known_room or RoomRecord(0, room_id, room_version, None))
+            stored = (await self._events_by_id(view, [join_event.event_id])).get(
+                join_event.event_id
+            )
+            if stored is not None and not stored.internal.outlier:
+                return PathResult(join_event.event_id, stored, outcome_of(stored), duplicate=True)
+            outcomes = await self._decide_outliers(view, [*state.auth_chain, *state.state])
+            held = await self._events_by_id(view, state_map.values())
+            for key, event_id in state_map.items():
+                if event_id not in held or held[event_id].rejected:
+                    reason = held[event_id].internal.rejected_reason if event_id in held else None
+                    raise InvalidRemoteState(f"state event {event_id} for {key}: {reason}")
+            # The remote's state is the room's from now on, and the join builds on it
+            # (the room's own extremities, if any, are history before it).
+            before = StateContext(NewStateGroup(None, state_map, state_map), state_map)
+            view.current_changes.update(state_diff(view.current_state, state_map))
+            view.current_group, view.current_state = before.group, state_map
+            view.current_moved = True
+            view.extremities = []
+            if stored is not None:
+                view.replacing.add(join_event.event_id)
+            join_event.internal.outlier = False
+            # History before the join is what backfill fetches later.
+            view.backward_added.update(join_event.prev_event_ids)
+            outcome = await self._decide(view, join_event, local=False, context=before)
+            if not outcome.is_accepted:
+                raise InvalidRemoteState(f"the join is refused: {outcome.reason}")
+            outcomes[join_event.event_id] = outcome
+            if known_room is None:
+                view.room = await self._create_room(room_id, room_version, join_event)
+            written = self._submit(view, outcomes)
+        results = await written
+        await self.announce(results)
+        return next(r for r in results if r.event_id == join_event.event_id)
+
+    async def receive_backfill(
+        self, room_id: str, events: Sequence[Event], *, origin: str | None = None
+    ) -> list[PathResult]:
+        """Store history older than what the room holds (a ``/backfill`` answer):
+        each event's state before is the state after its prev events, with the
+        remote's state before a prev event this server does not hold standing in for
+        it (as for a gap, step 2 of :mod:`event_path_remote`).  Never soft-failed (the
+        current state is not history's business), never touching current state or
+        forward extremities; negative stream positions, so /sync never sees them as
+        new while /messages places them by depth.  Not announced.  An event held as
+        an outlier takes its place in the graph.
+        spec: server-server-api.md#backfilling-and-retrieving-missing-events"""
+        async with self.room_lock(room_id):
+            room = await self._events.get_room(room_id)
+            if room is None or room.current_state_group is None:
+                raise UnknownRoomError(room_id)
+            settled, written = await self._receive_locked(room, events, origin, backfill=True)
+        return [*settled, *(await written)]
+
+    async def persist_outlier(self, room_id: str, room_version: str, event: Event) -> PathResult:
+        """Store a membership event about a local user in a room this server is not
+        in: an invite received, or a rejection or knock sent through another server.
+        It carries its stripped state in ``unsigned`` (``invite_room_state`` /
+        ``knock_room_state``) and cannot be checked against a state we do not have
+        (its signatures were).  It has no place in the room's graph, yet the user's
+        /sync must see it: it gets a stream position and the user's row in the
+        membership index, never state nor an extremity.  The room gets a record of
+        its own if it is unknown.  spec: server-server-api.md#inviting-to-a-room,
+        server-server-api.md#leaving-rooms-rejecting-invites"""
+        if event.type != "m.room.member" or event.state_key is None or event.membership is None:
+            raise InvalidRemoteState("not a membership event")
+        if event.room_id != room_id:
+            raise InvalidRemoteState("the event is for another room")
+        async with self.room_lock(room_id):
+            room = await self._events.get_room(room_id)
+            if room is None:
+                room = await self._create_room(room_id, room_version, event)
+            elif room.room_version != room_version:
+                raise InvalidRemoteState(
+                    f"this server holds the room as version {room.room_version}"
+                )
+            view = await self._view(room)
+            stored = (await self._events_by_id(view, [event.event_id])).get(event.event_id)
+            if stored is not None:
+                return PathResult(event.event_id, stored, outcome_of(stored), duplicate=True)
+            event.internal.outlier = False
+            view.decided[event.event_id] = event
+            view.items.append(EventToPersist(event, None, out_of_band=True))
+            written = self._submit(view, {event.event_id: ReceiptOutcome.ACCEPTED})
+        [result] = await written
+        # Only the wake-up: the room's derived data (summaries, directory) is about
+        # rooms we are in.
+        if result.stream_ordering is not None:
+            for callback in self.on_new_event:
+                callback(result.event, result.stream_ordering)
+        return result
+
+    async def _create_room(self, room_id: str, room_version: str, first: Event) -> RoomRecord:
+        """The record of a room this server did not know (or another join just made)."""
+        try:
+            await self._events.create_room(room_id, room_version, first.origin_server_ts)
+        except RoomExistsError:
+            pass
+        room = await self._events.get_room(room_id)
+        if room is None or room.room_version != room_version:
+            raise InvalidRemoteState(f"the room {room_id} changed while joining it")
+        return room
+
+    async def _decide_outliers(
+        self, view: RoomView, events: Iterable[Event]
+    ) -> dict[str, ReceiptOutcome]:
+        """Check events given with a state (its events and their auth chain) against
+        their own auth events, to store them as outliers; raises
+        :class:`InvalidRemoteState` when one cites an auth event nobody gave."""
+        new = {e.event_id: e for e in events if e.room_id == view.room.room_id}
+        known = await self._events_by_id(view, new)
+        outcomes: dict[str, ReceiptOutcome] = {}
+        for event in in_dependency_order(e for i, e in new.items() if i not in known):
+            event.internal.outlier = True
+            missing = await self._missing_prerequisites(view, event, set())
+            if missing:
+                raise InvalidRemoteState(
+                    f"the auth chain lacks {sorted(missing)[:3]} (cited by {event.event_id})"
+                )
+            outcomes[event.event_id] = await self._decide(view, event, local=False)
+        return outcomes
 
     async def latest_events(self, room: RoomRecord, limit: int) -> list[Event]:
         """The room's forward extremities a new event should cite (under
@@ -295,7 +356,7 @@ class EventPath:
     ) -> defer.Deferred[list[PathResult]]:
         """Check a new room's first events (``m.room.create`` first, each citing the
         one before) and hand them to the store: all of them, or none (AuthError)."""
-        view = _RoomView(room, get_room_version(room.room_version), None, {}, [], ())
+        view = RoomView(room, get_room_version(room.room_version), None, {}, [], ())
         outcomes = {}
         for event in events:
             outcomes[event.event_id] = await self._decide(view, event, local=True)
@@ -316,27 +377,58 @@ class EventPath:
     # --- deciding ------------------------------------------------------------------
 
     async def _receive_locked(
-        self, room: RoomRecord, events: Sequence[Event]
+        self,
+        room: RoomRecord,
+        events: Sequence[Event],
+        origin: str | None = None,
+        *,
+        backfill: bool = False,
     ) -> tuple[list[PathResult], defer.Deferred[list[PathResult]]]:
         """The results settled now (duplicates, refusals), and the ones of the events
         handed to the store, once written."""
         view = await self._view(room)
+        view.backfill = backfill
         incoming: dict[str, Event] = {}
         for event in events:
             if event.room_id == room.room_id:
                 incoming.setdefault(event.event_id, event)
         stored = await self._events_by_id(view, incoming)
         duplicates = [
-            PathResult(event_id, stored[event_id], _outcome_of(stored[event_id]), duplicate=True)
+            PathResult(event_id, stored[event_id], outcome_of(stored[event_id]), duplicate=True)
             for event_id in incoming
-            if event_id in stored
+            if event_id in stored and not takes_its_place(stored[event_id], incoming[event_id])
         ]
-        new = {event_id: e for event_id, e in incoming.items() if event_id not in stored}
-        unavailable = await self._fetch_prerequisites(view, new)
+        new = {
+            event_id: e
+            for event_id, e in incoming.items()
+            if event_id not in stored or takes_its_place(stored[event_id], e)
+        }
+        fetcher = PrerequisiteFetcher(
+            self._missing,
+            functools.partial(self._events_by_id, view),
+            room_id=room.room_id,
+            extremities=view.extremities,
+            origin=origin,
+            # History's prev events are older still: their state, not the events
+            # between them and our extremities, is what is missing.
+            ask_missing_events=not backfill,
+        )
+        prerequisites = await fetcher.fetch(new)
+        unavailable = prerequisites.unavailable
+        view.gaps = prerequisites.gaps
+        view.replacing = prerequisites.replacing | {
+            event_id for event_id in new if event_id in stored
+        }
+        # Events something already cites (the edge of backfilled history, a gap):
+        # they close it rather than extend the room.
+        view.cited_elsewhere = await self._events.get_backward_extremities(
+            room.room_nid, [i for i, e in new.items() if not e.internal.outlier]
+        )
 
         outcomes: dict[str, ReceiptOutcome] = {}
         refused: list[PathResult] = []
-        for event in _in_dependency_order(new.values()):
+        extra_cites = {e.event_id: prerequisites.gap_state_ids(e) for e in new.values()}
+        for event in in_dependency_order(new.values(), extra_cites):
             missing = await self._missing_prerequisites(view, event, unavailable)
             if missing:
                 refused.append(
@@ -358,49 +450,8 @@ class EventPath:
         written = self._submit(view, outcomes) if view.items else defer.succeed([])
         return [*duplicates, *refused], written
 
-    async def _fetch_prerequisites(self, view: _RoomView, new: dict[str, Event]) -> set[str]:
-        """Fetch what the batch cites and nobody has, adding it to ``new`` (events
-        needed only as auth events become outliers).  Returns the IDs that stay
-        unavailable."""
-        fetched_total = 0
-        for _round in range(_MAX_FETCH_ROUNDS):
-            missing, prevs = await self._lacking(view, new)
-            if not missing or fetched_total >= _MAX_FETCHED:
-                return missing
-            try:
-                fetched = await self._missing.fetch_events(view.room.room_id, missing)
-            except EventsUnavailable:
-                return missing
-            useful = [
-                e for e in fetched if e.event_id in missing and e.room_id == view.room.room_id
-            ]
-            if not useful:
-                return missing
-            for event in useful[: _MAX_FETCHED - fetched_total]:
-                if event.event_id not in prevs:
-                    event.internal.outlier = True
-                new[event.event_id] = event
-                fetched_total += 1
-        return (await self._lacking(view, new))[0]
-
-    async def _lacking(
-        self, view: _RoomView, new: Mapping[str, Event]
-    ) -> tuple[set[str], set[str]]:
-        """The events ``new`` cites that this server lacks (a prev event known only
-        as an outlier counts as lacking), and every prev event cited."""
-        prevs = {p for e in new.values() if not e.internal.outlier for p in e.prev_event_ids}
-        auths = {a for e in new.values() for a in e.auth_event_ids}
-        wanted = (prevs | auths) - set(new)
-        known = await self._events_by_id(view, wanted)
-        missing = {
-            event_id
-            for event_id in wanted
-            if event_id not in known or (event_id in prevs and known[event_id].internal.outlier)
-        }
-        return missing, prevs
-
     async def _missing_prerequisites(
-        self, view: _RoomView, event: Event, unavailable: set[str]
+        self, view: RoomView, event: Event, unavailable: set[str]
     ) -> set[str]:
         """The events ``event`` cites that are neither stored nor decided in the batch
         (prev events must have a place in the room's state, so not outliers)."""
@@ -413,13 +464,18 @@ class EventPath:
             found = known.get(event_id)
             if found is None:
                 missing.add(event_id)
-            elif event_id in event.prev_event_ids and found.internal.outlier:
+            elif (
+                not event.internal.outlier
+                and event_id in event.prev_event_ids
+                and not placed_in_graph(found)
+                and event_id not in view.gaps
+            ):
                 missing.add(event_id)
         return missing
 
     async def _decide(
         self,
-        view: _RoomView,
+        view: RoomView,
         event: Event,
         *,
         local: bool,
@@ -428,7 +484,7 @@ class EventPath:
         """Check ``event`` and record in ``view`` what storing it changes."""
         room_version = view.room_version
         if event.internal.outlier:
-            auth_events = await self._events_by_id(view, _auth_ids(room_version, event))
+            auth_events = await self._events_by_id(view, auth_ids(room_version, event))
             outcome = check_pdu_against_auth_events(room_version, event, auth_events)
             if outcome.is_rejected:
                 event.internal.rejected_reason = outcome.reason
@@ -440,9 +496,11 @@ class EventPath:
             context = await self._state_after_all(view, event.prev_event_ids)
         state_before = await self._auth_state(view, event, context.state)
         current_state = None
-        if not self._same_group(context.group, view.current_group):
+        if not view.backfill and not self._same_group(context.group, view.current_group):
+            # (History filled in later is never soft-failed: the current state is
+            # not its business.)
             current_state = await self._auth_state(view, event, view.current_state)
-        auth_events = await self._events_by_id(view, _auth_ids(room_version, event))
+        auth_events = await self._events_by_id(view, auth_ids(room_version, event))
         outcome = check_pdu_on_receipt(
             room_version, event, auth_events, state_before, current_state
         )
@@ -468,14 +526,29 @@ class EventPath:
             )
         view.after[event.event_id] = after
         view.decided[event.event_id] = event
+        view.backward_added.update(p for p in event.prev_event_ids if p in view.gaps)
+        if event.event_id in view.cited_elsewhere:
+            view.backward_removed.add(event.event_id)
         advance = None
-        if outcome.is_accepted:
+        if outcome.is_accepted and event.event_id in view.cited_elsewhere and not view.backfill:
+            # A late event something already builds on: it ends the extremities it
+            # cites but is none itself, and the state after it is already in the
+            # state of what cites it.
+            view.extremities = [x for x in view.extremities if x not in event.prev_event_ids]
+        elif outcome.is_accepted and not view.backfill:
             try:
                 advance = await self._plan_advance(view, event, context, after)
             except EventsUnavailable:
                 del view.after[event.event_id], view.decided[event.event_id]
                 raise
-        view.items.append(EventToPersist(event, context.group, after.group))
+        view.items.append(
+            EventToPersist(
+                event,
+                context.group,
+                after.group,
+                replaces_outlier=event.event_id in view.replacing,
+            )
+        )
         if advance is not None:
             view.extremities = advance.extremities
             if advance.current is not None and not self._same_group(
@@ -488,8 +561,8 @@ class EventPath:
         return outcome
 
     async def _plan_advance(
-        self, view: _RoomView, event: Event, before: StateContext, after: StateContext
-    ) -> _Advance:
+        self, view: RoomView, event: Event, before: StateContext, after: StateContext
+    ) -> Advance:
         """Forward extremities and current state once ``event`` is accepted."""
         prevs = set(event.prev_event_ids)
         builds_on_all = all(extremity in prevs for extremity in view.extremities)
@@ -505,22 +578,22 @@ class EventPath:
                     {event.state_key_tuple: event.event_id} if after is not before else {}
                 )
             else:
-                changes = _diff(view.current_state, after.state)
-            return _Advance(extremities, after, changes)
+                changes = state_diff(view.current_state, after.state)
+            return Advance(extremities, after, changes)
         # The room has forked: its state is the resolution across the extremities.
         resolved = await self._state_after_all(view, extremities)
         if resolved.state == view.current_state:
-            return _Advance(extremities, None, {})
-        changes = _diff(view.current_state, resolved.state)
+            return Advance(extremities, None, {})
+        changes = state_diff(view.current_state, resolved.state)
         group = resolved.group
         if isinstance(group, NewStateGroup) and view.current_group is not None:
             # A delta on the current state: usually the smallest one.
             group = NewStateGroup(view.current_group, changes, resolved.state)
-        return _Advance(extremities, StateContext(group, resolved.state), changes)
+        return Advance(extremities, StateContext(group, resolved.state), changes)
 
     # --- state -------------------------------------------------------------------
 
-    async def _view(self, room: RoomRecord) -> _RoomView:
+    async def _view(self, room: RoomRecord) -> RoomView:
         room_version = get_room_version(room.room_version)
         in_flight = self._in_flight.get(room.room_id)
         if in_flight is not None and in_flight.broken:
@@ -529,7 +602,7 @@ class EventPath:
             in_flight = self._in_flight.get(room.room_id)
         if in_flight is not None:
             extremities = in_flight.extremities
-            return _RoomView(
+            return RoomView(
                 room,
                 room_version,
                 in_flight.current_group,
@@ -541,15 +614,17 @@ class EventPath:
         extremities = await self._events.get_forward_extremities(room.room_nid)
         group = room.current_state_group
         state = await self._state.get_state_ids(group) if group is not None else {}
-        return _RoomView(room, room_version, group, state, list(extremities), tuple(extremities))
+        return RoomView(room, room_version, group, state, list(extremities), tuple(extremities))
 
-    async def _state_after_all(self, view: _RoomView, event_ids: Sequence[str]) -> StateContext:
+    async def _state_after_all(self, view: RoomView, event_ids: Sequence[str]) -> StateContext:
         """The state after all of ``event_ids``: resolved when they differ; the empty
         state for none (only a create event has no prev_events)."""
         contexts: list[StateContext] = []
         stored_ids = []
         for event_id in dict.fromkeys(event_ids):
             decided = view.state_after(event_id)
+            if decided is None and event_id in view.gaps:
+                decided = await self._gap_context(view, event_id)
             if decided is not None:
                 contexts.append(decided)
             else:
@@ -573,11 +648,27 @@ class EventPath:
         resolved = await self._resolve(view, [d.state for d in distinct])
         base = distinct[0]
         return StateContext(
-            NewStateGroup(base.group, _diff(base.state, resolved), resolved), resolved
+            NewStateGroup(base.group, state_diff(base.state, resolved), resolved), resolved
         )
 
+    async def _gap_context(self, view: RoomView, event_id: str) -> StateContext:
+        """The state after a prev event of a gap: the remote's, less the events of it
+        that were rejected (a snapshot, since it shares nothing we know of)."""
+        context = view.gap_contexts.get(event_id)
+        if context is None:
+            gap = view.gaps[event_id]
+            held = await self._events_by_id(view, gap.values())
+            state = {
+                key: state_id
+                for key, state_id in gap.items()
+                if state_id in held and not held[state_id].rejected
+            }
+            context = StateContext(NewStateGroup(None, state, state), state)
+            view.gap_contexts[event_id] = context
+        return context
+
     async def _resolve(
-        self, view: _RoomView, state_sets: Sequence[Mapping[StateKey, str]]
+        self, view: RoomView, state_sets: Sequence[Mapping[StateKey, str]]
     ) -> dict[StateKey, str]:
         wanted = {event_id for state in state_sets for event_id in state.values()}
         event_map = await self._events_by_id(view, wanted)
@@ -592,7 +683,7 @@ class EventPath:
         raise EventsUnavailable(())
 
     async def _auth_state(
-        self, view: _RoomView, event: Event, state: Mapping[StateKey, str]
+        self, view: RoomView, event: Event, state: Mapping[StateKey, str]
     ) -> dict[StateKey, Event]:
         """The events of ``state`` the auth rules read for ``event``: its few keys,
         never the whole room state."""
@@ -603,7 +694,7 @@ class EventPath:
         loaded = await self._events_by_id(view, wanted.values())
         return {key: loaded[event_id] for key, event_id in wanted.items() if event_id in loaded}
 
-    async def _events_by_id(self, view: _RoomView, event_ids: Iterable[str]) -> dict[str, Event]:
+    async def _events_by_id(self, view: RoomView, event_ids: Iterable[str]) -> dict[str, Event]:
         found: dict[str, Event] = {}
         to_load = []
         for event_id in event_ids:
@@ -619,13 +710,13 @@ class EventPath:
     # --- storing -----------------------------------------------------------------
 
     def _submit(
-        self, view: _RoomView, outcomes: Mapping[str, ReceiptOutcome]
+        self, view: RoomView, outcomes: Mapping[str, ReceiptOutcome]
     ) -> defer.Deferred[list[PathResult]]:
         """Hand the batch to the store; the room's next batch builds on it at once."""
         room_id = view.room.room_id
         in_flight = view.in_flight
         if in_flight is None:
-            in_flight = _InFlight(view.extremities, view.current_group, view.current_state)
+            in_flight = InFlight(view.extremities, view.current_group, view.current_state)
             self._in_flight[room_id] = in_flight
         extremities = set(view.extremities)
         original = set(view.original_extremities)
@@ -640,6 +731,9 @@ class EventPath:
                 else None
             ),
             after=in_flight.last,
+            backfilled=view.backfill,
+            backward_added=sorted(view.backward_added - view.backward_removed),
+            backward_removed=sorted(view.backward_removed),
         )
         in_flight.extremities = list(view.extremities)
         in_flight.current_group = view.current_group
@@ -682,76 +776,4 @@ class EventPath:
     def _same_group(self, a: StateGroupRef | None, b: StateGroupRef | None) -> bool:
         """Whether two references name one state group (a new group, once written,
         is the same as its stored ID)."""
-        return _same_group(self._events.stored_group(a), self._events.stored_group(b))
-
-
-def auth_state_keys(
-    room_version: RoomVersion,
-    event_type: str,
-    sender: str,
-    state_key: str | None,
-    content: Mapping[str, object],
-) -> set[StateKey]:
-    """The state the auth rules read for an event: its auth event types, plus the
-    create event (which v12 leaves out of ``auth_events`` but the rules still read)."""
-    keys = auth_types_for_event(room_version, event_type, sender, state_key, content)
-    keys.add(("m.room.create", ""))
-    return keys
-
-
-def _auth_ids(room_version: RoomVersion, event: Event) -> list[str]:
-    """The events the step-4 check reads: the cited auth events, and in v12 rooms the
-    create event, whose ID the room ID carries."""
-    ids = list(event.auth_event_ids)
-    if room_version.hydra and event.type != "m.room.create" and isinstance(event.room_id, str):
-        ids.append("$" + event.room_id[1:])
-    return ids
-
-
-def _same_group(a: StateGroupRef | None, b: StateGroupRef | None) -> bool:
-    if isinstance(a, int) and isinstance(b, int):
-        return a == b
-    return a is b
-
-
-def _diff(old: Mapping[StateKey, str], new: Mapping[StateKey, str]) -> dict[StateKey, str | None]:
-    changes: dict[StateKey, str | None] = {
-        key: event_id for key, event_id in new.items() if old.get(key) != event_id
-    }
-    changes.update({key: None for key in old if key not in new})
-    return changes
-
-
-def _outcome_of(event: Event) -> ReceiptOutcome:
-    if event.internal.rejected_reason is not None:
-        return ReceiptOutcome.rejected(event.internal.rejected_reason)
-    if event.internal.soft_failed:
-        return ReceiptOutcome.soft_failed("current state")
-    return ReceiptOutcome.ACCEPTED
-
-
-def _in_dependency_order(events: Iterable[Event]) -> list[Event]:
-    """``events`` with every event after the ones it cites among them (prev and auth
-    events), otherwise by depth then arrival; events in a citation cycle (only a
-    broken or malicious server makes one) come last, where their checks fail."""
-    pending = list(events)
-    ids = {e.event_id for e in pending}
-    cites = {
-        e.event_id: {
-            c for c in (*e.prev_event_ids, *e.auth_event_ids) if c in ids and c != e.event_id
-        }
-        for e in pending
-    }
-    arrival = {e.event_id: index for index, e in enumerate(pending)}
-    ordered: list[Event] = []
-    placed: set[str] = set()
-    while pending:
-        ready = [e for e in pending if cites[e.event_id] <= placed]
-        if not ready:
-            ordered.extend(sorted(pending, key=lambda e: (e.depth, arrival[e.event_id])))
-            break
-        ready.sort(key=lambda e: (e.depth, arrival[e.event_id]))
-        ordered.extend(ready)
-        placed.update(e.event_id for e in ready)
-        pending = [e for e in pending if e.event_id not in placed]
-    return ordered
+        return same_group(self._events.stored_group(a), self._events.stored_group(b))

@@ -30,6 +30,7 @@ from homeserver.rooms.event_path import (
     EventPath,
     MissingEventSource,
     PersistCheck,
+    StateContext,
     UnknownRoomError,
     auth_state_keys,
 )
@@ -104,6 +105,7 @@ class EventPipeline:
         initial_events: Sequence[InitialEvent] = (),
         *,
         before_persist: Callable[[str], Awaitable[None]] | None = None,
+        checked_after: Sequence[InitialEvent] = (),
     ) -> list[SentEvent]:
         """Create a room: its ``m.room.create`` event, then ``initial_events`` in order.
 
@@ -114,6 +116,11 @@ class EventPipeline:
         event itself, :class:`InitialEventRefused` for a later one.
         ``before_persist`` gets the room ID once the room is reserved and every event
         has passed, before they are stored (e.g. to claim an alias the events name).
+        ``checked_after``: events the caller sends itself once the room exists (invites
+        of other servers' users, which those servers must countersign first), checked
+        here as if they followed ``initial_events`` but never stored, so that a
+        request whose later events the rules would refuse leaves no room either
+        (:class:`InitialEventRefused` counts them after ``initial_events``).
 
         Before v12 the room ID is random with our server name; from v12 it is derived
         from the create event itself.  spec: client-server-api/_index.md#creation,
@@ -135,7 +142,12 @@ class EventPipeline:
                 origin_server_ts=origin_server_ts,
             )
             check_auth_rules(room_version, create, {})
-            events = self._plan_initial_events(create, initial_events, origin_server_ts)
+            events = self._plan_initial_events(
+                create, [*initial_events, *checked_after], origin_server_ts
+            )
+            # Each planned event builds on the ones before it alone: dropping the
+            # ones checked but sent later changes nothing in the rest.
+            del events[1 + len(initial_events) :]
             try:
                 room_nid = await self._events.create_room(
                     create.room_id, room_version_id, origin_server_ts
@@ -225,46 +237,83 @@ class EventPipeline:
         built event and the state events the auth rules read for it.
         """
         async with self.path.room_lock(draft.room_id):
-            room = await self._events.get_room(draft.room_id)
-            if room is None:
-                raise UnknownRoomError(draft.room_id)
-            prev_events = {
-                event.event_id: event
-                for event in await self.path.latest_events(room, MAX_PREV_EVENTS)
-            }
-            if not prev_events:
-                raise UnknownRoomError(f"{room.room_id} has no forward extremities")
-            context = await self.path.state_context(room, list(prev_events))
-            room_version = get_room_version(room.room_version)
-            position = RoomPosition(
-                prev_event_ids=list(prev_events),
-                max_prev_depth=max(e.depth for e in prev_events.values()),
-                state_before=context.state,
-            )
-            if room_version.event_format is EventFormat.V1:
-                # v1/v2 references carry the hashes of the events they name.
-                auth_state = await self._auth_state(room_version, draft, context.state)
-                position = attrs.evolve(
-                    position,
-                    reference_hashes=_reference_hashes_of(
-                        room_version, [*prev_events.values(), *auth_state.values()]
-                    ),
-                )
-            event = build_local_event(
-                room_version,
-                draft,
-                position,
-                server_name=self._server_name,
-                signing_key=self._signing_key,
-                origin_server_ts=self._clock.time_msec(),
-                internal=internal,
-            )
+            room, context, event = await self._build_locked(draft, internal)
             written = await self.path.submit_local(room, event, context, before_persist)
         # Decided and queued: the room's next event need not wait for this write.
         result = await written
         await self.path.announce([result])
         assert result.stream_ordering is not None
         return SentEvent(event, result.stream_ordering)
+
+    async def build(self, draft: EventDraft) -> Event:
+        """Build and sign a local event on the room's current extremities and check it
+        against the auth rules, without storing it (for an event another server must
+        countersign first: an invite of a remote user).  Store it later with
+        :meth:`send_built`.  Raises AuthError, InvalidEventError, UnknownRoomError.
+
+        spec: server-server-api.md#inviting-to-a-room
+        """
+        async with self.path.room_lock(draft.room_id):
+            room, context, event = await self._build_locked(draft, None)
+        room_version = get_room_version(room.room_version)
+        auth_state = await self._auth_state(room_version, draft, context.state)
+        check_auth_rules(room_version, event, auth_state)
+        return event
+
+    async def send_built(self, event: Event) -> SentEvent:
+        """Store a local event made by :meth:`build` (possibly countersigned since):
+        checked again on the state its ``prev_events`` give, which the room may have
+        moved past meanwhile (the path then merges the fork).  Raises AuthError."""
+        async with self.path.room_lock(event.room_id):
+            room = await self._events.get_room(event.room_id)
+            if room is None:
+                raise UnknownRoomError(event.room_id)
+            context = await self.path.state_context(room, event.prev_event_ids)
+            written = await self.path.submit_local(room, event, context)
+        result = await written
+        await self.path.announce([result])
+        assert result.stream_ordering is not None
+        return SentEvent(event, result.stream_ordering)
+
+    async def _build_locked(
+        self, draft: EventDraft, internal: InternalMetadata | None
+    ) -> tuple[RoomRecord, StateContext, Event]:
+        """Build ``draft`` on the room's extremities (under the room lock): the room,
+        the state before the event, and the signed event."""
+        room = await self._events.get_room(draft.room_id)
+        if room is None:
+            raise UnknownRoomError(draft.room_id)
+        prev_events = {
+            event.event_id: event for event in await self.path.latest_events(room, MAX_PREV_EVENTS)
+        }
+        if not prev_events:
+            raise UnknownRoomError(f"{room.room_id} has no forward extremities")
+        context = await self.path.state_context(room, list(prev_events))
+        room_version = get_room_version(room.room_version)
+        position = RoomPosition(
+            prev_event_ids=list(prev_events),
+            max_prev_depth=max(e.depth for e in prev_events.values()),
+            state_before=context.state,
+        )
+        if room_version.event_format is EventFormat.V1:
+            # v1/v2 references carry the hashes of the events they name.
+            auth_state = await self._auth_state(room_version, draft, context.state)
+            position = attrs.evolve(
+                position,
+                reference_hashes=_reference_hashes_of(
+                    room_version, [*prev_events.values(), *auth_state.values()]
+                ),
+            )
+        event = build_local_event(
+            room_version,
+            draft,
+            position,
+            server_name=self._server_name,
+            signing_key=self._signing_key,
+            origin_server_ts=self._clock.time_msec(),
+            internal=internal,
+        )
+        return room, context, event
 
     async def _auth_state(
         self, room_version: RoomVersion, draft: EventDraft, state: Mapping[StateKey, str]

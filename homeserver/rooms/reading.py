@@ -16,8 +16,9 @@ spec: client-server-api/_index.md#getting-events-for-a-room, #get_matrixclientv3
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 
@@ -50,6 +51,38 @@ IgnoredUsers = Callable[[str], Awaitable[frozenset[str]]]
 _MAX_SCAN_ROUNDS = 10
 
 
+class Backfill(enum.Enum):
+    """What asking other servers for older history of a room came to."""
+
+    #: Nothing older could be had (the history here is whole, or nobody had more).
+    NOTHING = "nothing"
+    #: Events new to this server were stored.
+    STORED = "stored"
+    #: Still being fetched, too slowly to wait for: a later page may find it.
+    PENDING = "pending"
+
+
+class RemoteHistory(Protocol):
+    """History this server lacks, asked of the other servers in a room (federation's
+    backfill, ``federation/history/``).  Both methods bound the time they take.
+    spec: server-server-api.md#backfilling-and-retrieving-missing-events"""
+
+    async def backfill(self, room: RoomRecord, *, down_to_depth: int | None = None) -> Backfill:
+        """Fetch and store history ``room`` lacks: any gap in its history here,
+        or only those at or above ``down_to_depth`` (the oldest event of a page read:
+        gaps below it are for the next page)."""
+        ...
+
+    async def event_near_timestamp(
+        self, room: RoomRecord, ts: int, direction: Direction, local: Event | None
+    ) -> Event | None:
+        """An event other servers hold nearer ``ts`` (in ``direction``) than
+        ``local``, this server's best, now stored here; None when none is nearer or
+        the room's history here is whole.
+        spec: server-server-api.md#get_matrixfederationv1timestamp_to_eventroomid"""
+        ...
+
+
 @attrs.frozen
 class RoomAccess:
     room: RoomRecord
@@ -69,7 +102,11 @@ class RoomReader:
         visibility: HistoryVisibilityFilter,
         serializer: EventSerializer,
         ignored_users: IgnoredUsers,
+        remote_history: RemoteHistory | None = None,
     ) -> None:
+        """``remote_history``: where ``/messages`` and ``/timestamp_to_event`` get
+        history this server lacks; None when it does not federate."""
+        self._remote_history = remote_history
         self._events = events
         self._timeline = timeline
         self._state = state
@@ -265,7 +302,9 @@ class RoomReader:
         ``from`` and ``to`` name points between events (:meth:`resolve_token`); the
         page holds the events between them.  ``start`` is ``from`` as given (the
         spec: "the same as the value given in ``from``"), or without one the
-        topological token of where the walk began; ``end`` is topological.
+        topological token of where the walk began; ``end`` is topological.  Going
+        back, history missing here (below the oldest event held, or a gap the page
+        reaches) is asked of the other servers in the room (:class:`RemoteHistory`).
         spec: #get_matrixclientv3roomsroomidmessages
         """
         access = await self.access(requester, room_id)
@@ -301,6 +340,12 @@ class RoomReader:
         chunk: list[Event] = []
         exhausted = False
         scanned_any = False
+        # Going back, history missing here within the page read, or below it when
+        # the page reaches the oldest event held, is asked of other servers (spec:
+        # server-server-api.md#backfilling-and-retrieving-missing-events), at most
+        # twice per request since each may wait for them.
+        backfills_left = 2 if direction == "b" and self._remote_history is not None else 0
+        backfill = Backfill.NOTHING
         for _ in range(_MAX_SCAN_ROUNDS):
             want = limit - len(chunk)
             if want <= 0:
@@ -316,6 +361,22 @@ class RoomReader:
                 limit=want,
                 conditions=conditions,
             )
+            if backfills_left and (rows or stop is None):
+                backfills_left -= 1
+                # Below the page's oldest row, unless it reached the oldest held.
+                oldest = rows[-1].position[0] if len(rows) == want or stop else None
+                backfill = await self._backfill(access.room, oldest)
+                if backfill is Backfill.STORED:
+                    # Read again from where this read began: the new events lie
+                    # below that point, some of them maybe among this read's rows.
+                    rows = await self._timeline.get_graph_page(
+                        room_nid,
+                        after=_key(lower),
+                        up_to=_key(upper),
+                        direction=direction,
+                        limit=want,
+                        conditions=conditions,
+                    )
             if not rows:
                 exhausted = True
                 break
@@ -339,7 +400,8 @@ class RoomReader:
             "start": start_token,
             "chunk": await self._serializer.serialize(chunk, viewer),
         }
-        if scanned_any or not exhausted:
+        if scanned_any or not exhausted or backfill is Backfill.PENDING:
+            # (Older history still on its way: the client asks again from here.)
             # Like Synapse, a page that found events always carries ``end`` (the client
             # learns it reached the end from the next, empty, page without one); only a
             # page that found nothing at all omits it.  The spec: "If no further events
@@ -443,17 +505,42 @@ class RoomReader:
     async def timestamp_to_event(
         self, requester: Requester, room_id: str, ts: int, direction: Direction
     ) -> dict[str, Any]:
-        """spec: #get_matrixclientv1roomsroomidtimestamp_to_event"""
+        """The visible event nearest ``ts`` in ``direction``: this server's, or one
+        other servers hold nearer when history here is incomplete (fetched and stored
+        first: :meth:`RemoteHistory.event_near_timestamp`).
+        spec: #get_matrixclientv1roomsroomidtimestamp_to_event"""
         access = await self.access(requester, room_id)
+        local = await self._visible_near_timestamp(requester, access, ts, direction)
+        if self._remote_history is not None:
+            remote = await self._remote_history.event_near_timestamp(
+                access.room, ts, direction, local
+            )
+            if remote is not None and await self._visibility.filter(
+                requester.user_id, [remote], current=access.membership
+            ):
+                local = remote
+        if local is None:
+            raise errors.not_found("No event found near that time")
+        return {"event_id": local.event_id, "origin_server_ts": local.origin_server_ts}
+
+    async def _visible_near_timestamp(
+        self, requester: Requester, access: RoomAccess, ts: int, direction: Direction
+    ) -> Event | None:
         event = await self._timeline.get_event_near_timestamp(access.room.room_nid, ts, direction)
         while event is not None:
             if await self._visibility.filter(requester.user_id, [event], current=access.membership):
-                return {"event_id": event.event_id, "origin_server_ts": event.origin_server_ts}
+                return event
             step = -1 if direction == "b" else 1
             event = await self._timeline.get_event_near_timestamp(
                 access.room.room_nid, event.origin_server_ts + step, direction
             )
-        raise errors.not_found("No event found near that time")
+        return None
+
+    async def _backfill(self, room: RoomRecord, down_to_depth: int | None) -> Backfill:
+        """History ``room`` lacks from other servers (see :class:`RemoteHistory`)."""
+        if self._remote_history is None:
+            return Backfill.NOTHING
+        return await self._remote_history.backfill(room, down_to_depth=down_to_depth)
 
     async def visible_events(
         self, requester: Requester, access: RoomAccess, events: Sequence[Event]

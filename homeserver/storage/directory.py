@@ -175,10 +175,12 @@ class DirectoryStore:
         rows = await self._db.execute("get_published_room", _SELECT + " WHERE room_id = ?", room_id)
         return _from_row(rows[0]) if rows else None
 
-    async def count_listed_rooms(self) -> int:
-        rows = await self._db.execute(
-            "count_listed_rooms", "SELECT COUNT(*) FROM published_rooms WHERE listed"
-        )
+    async def count_listed_rooms(self, *, federatable_only: bool = False) -> int:
+        """Listed rooms; ``federatable_only``: only those other servers may see."""
+        sql = "SELECT COUNT(*) FROM published_rooms WHERE listed"
+        if federatable_only:
+            sql += " AND federatable"
+        rows = await self._db.execute("count_listed_rooms", sql)
         return int(rows[0][0])
 
     async def list_published_rooms(
@@ -189,17 +191,19 @@ class DirectoryStore:
         before: ListingPosition | None = None,
         search: str | None = None,
         room_types: Sequence[str | None] | None = None,
+        federatable_only: bool = False,
     ) -> tuple[list[PublishedRoom], bool]:
         """Listed rooms in listing order, and whether more lie beyond them.
 
         ``after``: the rooms following that position; ``before``: the ``limit`` rooms
         just before it (still returned in listing order, "more" then meaning more
         before them).  ``search`` is a substring of ``search_text``; ``room_types``
-        keeps rooms of those types (None: rooms without a type).
+        keeps rooms of those types (None: rooms without a type).  ``federatable_only``
+        leaves out rooms created with ``m.federate: false`` (listings for other servers).
         """
         if after is not None and before is not None:
             raise ValueError("give at most one of after and before")
-        clauses = ["listed"]
+        clauses = ["listed AND federatable" if federatable_only else "listed"]
         args: list[Any] = []
         if after is not None:
             clauses.append("(joined_members < ? OR (joined_members = ? AND room_id > ?))")

@@ -1,10 +1,12 @@
 """Rooms and their event graph: SQL only.
 
 Owns ``rooms``, ``events`` (each event's canonical JSON compressed, see
-``storage.event_json``), ``forward_extremities`` and ``room_memberships``.  Events are persisted in batches,
-one transaction per batch (group commit): rows, DAG edges, the state group after
-each state event, forward extremities, and, when the caller moves it, the room's
-current state with the membership index derived from it.  Deciding *what* the state
+``storage.event_json``), ``forward_extremities``, ``backward_extremities`` (prev
+events cited but not held in the graph) and ``room_memberships``.  Events are
+persisted in batches, one transaction per batch (group commit): rows, the state
+group after each state event, forward and backward extremities, and, when the
+caller moves it, the room's current state with the membership index derived from
+it.  Deciding *what* the state
 is (auth checks, state resolution) is the handler's job, not this store's.
 """
 
@@ -17,10 +19,11 @@ from collections.abc import Collection, Mapping, Sequence
 
 import attrs
 
-from homeserver.events.event import Event, InternalMetadata, StateKey
-from homeserver.events.room_versions import get_room_version
+from homeserver.events.event import Event, StateKey
 from homeserver.storage.database import Database
 from homeserver.storage.event_json import compress_event_json, stored_event_json
+from homeserver.storage.event_rows import load_events_txn
+from homeserver.storage.event_rows import relation_of as relation_of  # serialize.py reads it here
 from homeserver.storage.group_commit import GroupCommitter
 from homeserver.storage.state import StateStore, chunks, event_nids_for_ids_txn
 from homeserver.storage.transaction import Transaction
@@ -73,6 +76,13 @@ class EventToPersist:
     event: Event
     state_before: StateGroupRef | None
     state_after: StateGroupRef | None = None
+    #: The event is stored without its place in the graph (an outlier, or an
+    #: out-of-band membership) and now takes it: its row is updated, not inserted.
+    replaces_outlier: bool = False
+    #: A membership of a local user in a room this server is not in (an invite
+    #: received, a rejection or knock sent through another server): it gets a
+    #: stream position and the user's row in the membership index, but no state.
+    out_of_band: bool = False
 
 
 @attrs.frozen
@@ -98,6 +108,13 @@ class RoomBatch:
     #: The room's batch this one was decided on top of, if that was not yet written
     #: when this one was submitted: if it fails, so does this one.
     after: RoomBatch | None = None
+    #: History older than what the room holds: its events get negative stream
+    #: positions (never new to /sync; placed by depth for /messages).
+    backfilled: bool = False
+    #: Prev events cited by the batch's timeline events that the room holds only as
+    #: outliers (gaps), and gaps the batch closes (the event takes its place).
+    backward_added: Sequence[str] = ()
+    backward_removed: Sequence[str] = ()
 
 
 class PredecessorFailedError(Exception):
@@ -121,6 +138,8 @@ class EventStore:
         # second writer process will invalidate them through the replication stream).
         self._rooms: dict[str, RoomRecord] = {}
         self._extremities: dict[int, list[str]] = {}
+        self._backward: dict[int, set[str]] = {}
+        self._backward_changes = 0
         self._groups_after: LruCache[str, int] = LruCache(cache_size)
         # The events stream's tracker: positions come from the ``events_stream``
         # sequence inside the writing transaction; at start-up everything up to the
@@ -224,7 +243,7 @@ class EventStore:
             result.stream_ordering
             for results in persisted
             for result in results
-            if result.stream_ordering is not None
+            if result.stream_ordering is not None and result.stream_ordering > 0
         ]
         if allocated:
             await stream.wait_until_visible(max(allocated))
@@ -253,11 +272,7 @@ class EventStore:
         room_nid = batch.room_nid
         results = [
             self._persist_one_txn(
-                txn,
-                room_nid,
-                item,
-                None if item.event.internal.outlier else positions.allocate(txn),
-                written,
+                txn, room_nid, item, self._position_txn(txn, batch, item, positions), written
             )
             for item in batch.events
         ]
@@ -276,6 +291,27 @@ class EventStore:
                 "INSERT INTO forward_extremities (room_nid, event_nid) VALUES (?, ?)"
                 " ON CONFLICT DO NOTHING",
                 [(room_nid, nid) for nid in added.values()],
+            )
+        if batch.backward_added or batch.backward_removed:
+            txn.call_after_commit(
+                functools.partial(
+                    self._after_backward_change,
+                    room_nid,
+                    batch.backward_added,
+                    batch.backward_removed,
+                )
+            )
+        if batch.backward_added:
+            txn.executemany(
+                "INSERT INTO backward_extremities (room_nid, event_id) VALUES (?, ?)"
+                " ON CONFLICT DO NOTHING",
+                [(room_nid, event_id) for event_id in batch.backward_added],
+            )
+        for closed in chunks(list(batch.backward_removed)):
+            marks = ",".join("?" * len(closed))
+            txn.execute(
+                f"DELETE FROM backward_extremities WHERE room_nid = ? AND event_id IN ({marks})",
+                (room_nid, *closed),
             )
         new_current_group = None
         if batch.current_state is not None:
@@ -305,6 +341,17 @@ class EventStore:
         )
         return results
 
+    def _position_txn(
+        self, txn: Transaction, batch: RoomBatch, item: EventToPersist, positions: PositionsWrite
+    ) -> int | None:
+        """An event's stream position: none for an outlier; below every other one for
+        a backfilled event (its own decreasing counter, never waited for)."""
+        if item.event.internal.outlier:
+            return None
+        if batch.backfilled:
+            return -txn.engine.next_id(txn, "backfill_stream")
+        return positions.allocate(txn)
+
     def _group_id_txn(
         self, txn: Transaction, room_nid: int, ref: StateGroupRef, written: dict[int, int]
     ) -> int:
@@ -323,6 +370,15 @@ class EventStore:
         txn.call_after_commit(functools.partial(self._state.cache_group, group, ref.state))
         txn.call_after_commit(functools.partial(self._written_groups.__setitem__, ref, group))
         return group
+
+    def _after_backward_change(
+        self, room_nid: int, added: Sequence[str], removed: Sequence[str]
+    ) -> None:
+        self._backward_changes += 1
+        cached = self._backward.get(room_nid)
+        if cached is not None:
+            cached.difference_update(removed)
+            cached.update(added)
 
     def _after_persist(
         self,
@@ -351,7 +407,9 @@ class EventStore:
         written: dict[int, int],
     ) -> PersistedEvent:
         event = item.event
-        event_nid = txn.engine.next_id(txn, "event_nids")
+        replaced = self._stored_outlier_txn(txn, event.event_id) if item.replaces_outlier else None
+        event_nid = replaced if replaced is not None else txn.engine.next_id(txn, "event_nids")
+        insert = self._insert_event_txn if replaced is None else self._update_outlier_txn
         group_before = (
             None
             if item.state_before is None
@@ -359,19 +417,17 @@ class EventStore:
         )
         if item.state_after is None or item.state_after is item.state_before:
             group_after = group_before
-            self._insert_event_txn(
-                txn, room_nid, event_nid, stream_ordering, event, group_before, group_after
-            )
+            insert(txn, room_nid, event_nid, stream_ordering, event, group_before, group_after)
         else:
             # The event row must exist before a state group can name it.
-            self._insert_event_txn(
-                txn, room_nid, event_nid, stream_ordering, event, group_before, None
-            )
+            insert(txn, room_nid, event_nid, stream_ordering, event, group_before, None)
             group_after = self._group_id_txn(txn, room_nid, item.state_after, written)
             txn.execute(
                 "UPDATE events SET state_group_after = ? WHERE event_nid = ?",
                 (group_after, event_nid),
             )
+        if item.out_of_band and event.state_key is not None and event.membership is not None:
+            self._set_membership_txn(txn, room_nid, event.state_key, event.membership, event_nid)
         return PersistedEvent(event.event_id, stream_ordering, group_before, group_after)
 
     def _insert_event_txn(
@@ -411,7 +467,61 @@ class EventStore:
                 compress_event_json(event.canonical_json),
             ),
         )
-        if event.rejected or internal.soft_failed:
+        self._index_event_txn(txn, room_nid, event_nid, event)
+
+    def _stored_outlier_txn(self, txn: Transaction, event_id: str) -> int | None:
+        """The nid of ``event_id`` if it is stored without its place in the graph (an
+        outlier, or an out-of-band membership: no state before it)."""
+        txn.execute(
+            "SELECT event_nid FROM events WHERE event_id = ?"
+            " AND (outlier = ? OR state_group_before IS NULL)",
+            (event_id, True),
+        )
+        row = txn.fetchone()
+        return None if row is None else int(row[0])
+
+    def _update_outlier_txn(
+        self,
+        txn: Transaction,
+        room_nid: int,
+        event_nid: int,
+        stream_ordering: int | None,
+        event: Event,
+        group_before: int | None,
+        group_after: int | None,
+    ) -> None:
+        """An outlier takes its place in the graph: it gets a stream position and
+        state, and the checks' verdict with that state."""
+        internal = event.internal
+        txn.execute(
+            "SELECT rejected_reason, soft_failed FROM events WHERE event_nid = ?", (event_nid,)
+        )
+        row = txn.fetchone()
+        indexed = row is not None and row[0] is None and not row[1]
+        txn.execute(
+            "UPDATE events SET stream_ordering = ?, outlier = ?, rejected_reason = ?,"
+            " soft_failed = ?, state_group_before = ?, state_group_after = ?,"
+            " replaces_state = ? WHERE event_nid = ?",
+            (
+                stream_ordering,
+                internal.outlier,
+                internal.rejected_reason,
+                internal.soft_failed,
+                group_before,
+                group_after,
+                internal.replaces_state,
+                event_nid,
+            ),
+        )
+        if not indexed:
+            self._index_event_txn(txn, room_nid, event_nid, event)
+
+    def _index_event_txn(
+        self, txn: Transaction, room_nid: int, event_nid: int, event: Event
+    ) -> None:
+        """Redactions and relations of an event that counts (neither rejected nor
+        soft-failed)."""
+        if event.rejected or event.internal.soft_failed:
             return
         if event.type == "m.room.redaction" and event.redacts is not None:
             txn.execute(
@@ -463,12 +573,17 @@ class EventStore:
             assert membership_row is not None
             pdu = json.loads(stored_event_json(*membership_row))
             membership = pdu.get("content", {}).get("membership")
-            txn.execute(
-                "INSERT INTO room_memberships (room_nid, user_id, membership, event_nid)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT (room_nid, user_id) DO UPDATE SET"
-                " membership = excluded.membership, event_nid = excluded.event_nid",
-                (room_nid, user_id, str(membership), nids[event_id]),
-            )
+            self._set_membership_txn(txn, room_nid, user_id, str(membership), nids[event_id])
+
+    def _set_membership_txn(
+        self, txn: Transaction, room_nid: int, user_id: str, membership: str, event_nid: int
+    ) -> None:
+        txn.execute(
+            "INSERT INTO room_memberships (room_nid, user_id, membership, event_nid)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (room_nid, user_id) DO UPDATE SET"
+            " membership = excluded.membership, event_nid = excluded.event_nid",
+            (room_nid, user_id, membership, event_nid),
+        )
 
     # --- reading -----------------------------------------------------------------------
 
@@ -483,7 +598,7 @@ class EventStore:
             else:
                 missing.append(event_id)
         if missing:
-            loaded = await self._db.run_read("get_events", _load_events_txn, missing)
+            loaded = await self._db.run_read("get_events", load_events_txn, missing)
             for event in loaded:
                 self._events.set(event.event_id, event)
                 found[event.event_id] = event
@@ -523,6 +638,26 @@ class EventStore:
         )
         self._extremities[room_nid] = [row[0] for row in rows]
         return [row[0] for row in rows]
+
+    async def get_backward_extremities(
+        self, room_nid: int, among: Collection[str] | None = None
+    ) -> set[str]:
+        """The room's gaps: prev events its timeline cites but does not hold in the
+        graph (all of them, or those among ``among``).  Kept in memory per room
+        (written only through this store), so the event path asks at every batch."""
+        known = self._backward.get(room_nid)
+        if known is None:
+            changes = self._backward_changes
+            rows = await self._db.execute(
+                "get_backward_extremities",
+                "SELECT event_id FROM backward_extremities WHERE room_nid = ?",
+                room_nid,
+            )
+            known = {row[0] for row in rows}
+            # A batch of the room that committed meanwhile may be missing from it.
+            if self._backward_changes == changes:
+                self._backward[room_nid] = known
+        return set(known) if among is None else known.intersection(among)
 
     async def get_state_groups_after(self, event_ids: Sequence[str]) -> dict[str, int]:
         """The state group after each of ``event_ids`` (for computing a new event's state)."""
@@ -599,7 +734,7 @@ class EventStore:
             result.stream_ordering
             for results in persisted
             for result in results
-            if result.stream_ordering is not None
+            if result.stream_ordering is not None and result.stream_ordering > 0
         ]
         # A current-state change with no position of its own (outliers only) is
         # recorded past every visible position, so readers always see it as new.
@@ -607,7 +742,8 @@ class EventStore:
         for batch, results in zip(batches, persisted, strict=True):
             for item, result in zip(batch.events, results, strict=True):
                 position = result.stream_ordering
-                if position is None:
+                if position is None or position < 0:
+                    # Outliers, and backfilled history: never news to /sync.
                     continue
                 rooms.record(batch.room_nid, position)
                 event = item.event
@@ -640,69 +776,3 @@ class EventStore:
             "get_max_stream_ordering", "SELECT COALESCE(MAX(stream_ordering), 0) FROM events"
         )
         return int(rows[0][0])
-
-
-def relation_of(event: Event) -> tuple[str, str, str | None] | None:
-    """``(relates_to event ID, rel_type, reaction key)`` of an event's ``m.relates_to``.
-
-    spec: client-server-api/_index.md#forming-relationships-between-events
-    """
-    relates_to = event.content.get("m.relates_to")
-    if not isinstance(relates_to, dict):
-        return None
-    parent, rel_type = relates_to.get("event_id"), relates_to.get("rel_type")
-    if not isinstance(parent, str) or not isinstance(rel_type, str):
-        return None
-    key = relates_to.get("key") if rel_type == "m.annotation" else None
-    return parent, rel_type, key if isinstance(key, str) else None
-
-
-def _load_events_txn(txn: Transaction, event_ids: Sequence[str]) -> list[Event]:
-    events = []
-    for part in chunks(list(event_ids)):
-        marks = ",".join("?" * len(part))
-        txn.execute(
-            "SELECT e.event_id, e.json, e.pdu, r.room_version, e.rejected_reason, e.soft_failed,"
-            " e.outlier, e.txn_id, e.txn_device_id, e.stream_ordering, e.replaces_state,"
-            " e.state_group_before"
-            " FROM events e JOIN rooms r ON r.room_nid = e.room_nid"
-            f" WHERE e.event_id IN ({marks})",
-            part,
-        )
-        for (
-            event_id,
-            text,
-            compressed,
-            version,
-            rejected,
-            soft_failed,
-            outlier,
-            txn_id,
-            device,
-            stream_ordering,
-            replaces_state,
-            group_before,
-        ) in txn.fetchall():
-            internal = InternalMetadata(
-                rejected_reason=rejected,
-                soft_failed=bool(soft_failed),
-                outlier=bool(outlier),
-                txn_id=txn_id,
-                device_id=device,
-                stream_ordering=None if stream_ordering is None else int(stream_ordering),
-                replaces_state=replaces_state,
-                state_group_before=None if group_before is None else int(group_before),
-                stored=True,
-            )
-            # Stored as written: already the canonical encoding.
-            canonical_json = stored_event_json(text, compressed)
-            events.append(
-                Event(
-                    json.loads(canonical_json),
-                    get_room_version(version),
-                    event_id,
-                    internal,
-                    canonical_json=canonical_json,
-                )
-            )
-    return events

@@ -4,7 +4,10 @@ only; the tables are storage.events' (this is its read side for clients, kept ap
 so the write path stays small).
 
 Every timeline read leaves out outliers, rejected and soft-failed events: clients
-never see them.
+never see them.  Out-of-band memberships (a local user's invite, rejection or knock
+in a room this server was not in: stream position, no state) are not part of the
+room's timeline either; only :meth:`TimelineStore.get_room_events` returns one, and
+only to the user it is about, when asked (their left room's timeline, as Synapse).
 """
 
 from __future__ import annotations
@@ -34,6 +37,19 @@ _MAX_SQL_LIST = 100
 
 _VISIBLE = "outlier = ? AND soft_failed = ? AND rejected_reason IS NULL"
 _VISIBLE_ARGS = (False, False)
+
+#: The stream position of a ``room_memberships`` row (alias ``m``, its event ``e``).
+#: A member learnt of by joining a room through another server is current state by an
+#: outlier (no stream position): such a row holds as of this server's first event in
+#: the room's timeline — the join that brought the state in (``persist_joined_room``;
+#: out-of-band memberships before it, such as the invite, have no state and do not
+#: count).
+_MEMBERSHIP_STREAM = (
+    "COALESCE(e.stream_ordering, (SELECT MIN(j.stream_ordering) FROM events j"
+    " WHERE j.room_nid = m.room_nid AND j.stream_ordering > 0 AND j.outlier = ?"
+    " AND j.state_group_before IS NOT NULL))"
+)
+_MEMBERSHIP_STREAM_ARGS = (False,)
 
 
 @attrs.frozen
@@ -145,15 +161,25 @@ class TimelineStore:
         direction: Direction,
         limit: int,
         types: Collection[str] | None = None,
+        out_of_band: str | None = None,
     ) -> list[Event]:
         """Visible events of the live stream with ``after < stream_ordering <= up_to``,
         nearest first: what /sync sees.  History filled in later (backfill) has
         negative positions and is only read in graph order (:meth:`get_graph_page`).
 
         ``direction`` "b" walks back from ``up_to``, "f" forward from ``after``.
+        Out-of-band memberships have no place in the room's graph and are left out
+        (a remote join's timeline starts at the join, not at the invite before it),
+        except ``out_of_band``: the event ID of the reader's own membership, which
+        is a left room's only event when the user left without ever being in it.
         """
-        clauses = ["room_nid = ?", _VISIBLE, "stream_ordering > ?"]
-        args: list[object] = [room_nid, *_VISIBLE_ARGS, max(after or 0, 0)]
+        clauses = [
+            "room_nid = ?",
+            _VISIBLE,
+            "stream_ordering > ?",
+            "(state_group_before IS NOT NULL OR event_id = ?)",
+        ]
+        args: list[object] = [room_nid, *_VISIBLE_ARGS, max(after or 0, 0), out_of_band]
         if up_to is not None:
             clauses.append("stream_ordering <= ?")
             args.append(up_to)
@@ -293,13 +319,14 @@ class TimelineStore:
         forgets = self._forgets[user_id]
         rows = await self._db.execute_read(
             "get_memberships_for_user",
-            "SELECT r.room_id, r.room_nid, m.membership, e.event_id, e.stream_ordering,"
+            f"SELECT r.room_id, r.room_nid, m.membership, e.event_id, {_MEMBERSHIP_STREAM},"
             " f.user_id IS NOT NULL"
             " FROM room_memberships m JOIN rooms r ON r.room_nid = m.room_nid"
             " JOIN events e ON e.event_nid = m.event_nid"
             " LEFT JOIN room_forgets f ON f.user_id = m.user_id AND f.room_nid = m.room_nid"
             " AND f.membership_event_nid = m.event_nid"
             " WHERE m.user_id = ?",
+            *_MEMBERSHIP_STREAM_ARGS,
             user_id,
         )
         memberships = [_membership_row(row) for row in rows]
@@ -382,13 +409,14 @@ class TimelineStore:
         forgot the room at it)."""
         rows = await self._db.execute_read(
             "get_membership",
-            "SELECT r.room_id, r.room_nid, m.membership, e.event_id, e.stream_ordering,"
+            f"SELECT r.room_id, r.room_nid, m.membership, e.event_id, {_MEMBERSHIP_STREAM},"
             " f.user_id IS NOT NULL"
             " FROM room_memberships m JOIN rooms r ON r.room_nid = m.room_nid"
             " JOIN events e ON e.event_nid = m.event_nid"
             " LEFT JOIN room_forgets f ON f.user_id = m.user_id AND f.room_nid = m.room_nid"
             " AND f.membership_event_nid = m.event_nid"
             " WHERE m.room_nid = ? AND m.user_id = ?",
+            *_MEMBERSHIP_STREAM_ARGS,
             room_nid,
             user_id,
         )
@@ -657,7 +685,10 @@ class TimelineStore:
                         summary.invited = int(count)
                 txn.execute(
                     "SELECT room_nid, user_id FROM (SELECT m.room_nid, m.user_id,"
-                    " ROW_NUMBER() OVER (PARTITION BY m.room_nid ORDER BY e.stream_ordering)"
+                    " ROW_NUMBER() OVER (PARTITION BY m.room_nid"
+                    # Members learnt of by a remote join (outliers) first, in one
+                    # order on both engines (they order NULL differently).
+                    " ORDER BY COALESCE(e.stream_ordering, 0), m.user_id)"
                     " AS place FROM room_memberships m JOIN events e ON e.event_nid = m.event_nid"
                     f" WHERE m.room_nid IN ({marks}) AND m.membership IN ('join', 'invite')"
                     " AND m.user_id <> ?) ranked WHERE place <= ? ORDER BY room_nid, place",

@@ -1,8 +1,11 @@
 """Send-to-device messages waiting for their devices: SQL only.  Owns ``device_inbox``
 and ``to_device_transactions`` (schema/0026_to_device.py).
 
-A send is one transaction: its transaction-ID row and one inbox row per recipient
-device, all at one position of the ``to_device_stream`` sequence (the stream's tracker,
+A send is one transaction: its transaction-ID row, one inbox row per recipient
+device and the durable EDUs carrying its messages for users of other servers
+(``federation_outbound_edus``, through storage.federation_outbound's
+``add_edus_txn``: a retry that finds the transaction ID finds them queued too), all
+at one position of the ``to_device_stream`` sequence (the stream's tracker,
 streams/positions.py, says up to where positions are committed).  Recipients are
 resolved against ``devices`` in that transaction, so ``*`` means the devices the user
 has when the send commits.  ``storage.devices`` calls :func:`delete_device_messages_txn`
@@ -28,6 +31,7 @@ import attrs
 
 from homeserver.storage.database import Database
 from homeserver.storage.device_rows import delete_device_rows_txn, delete_user_device_rows_txn
+from homeserver.storage.federation_outbound import add_edus_txn
 from homeserver.storage.transaction import Transaction
 from homeserver.streams.change_cache import StreamChangeCache
 from homeserver.streams.positions import LazyStreamPositions, PositionsWrite, StreamPositions
@@ -44,6 +48,8 @@ _USERS_PER_QUERY = 500
 
 #: (user ID, device ID)
 DeviceKey = tuple[str, str]
+#: A durable EDU for another server: (destination, EDU type, content).
+RemoteEdu = tuple[str, str, Mapping[str, Any]]
 
 
 @attrs.frozen
@@ -89,10 +95,12 @@ class ToDeviceStore:
         messages: Mapping[str, Mapping[str, dict[str, Any]]],
         *,
         now_ms: int,
+        remote: Sequence[RemoteEdu] = (),
     ) -> Enqueued | None:
         """Queue ``messages`` (local user -> device ID or ``*`` -> content) from
-        ``sender.user_id``, once per transaction ID: None if ``txn_id`` was already
-        used by this sender for this type (nothing is queued again).
+        ``sender.user_id``, and the ``remote`` EDUs for other servers, once per
+        transaction ID: None if ``txn_id`` was already used by this sender for this
+        type (nothing is queued again).
 
         A device named both itself and through ``*`` gets its own message.  The
         position is returned once committed; it may not be visible yet (see
@@ -109,6 +117,7 @@ class ToDeviceStore:
                 txn_id,
                 messages,
                 now_ms,
+                remote,
             )
             if enqueued is not None:
                 # Before the block ends, so before the position can become visible: a
@@ -127,6 +136,7 @@ class ToDeviceStore:
         txn_id: str,
         messages: Mapping[str, Mapping[str, dict[str, Any]]],
         now_ms: int,
+        remote: Sequence[RemoteEdu],
     ) -> Enqueued | None:
         position = write.allocate(txn)
         txn.execute(
@@ -147,6 +157,8 @@ class ToDeviceStore:
             # A retry: the first attempt's messages are queued (or delivered) already.
             # On PostgreSQL a concurrent first attempt holds the key until it commits.
             return None
+        if remote:
+            add_edus_txn(txn, remote, now_ms)
         existing = _devices_of(txn, list(messages))
         rows: list[tuple[str, str, int, str, str, str]] = []
         for user_id, by_device in messages.items():

@@ -31,6 +31,7 @@ from homeserver.auth.tokens import Requester
 from homeserver.events.event import Event, StateKey
 from homeserver.filtering.model import FilterCollection
 from homeserver.rooms.serialize import Viewer
+from homeserver.rooms.stripped_state import STRIPPED_STATE_KEYS
 from homeserver.storage.events import RoomRecord
 from homeserver.storage.timeline import MembershipRow
 from homeserver.streams.token import STREAM_KEYS, StreamToken
@@ -45,19 +46,6 @@ from homeserver.util.single_flight import SingleFlight
 DEFAULT_TIMELINE_LIMIT = 10
 MAX_TIMELINE_LIMIT = 1000
 MAX_TIMEOUT_MS = 5 * 60 * 1000
-
-#: State shown to invitees and knockers before they join.
-#: spec: client-server-api/_index.md#stripped-state
-STRIPPED_STATE_KEYS: tuple[StateKey, ...] = (
-    ("m.room.create", ""),
-    ("m.room.name", ""),
-    ("m.room.avatar", ""),
-    ("m.room.topic", ""),
-    ("m.room.join_rules", ""),
-    ("m.room.canonical_alias", ""),
-    ("m.room.encryption", ""),
-)
-
 
 NAMING_STATE_KEYS: tuple[StateKey, ...] = (("m.room.name", ""), ("m.room.canonical_alias", ""))
 
@@ -541,17 +529,21 @@ class SyncHandler:
         room = await self._sources.state.room(row.room_id)
         if room is None:
             return []
-        state = await self._sources.state.current_state(room, STRIPPED_STATE_KEYS)
-        stripped = [
-            {
-                "type": e.type,
-                "state_key": e.state_key,
-                "content": e.content,
-                "sender": e.sender,
-            }
-            for _, e in sorted(state.items())
-        ]
         membership = (await self._sources.events.get_events([row.event_id])).get(row.event_id)
+        # An invite or knock through another server carries the room's stripped
+        # state (this server may hold none of the room's state, or an old one).
+        stripped = _carried_stripped_state(membership)
+        if not stripped and room.current_state_group is not None:
+            state = await self._sources.state.current_state(room, STRIPPED_STATE_KEYS)
+            stripped = [
+                {
+                    "type": e.type,
+                    "state_key": e.state_key,
+                    "content": e.content,
+                    "sender": e.sender,
+                }
+                for _, e in sorted(state.items())
+            ]
         if membership is not None:
             invite_event: dict[str, Any] = {
                 "type": membership.type,
@@ -598,3 +590,34 @@ def _deliveries(user_id: str, plans: Sequence[_RoomPlan]) -> dict[str, str]:
                 deliveries[plan.room_id] = event.event_id
                 break
     return deliveries
+
+
+def _carried_stripped_state(membership: Event | None) -> list[dict[str, Any]]:
+    """The stripped state in an invite's or knock's ``unsigned`` (entries another
+    server sent: full PDUs since v1.16, or stripped events), as clients get it.
+    spec: client-server-api/_index.md#stripped-state"""
+    if membership is None:
+        return []
+    carried = membership.unsigned.get("invite_room_state")
+    if carried is None:
+        carried = membership.unsigned.get("knock_room_state")
+    if not isinstance(carried, list):
+        return []
+    stripped = []
+    for entry in carried:
+        if not isinstance(entry, dict):
+            continue
+        event_type, state_key = entry.get("type"), entry.get("state_key")
+        content, sender = entry.get("content"), entry.get("sender")
+        if membership.is_state() and (event_type, state_key) == membership.state_key_tuple:
+            continue  # the membership event itself follows, in full
+        if (
+            isinstance(event_type, str)
+            and isinstance(state_key, str)
+            and isinstance(content, dict)
+            and isinstance(sender, str)
+        ):
+            stripped.append(
+                {"type": event_type, "state_key": state_key, "content": content, "sender": sender}
+            )
+    return stripped

@@ -61,7 +61,12 @@ async def load_timeline(
     if limit <= 0:
         # ``limit: 0``: no events; limited if there are any the client is not given.
         any_event = await timeline.get_room_events(
-            row.room_nid, after=after, up_to=up_to, direction="b", limit=1
+            row.room_nid,
+            after=after,
+            up_to=up_to,
+            direction="b",
+            limit=1,
+            out_of_band=row.event_id,
         )
         return TimelineBatch([], bool(any_event), up_to)
     matching: list[Event] = []  # newest first
@@ -71,7 +76,12 @@ async def load_timeline(
     exhausted = False
     for _ in range(MAX_BATCHES):
         raw = await timeline.get_room_events(
-            row.room_nid, after=after, up_to=cursor, direction="b", limit=batch_size
+            row.room_nid,
+            after=after,
+            up_to=cursor,
+            direction="b",
+            limit=batch_size,
+            out_of_band=row.event_id,
         )
         if raw:
             # ``up_to`` is inclusive: the next batch starts below the oldest read.

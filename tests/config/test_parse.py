@@ -169,12 +169,12 @@ def test_several_problems_in_one_listener_are_all_reported() -> None:
     problems = problems_for(
         {
             "server_name": "example.org",
-            "listeners": [{"port": "http", "tls": True, "x_forwarded": "yes", "bind_adresses": []}],
+            "listeners": [{"port": "http", "tls": "on", "x_forwarded": "yes", "bind_adresses": []}],
         }
     )
     assert problems == [
         "listeners[0].port: expected an integer, got a string",
-        "listeners[0].tls: TLS listeners are not supported; terminate TLS in a reverse proxy",
+        "listeners[0].tls: expected true or false, got a string",
         "listeners[0].x_forwarded: expected true or false, got a string",
         "listeners[0].bind_adresses: unknown key (did you mean 'bind_addresses'?)",
     ]
@@ -197,7 +197,7 @@ def test_resource_names_not_served_warn_and_unknown_ones_are_errors() -> None:
     )
     # Only names we do not serve: the listener serves /health, not the client API.
     config, _ = parse_config(
-        minimal(listeners=[{"port": 8008, "resources": [{"names": ["federation"]}]}]),
+        minimal(listeners=[{"port": 8008, "resources": [{"names": ["replication"]}]}]),
         base_dir=Path("/srv"),
     )
     assert config.listeners[0].resources == frozenset()

@@ -35,13 +35,13 @@ from zope.interface import implementer
 from homeserver.config.media import DEFAULT_PREVIEW_IP_BLACKLIST
 from homeserver.http.outbound import (
     AddressPolicy,
+    FilteringResolver,
     IpNetwork,
     OutboundError,
     OutboundHttpClient,
     OutboundRefused,
     OutboundTimeout,
     OutboundTooLarge,
-    _FilteringResolver,
 )
 from homeserver.reactor import installed_reactor
 
@@ -361,7 +361,7 @@ async def test_an_ipv4_mapped_ipv6_literal_is_judged_as_ipv4(
 async def test_the_resolver_filters_ip_literals_too() -> None:
     """HostnameEndpoint hands IP literals to the resolver as well: the one check point."""
     reactor: Any = installed_reactor()
-    resolver = _FilteringResolver(
+    resolver = FilteringResolver(
         reactor.nameResolver, AddressPolicy(DEFAULT_BLACKLIST, LOOPBACK_ONLY)
     )
     done: defer.Deferred[list[str]] = defer.Deferred()

@@ -25,7 +25,7 @@ from homeserver.events.receipt import check_pdu_format_and_signatures
 from homeserver.events.signing import VerifyKeyWithExpiry
 from homeserver.filtering.model import RoomEventFilter
 from homeserver.rooms.builder import EventDraft, RoomPosition, build_local_event
-from homeserver.rooms.event_path import EventsUnavailable, MissingEventSource
+from homeserver.rooms.event_path import EventsUnavailable, MissingEventSource, RemoteState
 from homeserver.rooms.pipeline import EventPipeline
 from homeserver.rooms.reading import RoomReader
 from homeserver.rooms.serialize import EventSerializer
@@ -52,6 +52,8 @@ class RemoteServer:
         self._key = generate_signing_key("r1")
         self._ts = 1_700_000_000_000
         self.held: dict[str, Event] = {}
+        #: The state before each event it built, as its /state_ids would answer.
+        self.state_before: dict[str, dict[StateKey, Event]] = {}
 
     def event(
         self,
@@ -82,28 +84,57 @@ class RemoteServer:
         received = check_pdu_format_and_signatures(dict(built.pdu), room_version, keys)
         assert not received.redacted_for_bad_hash
         self.held[received.event.event_id] = received.event
+        self.state_before[received.event.event_id] = dict(state)
         return received.event
 
     def clock_ahead(self) -> None:
         """This server's clock runs an hour ahead of ours from now on."""
         self._ts = Clock(reactor).time_msec() + 3_600_000
 
+    def auth_chain(self, events: Sequence[Event]) -> list[Event]:
+        """The auth chain of ``events`` among what this server holds (its own events
+        and those it was shown: :meth:`learn`)."""
+        chain: dict[str, Event] = {}
+        pending = [a for e in events for a in e.auth_event_ids]
+        while pending:
+            event_id = pending.pop()
+            if event_id in chain or event_id not in self.held:
+                continue
+            chain[event_id] = self.fresh_copy(self.held[event_id])
+            pending.extend(chain[event_id].auth_event_ids)
+        return list(chain.values())
+
+    def learn(self, events: Sequence[Event]) -> None:
+        """Hold these events (of the other server) too, as a resident server would."""
+        for event in events:
+            self.held.setdefault(event.event_id, event)
+
     def fresh_copy(self, event: Event) -> Event:
-        """The same PDU again, as a second delivery would bring it."""
+        """The same PDU again, as a second delivery would bring it (another server's
+        event is passed on as received, with fresh metadata)."""
+        if not event.sender.endswith(":" + self.name):
+            return Event(dict(event.pdu), event.room_version, event.event_id)
         keys = {self.name: {"ed25519:r1": VerifyKeyWithExpiry(get_verify_key(self._key))}}
         return check_pdu_format_and_signatures(dict(event.pdu), event.room_version, keys).event
 
 
 class HeldBy:
     """A :class:`MissingEventSource` answering from what a remote server holds (what
-    federation's ``/event`` and ``/get_missing_events`` will do over HTTP)."""
+    federation's ``/event``, ``/get_missing_events`` and ``/state_ids`` do over HTTP)."""
 
-    def __init__(self, remote: RemoteServer) -> None:
+    def __init__(self, remote: RemoteServer, *, missing_events: bool = True) -> None:
         self._remote = remote
+        self._missing_events = missing_events
         self.asked: list[set[str]] = []
+        self.asked_missing: list[tuple[list[str], list[str]]] = []
+        self.asked_state: list[str] = []
+        self.origins: list[str | None] = []
 
-    async def fetch_events(self, room_id: str, event_ids: Collection[str]) -> Sequence[Event]:
+    async def fetch_events(
+        self, room_id: str, event_ids: Collection[str], *, origin: str | None = None
+    ) -> Sequence[Event]:
         self.asked.append(set(event_ids))
+        self.origins.append(origin)
         found = [
             self._remote.fresh_copy(self._remote.held[e])
             for e in event_ids
@@ -112,6 +143,49 @@ class HeldBy:
         if not found:
             raise EventsUnavailable(event_ids)
         return found
+
+    async def fetch_missing_events(
+        self,
+        room_id: str,
+        *,
+        earliest: Sequence[str],
+        latest: Sequence[str],
+        limit: int,
+        min_depth: int,
+        origin: str | None = None,
+    ) -> Sequence[Event]:
+        """The events before ``latest`` back to ``earliest`` that it holds, newest
+        first, as /get_missing_events walks them."""
+        self.asked_missing.append((list(earliest), list(latest)))
+        self.origins.append(origin)
+        if not self._missing_events:
+            return []
+        found: list[Event] = []
+        seen = set(earliest) | set(latest)
+        frontier = [
+            p for e in latest if e in self._remote.held for p in self._remote.held[e].prev_event_ids
+        ]
+        while frontier and len(found) < limit:
+            event_id = frontier.pop(0)
+            if event_id in seen or event_id not in self._remote.held:
+                continue
+            seen.add(event_id)
+            event = self._remote.held[event_id]
+            if event.depth < min_depth:
+                continue
+            found.append(self._remote.fresh_copy(event))
+            frontier.extend(event.prev_event_ids)
+        return found
+
+    async def fetch_state_before(
+        self, room_id: str, event_id: str, *, origin: str | None = None
+    ) -> RemoteState:
+        self.asked_state.append(event_id)
+        self.origins.append(origin)
+        if event_id not in self._remote.state_before:
+            raise EventsUnavailable([event_id])
+        state = [self._remote.fresh_copy(e) for e in self._remote.state_before[event_id].values()]
+        return RemoteState(state, self._remote.auth_chain(state))
 
 
 class Room:
@@ -343,13 +417,17 @@ async def test_missing_prev_events_are_fetched_through_the_source(
     pipeline = make_pipeline(db, source)
     room = await room_with_rita(db, pipeline, remote)
     state = await room.current_state()
-    prev = [await room.last()]
+    ours = await room.last()
+    prev = [ours]
     chain = []
     for n in range(3):
         chain.append(remote.event(prev, state, "m.room.message", RITA, {"body": str(n)}))
         prev = [chain[-1]]
-    results = await pipeline.path.receive(room.room_id, [chain[-1]])
-    assert source.asked == [{chain[1].event_id}, {chain[0].event_id}]
+    results = await pipeline.path.receive(room.room_id, [chain[-1]], origin=REMOTE)
+    # One /get_missing_events from our extremity to the event citing the gap.
+    assert source.asked_missing == [([ours.event_id], [chain[-1].event_id])]
+    assert source.asked == [] and source.asked_state == []
+    assert set(source.origins) == {REMOTE}
     assert sorted(r.event_id for r in results if r.visible) == sorted(e.event_id for e in chain)
     assert (await room.timeline())[-3:] == [e.event_id for e in chain]
 

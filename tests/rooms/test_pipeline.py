@@ -344,6 +344,42 @@ async def test_a_refused_initial_event_stores_nothing(
     assert await db.execute("x", "SELECT COUNT(*) FROM rooms") == [(0,)]
 
 
+RITA = "@rita:remote.test"
+
+
+@pytest_twisted.ensureDeferred
+async def test_events_checked_after_the_initial_ones_are_not_stored(
+    pipeline: EventPipeline,
+) -> None:
+    """``checked_after``: a remote invite is checked with the batch, sent later."""
+    initial = _initial_public_room("10")
+    invite = InitialEvent("m.room.member", ALICE, {"membership": "invite"}, RITA)
+    sent = await pipeline.create_room("10", ALICE, {}, initial, checked_after=[invite])
+    assert [s.event.type for s in sent] == ["m.room.create"] + [i.event_type for i in initial]
+    room = await pipeline._events.get_room(sent[0].event.room_id)
+    assert room is not None
+    assert await pipeline._events.get_forward_extremities(room.room_nid) == [
+        sent[-1].event.event_id
+    ]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_refused_event_checked_after_the_initial_ones_stores_nothing(
+    pipeline: EventPipeline, db: Database
+) -> None:
+    [before] = await db.execute("x", "SELECT COUNT(*) FROM events")
+    initial = _initial_public_room("10")
+    initial[1] = InitialEvent(
+        "m.room.power_levels", ALICE, {"users": {ALICE: 100}, "invite": 101}, ""
+    )
+    invite = InitialEvent("m.room.member", ALICE, {"membership": "invite"}, RITA)
+    with pytest.raises(InitialEventRefused) as refused:
+        await pipeline.create_room("10", ALICE, {}, initial, checked_after=[invite])
+    assert (refused.value.index, refused.value.initial) == (len(initial), invite)
+    assert await db.execute("x", "SELECT COUNT(*) FROM events") == [before]
+    assert await db.execute("x", "SELECT COUNT(*) FROM rooms") == [(0,)]
+
+
 @pytest_twisted.ensureDeferred
 async def test_prev_events_are_the_most_recent_extremities_by_depth(
     pipeline: EventPipeline, db: Database

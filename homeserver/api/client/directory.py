@@ -86,7 +86,7 @@ def register(
     async def post_public_rooms(request: MatrixRequest) -> tuple[int, Any]:
         await authenticator.requester(request)
         body = parse_optional_json_object(request)
-        search_term, room_types = _parse_filter(body.get("filter"))
+        search_term, room_types = parse_public_rooms_filter(body.get("filter"))
         page = await directory.list_public_rooms(
             server=query_str(request, "server"),
             limit=_optional_int(body, "limit"),
@@ -119,7 +119,7 @@ def _optional_int(body: dict[str, Any], key: str) -> int | None:
     return value
 
 
-def _parse_filter(value: object) -> tuple[str | None, list[str | None] | None]:
+def parse_public_rooms_filter(value: object) -> tuple[str | None, list[str | None] | None]:
     """``filter``'s ``generic_search_term`` and ``room_types``, type-checked."""
     if value is None:
         return None, None

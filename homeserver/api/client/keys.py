@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from homeserver import errors
-from homeserver.e2ee.device_keys import DeviceKeysHandler
+from homeserver.e2ee.device_keys import DEFAULT_REMOTE_TIMEOUT_MS, DeviceKeysHandler
 from homeserver.http.auth import RequestAuthenticator
 from homeserver.http.parsing import parse_json_object, query_str
 from homeserver.http.request import MatrixRequest
@@ -40,7 +40,7 @@ def register(
     async def query(request: MatrixRequest) -> tuple[int, Any]:
         requester = await authenticator.requester(request)
         body = parse_json_object(request)
-        _check_timeout(body)
+        timeout_ms = _check_timeout(body)
         wanted = body.get("device_keys")
         if wanted is None:
             raise errors.missing_param("device_keys")
@@ -55,12 +55,12 @@ def register(
             devices[user_id] = device_ids
         if sum(len(d) for d in devices.values()) > MAX_DEVICES:
             raise errors.invalid_param("Too many devices in one request")
-        return 200, await keys.query(requester.user_id, devices)
+        return 200, await keys.query(requester.user_id, devices, timeout_ms)
 
     async def claim(request: MatrixRequest) -> tuple[int, Any]:
         await authenticator.requester(request)
         body = parse_json_object(request)
-        _check_timeout(body)
+        timeout_ms = _check_timeout(body)
         wanted = body.get("one_time_keys")
         if wanted is None:
             raise errors.missing_param("one_time_keys")
@@ -77,7 +77,7 @@ def register(
                 )
         if sum(len(d) for d in wanted.values()) > MAX_DEVICES:
             raise errors.invalid_param("Too many devices in one request")
-        return 200, await keys.claim(wanted)
+        return 200, await keys.claim(wanted, timeout_ms)
 
     async def changes(request: MatrixRequest) -> tuple[int, Any]:
         """spec: #get_matrixclientv3keyschanges: both tokens are sync tokens."""
@@ -102,11 +102,16 @@ def _required_token(request: MatrixRequest, name: str) -> StreamToken:
     return StreamToken.parse(text, param=name)
 
 
-def _check_timeout(body: dict[str, Any]) -> None:
-    # Accepted and unused: it bounds waiting for remote servers, which are not asked.
-    timeout = body.get("timeout")
-    if timeout is not None and (not isinstance(timeout, int) or isinstance(timeout, bool)):
+MAX_REMOTE_TIMEOUT_MS = 60_000
+
+
+def _check_timeout(body: dict[str, Any]) -> int:
+    """How long to wait for other servers (ms; the spec's default 10 s)."""
+    timeout = body.get("timeout", DEFAULT_REMOTE_TIMEOUT_MS)
+    if not isinstance(timeout, int) or isinstance(timeout, bool):
         raise errors.bad_json("'timeout' must be an integer")
+    # A client cannot hold the request (and its remote queries) open for longer.
+    return max(0, min(timeout, MAX_REMOTE_TIMEOUT_MS))
 
 
 def _check_size(wanted: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ from homeserver.http.parsing import (
     check_room_id,
     optional_bool,
     optional_str,
+    param_text,
     parse_json_object,
     parse_optional_json_object,
     query_direction,
@@ -25,7 +26,12 @@ from homeserver.http.parsing import (
 )
 from homeserver.http.request import MatrixRequest
 from homeserver.http.server import Router, cancel_on_disconnect, client_paths
-from homeserver.identifiers import is_valid_room_alias, is_valid_room_id, is_valid_user_id
+from homeserver.identifiers import (
+    is_valid_room_alias,
+    is_valid_room_id,
+    is_valid_server_name,
+    is_valid_user_id,
+)
 from homeserver.rooms.creation import PRESETS, RoomCreationHandler, RoomCreationRequest
 from homeserver.rooms.membership import MembershipAction, MembershipHandler
 from homeserver.rooms.messages import MessageHandler
@@ -56,25 +62,24 @@ def register(
         room_id = await creation.create_room(requester, parsed)
         return 200, {"room_id": room_id}
 
-    async def resolve_room(room_id_or_alias: str) -> str:
+    async def resolve_room(room_id_or_alias: str) -> tuple[str, list[str]]:
         if is_valid_room_id(room_id_or_alias):
-            return room_id_or_alias
+            return room_id_or_alias, []
         if is_valid_room_alias(room_id_or_alias):
             if resolve_alias is None:
                 raise errors.not_found("Room alias not found")
-            room_id, _servers = await resolve_alias(room_id_or_alias)
-            return room_id
+            return await resolve_alias(room_id_or_alias)
         raise errors.invalid_param(f"{room_id_or_alias!r} is neither a room ID nor an alias")
 
     async def change_own_membership(
         request: MatrixRequest,
         room: str,
         action: MembershipAction,
-        resolve: Callable[[str], Awaitable[str]],
+        resolve: Callable[[str], Awaitable[tuple[str, list[str]]]],
     ) -> str:
         requester = await authenticator.requester(request)
         body = parse_optional_json_object(request)
-        room_id = await resolve(room)
+        room_id, alias_servers = await resolve(room)
         reason = optional_str(body, "reason")
         # A join keeps the other keys of the body in its member event, as Synapse does
         # (the spec's body lists only reason and third_party_signed and forbids no
@@ -85,13 +90,19 @@ def register(
             else None
         )
         await membership.update_membership(
-            requester, room_id, requester.user_id, action, reason=reason, extra_content=extra
+            requester,
+            room_id,
+            requester.user_id,
+            action,
+            reason=reason,
+            extra_content=extra,
+            servers=[*_via_servers(request), *alias_servers],
         )
         return room_id
 
-    async def room_id_only(room_id: str) -> str:
+    async def room_id_only(room_id: str) -> tuple[str, list[str]]:
         check_room_id(room_id)
-        return room_id
+        return room_id, []
 
     async def join(request: MatrixRequest, room_id_or_alias: str) -> tuple[int, Any]:
         room_id = await change_own_membership(request, room_id_or_alias, "join", resolve_room)
@@ -280,6 +291,23 @@ def register(
 def _check_event_type(event_type: str) -> None:
     if len(event_type.encode("utf-8")) > _MAX_TYPE_BYTES:
         raise errors.invalid_param("The event type is longer than 255 bytes")
+
+
+def _via_servers(request: MatrixRequest) -> list[str]:
+    """The servers a join or knock of a room we are not in may go through: ``via``
+    (repeated) and the older ``server_name``, in the order given.
+
+    spec: client-server-api/_index.md#post_matrixclientv3joinroomidoralias
+    """
+    assert request.args is not None
+    servers = []
+    for name in (b"via", b"server_name"):
+        for raw in request.args.get(name, []):
+            server = param_text(raw, f"Query parameter {name.decode()!r}")
+            if not is_valid_server_name(server):
+                raise errors.invalid_param(f"{server!r} is not a valid server name")
+            servers.append(server)
+    return servers
 
 
 def _membership_param(request: MatrixRequest, name: str) -> str | None:

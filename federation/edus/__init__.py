@@ -1,0 +1,1 @@
+"""Ephemeral EDUs over federation: typing, read receipts, presence (``assembly.py``)."""

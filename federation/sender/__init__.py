@@ -1,0 +1,1 @@
+"""Outbound federation: per-destination queues of PDUs and EDUs (``sender.py``)."""
