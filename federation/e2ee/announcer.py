@@ -32,7 +32,8 @@ from typing import Any, Protocol
 from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
-from federation.e2ee.checks import canonical, server_of
+from federation.e2ee.checks import canonical
+from federation.identifiers import server_of
 from homeserver.clock import Clock
 from homeserver.events.event import Event
 from homeserver.storage.device_list_outbound import Announced, DeviceListOutboundStore

@@ -16,8 +16,6 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from homeserver.identifiers import is_valid_user_id
-
 #: Devices one user may have in what another server sends us; past it the rest are
 #: dropped (a real user has a handful).
 MAX_DEVICES_PER_USER = 1000
@@ -31,17 +29,6 @@ MAX_ID_LENGTH = 255
 #: Cross-signing usages another server may tell us of (user-signing keys are
 #: private to their owner).
 PUBLIC_USAGES = ("master", "self_signing")
-
-
-def server_of(user_id: str) -> str:
-    return user_id.partition(":")[2]
-
-
-def is_user_of(user_id: object, server_name: str) -> bool:
-    """Whether ``user_id`` is a valid user ID of ``server_name``."""
-    return (
-        isinstance(user_id, str) and is_valid_user_id(user_id) and server_of(user_id) == server_name
-    )
 
 
 def canonical(value: Any) -> str:

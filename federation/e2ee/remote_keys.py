@@ -26,6 +26,7 @@ from twisted.internet import defer
 from federation.client.errors import FederationRequestError, FederationUnreachable
 from federation.e2ee import checks
 from federation.e2ee.remote_lists import BadDeviceList, RemoteDeviceLists
+from federation.identifiers import server_of
 from homeserver.e2ee.device_keys import RemoteKeysAnswer
 from homeserver.storage.remote_device_lists import CachedDeviceList
 
@@ -79,10 +80,10 @@ class FederatedKeys:
         fetches: dict[str, int] = {}
         for user_id, device_ids in device_keys.items():
             if user_id not in trusted:
-                asked.setdefault(checks.server_of(user_id), {})[user_id] = device_ids
+                asked.setdefault(server_of(user_id), {})[user_id] = device_ids
                 continue
             cached = trusted[user_id]
-            server = checks.server_of(user_id)
+            server = server_of(user_id)
             if cached is None and fetches.get(server, 0) < MAX_FETCHES_PER_SERVER:
                 fetches[server] = fetches.get(server, 0) + 1
                 to_fetch.append(user_id)
@@ -107,7 +108,7 @@ class FederatedKeys:
             _add_queried(answer, server, users, response)
 
         work: list[tuple[str, Callable[[], Awaitable[None]]]] = [
-            (checks.server_of(user_id), _bind(fetch, user_id)) for user_id in to_fetch
+            (server_of(user_id), _bind(fetch, user_id)) for user_id in to_fetch
         ]
         work.extend((server, _bind2(ask, server, users)) for server, users in asked.items())
         await _all(work, answer.failures)
@@ -128,7 +129,7 @@ class FederatedKeys:
         failures: dict[str, Any] = {}
         by_server: dict[str, dict[str, Mapping[str, str]]] = {}
         for user_id, devices in one_time_keys.items():
-            by_server.setdefault(checks.server_of(user_id), {})[user_id] = devices
+            by_server.setdefault(server_of(user_id), {})[user_id] = devices
 
         async def claim(server: str, users: dict[str, Mapping[str, str]]) -> None:
             response = await self._client.post_json(

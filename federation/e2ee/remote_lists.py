@@ -30,7 +30,9 @@ from urllib.parse import quote
 from twisted.internet import defer
 
 from federation.e2ee import checks
-from federation.e2ee.checks import canonical, server_of
+from federation.e2ee.checks import canonical
+from federation.identifiers import is_user_of, server_of
+from federation.joins import is_new_join
 from homeserver.clock import Clock
 from homeserver.events.event import Event
 from homeserver.storage.remote_device_lists import (
@@ -130,7 +132,7 @@ class RemoteDeviceLists:
     async def on_signing_key_update(self, origin: str, content: Mapping[str, Any]) -> None:
         """``m.signing_key_update`` from ``origin`` (an EDU handler)."""
         user_id = content.get("user_id")
-        if not isinstance(user_id, str) or not checks.is_user_of(user_id, origin):
+        if not isinstance(user_id, str) or not is_user_of(user_id, origin):
             logger.info("dropped a malformed m.signing_key_update from %s", origin)
             return
         keys = checks.signing_keys_of(
@@ -161,11 +163,8 @@ class RemoteDeviceLists:
 
     async def _joined(self, event: Event) -> None:
         user_id = event.state_key or ""
-        replaced = event.internal.replaces_state
-        if replaced is not None:
-            before = (await self._events.get_events([replaced])).get(replaced)
-            if before is not None and before.membership == "join":
-                return  # a profile change, not a join
+        if not await is_new_join(event, self._events):
+            return  # a profile change, not a join
         if server_of(user_id) != self._server_name:
             await self._store.mark_stale_users([user_id])
         else:
@@ -265,7 +264,7 @@ class RemoteDeviceLists:
 
 def _parse_update(origin: str, content: Mapping[str, Any]) -> DeviceUpdate | None:
     user_id = content.get("user_id")
-    if not isinstance(user_id, str) or not checks.is_user_of(user_id, origin):
+    if not isinstance(user_id, str) or not is_user_of(user_id, origin):
         return None
     device_id = checks.device_id(content.get("device_id"))
     stream_id = checks.stream_id(content.get("stream_id"))

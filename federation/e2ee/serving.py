@@ -21,8 +21,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from federation.e2ee import checks
 from federation.e2ee.announcer import NOBODY, LocalKeys, public_keys
+from federation.identifiers import is_user_of, server_of
 from homeserver import errors
 from homeserver.identifiers import is_valid_user_id
 
@@ -58,7 +58,7 @@ class UserKeysServing:
 
     async def user_devices(self, user_id: str) -> dict[str, Any]:
         """``GET /user/devices/{userId}``: 400 for a user of another server."""
-        if not is_valid_user_id(user_id) or checks.server_of(user_id) != self._server_name:
+        if not is_valid_user_id(user_id) or server_of(user_id) != self._server_name:
             raise errors.invalid_param("The user is not hosted on this server")
         # The stream_id first: a change after it is in the list and will be announced
         # again (applying it twice is harmless); read after, a change in the list
@@ -90,7 +90,7 @@ class UserKeysServing:
                 raise errors.bad_json(f"'device_keys.{user_id}' must be a list of device IDs")
             # Past the cap the rest is left unanswered (the asker lists them as
             # failed or asks again): a large room's query is never refused whole.
-            if checks.is_user_of(user_id, self._server_name) and len(local) < MAX_USERS:
+            if is_user_of(user_id, self._server_name) and len(local) < MAX_USERS:
                 local[user_id] = device_ids
         answer = await self._keys.query_local(NOBODY, local)
         for devices in answer["device_keys"].values():
@@ -114,7 +114,7 @@ class UserKeysServing:
                 isinstance(a, str) for a in devices.values()
             ):
                 raise errors.bad_json(f"'one_time_keys.{user_id}' must map devices to algorithms")
-            if not checks.is_user_of(user_id, self._server_name):
+            if not is_user_of(user_id, self._server_name):
                 continue
             # Past the caps the rest is left unclaimed, never the whole request refused.
             if len(local) >= MAX_USERS or count + len(devices) > MAX_DEVICES:

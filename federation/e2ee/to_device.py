@@ -24,6 +24,7 @@ from collections.abc import Collection, Mapping
 from typing import Any, Protocol
 
 from federation.e2ee import checks
+from federation.identifiers import is_user_of, server_of
 from homeserver.e2ee.to_device import Messages
 from homeserver.storage.to_device import RemoteEdu
 
@@ -68,7 +69,7 @@ class FederatedToDevice:
         the sender may reach), split at :data:`MAX_EDU_BYTES`."""
         by_server: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
         for user_id, by_device in messages.items():
-            server = checks.server_of(user_id)
+            server = server_of(user_id)
             if server == self._server_name or not self._edus.allows(server):
                 continue
             for device_id, message in by_device.items():
@@ -96,7 +97,7 @@ class FederatedToDevice:
         message_id = content.get("message_id")
         messages = content.get("messages")
         if (
-            not checks.is_user_of(sender, origin)
+            not is_user_of(sender, origin)
             or not isinstance(event_type, str)
             or not 0 < len(event_type) <= MAX_TYPE_LENGTH
             or checks.device_id(message_id) is None
@@ -108,7 +109,7 @@ class FederatedToDevice:
         assert isinstance(sender, str) and isinstance(message_id, str)
         local: dict[str, dict[str, dict[str, Any]]] = {}
         for user_id, by_device in messages.items():
-            if not checks.is_user_of(user_id, self._server_name) or not isinstance(by_device, dict):
+            if not is_user_of(user_id, self._server_name) or not isinstance(by_device, dict):
                 continue
             kept = {
                 device_id: message

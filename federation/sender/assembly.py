@@ -49,6 +49,7 @@ def build_sender(
         consumers=StreamConsumerStore(database),
         clock=clock,
         reactor=reactor,
+        io_reactor=reactor,
         allowed=lambda destination: allowed_names is None or destination in allowed_names,
         timeout_s=config.client_timeout_ms / 1000,
     )

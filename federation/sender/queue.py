@@ -58,6 +58,7 @@ from federation.client.errors import (
     FederationRequestError,
     FederationUnreachable,
 )
+from federation.sender.acks import AckedPositions
 from federation.sender.recipients import EventRecipients
 from federation.sender.transaction import (
     MAX_BODY_BYTES,
@@ -133,6 +134,8 @@ class QueueDeps:
     ids: TransactionIds
     #: Bounds the transactions in flight across all destinations.
     slots: defer.DeferredSemaphore
+    #: Acknowledged positions, written behind in batches (acks.py).
+    acked: AckedPositions
     timeout_s: float = 60.0
 
 
@@ -387,7 +390,8 @@ class DestinationQueue:
     async def _complete(self, txn: OutboundTransaction) -> None:
         store = self._deps.store
         if txn.acks_up_to is not None:
-            await store.set_acked_position(self.destination, txn.acks_up_to)
+            # Not awaited: written with other destinations' positions (acks.py).
+            self._deps.acked.record(self.destination, txn.acks_up_to)
             self._acked = (
                 txn.acks_up_to if self._acked is None else max(self._acked, txn.acks_up_to)
             )
@@ -431,7 +435,7 @@ class DestinationQueue:
         (``([], None)``) when nothing is missed."""
         deps = self._deps
         if self._acked is None:
-            self._acked = await deps.store.get_acked_position(self.destination)
+            self._acked = await deps.acked.get(self.destination)
         if self._acked is None:
             # Nothing was ever queued for this destination: nothing to catch up.
             self._catching_up = False

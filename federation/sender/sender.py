@@ -28,11 +28,13 @@ from typing import Any
 from twisted.internet import defer, task
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
+from federation.sender.acks import AckedPositions
 from federation.sender.queue import Backoff, DestinationQueue, QueueDeps, TransactionClient
 from federation.sender.recipients import EventRecipients
 from federation.sender.transaction import Edu, PendingPdu, TransactionIds
 from homeserver.clock import Clock
 from homeserver.events.event import Event
+from homeserver.reactor import installed_reactor
 from homeserver.storage.events import EventStore
 from homeserver.storage.federation_outbound import FederationOutboundStore, QueuedPdu
 from homeserver.storage.stream_consumers import StreamConsumerStore
@@ -50,6 +52,14 @@ START_WAKE_BATCH = 20
 START_WAKE_INTERVAL_S = 1.0
 #: Wait before trying again when the start-up queries fail (the database is down).
 START_RETRY_S = 5.0
+#: Destination queues handed new PDUs per reactor turn.  Handing PDUs to an idle queue
+#: builds, signs and writes its transaction at once (~0.5 ms each): for a room on
+#: 50 servers, all at once would hold the reactor ~25 ms in one go, and every client
+#: request arriving meanwhile (the next message's ``PUT /send``) waits it out.  One
+#: per turn, requests are served in between; and while clients get ahead, PDUs gather
+#: into fewer, larger transactions.  (Fan-out benchmark, 50 servers: 1 per turn
+#: ~13 ms per send, 2: ~15, 5: ~19, 10: ~23, all at once: ~75.)
+QUEUES_PER_TURN = 1
 
 
 class FederationSender:
@@ -64,6 +74,7 @@ class FederationSender:
         consumers: StreamConsumerStore,
         clock: Clock,
         reactor: IReactorTime,
+        io_reactor: IReactorTime | None = None,
         allowed: Callable[[str], bool] = lambda _destination: True,
         max_concurrent: int = MAX_CONCURRENT_TRANSACTIONS,
         timeout_s: float = 60.0,
@@ -71,11 +82,14 @@ class FederationSender:
         retry_delay_s: float = 5.0,
     ) -> None:
         """``allowed``: False for destinations we must not send to
-        (``federation_domain_whitelist``)."""
+        (``federation_domain_whitelist``).  ``io_reactor``: the reactor serving
+        network I/O, which :meth:`_handle` yields to between slices of destinations
+        (the installed reactor by default; ``reactor`` may be a test's clock)."""
         self._server_name = server_name
         self._store = store
         self._clock = clock
         self._reactor = reactor
+        self._io_reactor = installed_reactor() if io_reactor is None else io_reactor
         self._allowed = allowed
         self._recipients = EventRecipients(
             server_name=server_name, store=store, events=events, allowed=allowed
@@ -91,6 +105,8 @@ class FederationSender:
             reactor=reactor,
             ids=TransactionIds(clock.time_msec()),
             slots=defer.DeferredSemaphore(max_concurrent),
+            # Its write delay is real time (``reactor`` may be a test's clock).
+            acked=AckedPositions(store, self._io_reactor),
             timeout_s=timeout_s,
         )
         self.consumer = EventStreamConsumer(
@@ -153,6 +169,7 @@ class FederationSender:
         for queue in list(self._queues.values()):
             await queue.stop()
         self._queues.clear()
+        await self._deps.acked.stop()
 
     # --- what the server hands over ------------------------------------------------------
 
@@ -252,7 +269,12 @@ class FederationSender:
                 per_destination.setdefault(destination, []).append(pdu)
         if not self._started:
             return
-        for destination, pdus in sorted(per_destination.items()):
+        for index, (destination, pdus) in enumerate(sorted(per_destination.items())):
+            if index and index % QUEUES_PER_TURN == 0:
+                # Let the reactor serve what arrived (see QUEUES_PER_TURN).
+                await task.deferLater(self._io_reactor, 0, lambda: None)
+                if not self._started:
+                    return  # stopped meanwhile: the table says what each missed
             self._queue(destination).queue_pdus(pdus)
 
     # --- queues --------------------------------------------------------------------------

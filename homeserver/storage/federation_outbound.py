@@ -95,6 +95,17 @@ class FederationOutboundStore:
             position,
         )
 
+    async def set_acked_positions(self, positions: Mapping[str, int]) -> None:
+        """:meth:`set_acked_position` for many destinations, in one transaction (the
+        sender writes positions behind, batched: one commit per acknowledged
+        transaction per destination held up every other write)."""
+        if positions:
+            await self._db.run_interaction(
+                "set_federation_acked_positions",
+                _set_acked_positions_txn,
+                sorted(positions.items()),
+            )
+
     async def missed_rooms(self, destination: str, after: int, limit: int) -> list[MissedRoom]:
         """Rooms whose newest event for ``destination`` is past ``after``, oldest first
         (over ``federation_outbound_rooms_by_position``)."""
@@ -238,6 +249,16 @@ def _record_queued_txn(txn: Transaction, queued: Sequence[QueuedPdu]) -> None:
         " SET stream_ordering = excluded.stream_ordering"
         " WHERE excluded.stream_ordering > federation_outbound_rooms.stream_ordering",
         [(d, nid, position) for (d, nid), position in sorted(newest.items())],
+    )
+
+
+def _set_acked_positions_txn(txn: Transaction, positions: Sequence[tuple[str, int]]) -> None:
+    txn.executemany(
+        "INSERT INTO federation_outbound_positions (destination, acked_position)"
+        " VALUES (?, ?) ON CONFLICT (destination) DO UPDATE"
+        " SET acked_position = excluded.acked_position"
+        " WHERE excluded.acked_position > federation_outbound_positions.acked_position",
+        positions,
     )
 
 

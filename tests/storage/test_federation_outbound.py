@@ -102,3 +102,20 @@ async def test_durable_edus_are_kept_in_order_until_deleted(db: Database) -> Non
     await store.delete_edus([first, second])
     assert await store.pending_edus("a.test", 10) == []
     assert await store.destinations_with_edus() == ["b.test"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_acknowledged_positions_of_many_destinations_move_up_in_one_write(
+    db: Database,
+) -> None:
+    store = FederationOutboundStore(db)
+    await store.set_acked_position("a.test", 10)
+    await store.set_acked_positions({"a.test": 5, "b.test": 7, "c.test": 3})
+    # a.test never moves down; the others are created.
+    assert await store.get_acked_position("a.test") == 10
+    assert await store.get_acked_position("b.test") == 7
+    assert await store.get_acked_position("c.test") == 3
+    await store.set_acked_positions({"a.test": 12, "b.test": 6})
+    assert await store.get_acked_position("a.test") == 12
+    assert await store.get_acked_position("b.test") == 7
+    await store.set_acked_positions({})  # nothing to write

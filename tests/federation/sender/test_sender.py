@@ -12,6 +12,7 @@ import pytest
 import pytest_twisted
 
 from federation.sender.recipients import EventRecipients
+from federation.sender.sender import QUEUES_PER_TURN
 from homeserver.storage.destinations import DestinationStore
 from homeserver.storage.stream_consumers import StreamConsumerStore
 from homeserver.streams.consumer import StreamedEvent
@@ -360,8 +361,10 @@ async def test_a_join_made_through_us_is_passed_on_to_the_other_servers(
     await harness.stop_sender(first)
     # carol's server joined through us (send_join): carol's join is a remote event.
     join = await harness.rooms.join(room_id, CAROL)
-    sender = harness.new_sender()
-    await sender.send_on_behalf_of(join, REMOTE2)
+    # Recorded before a running sender can read the join from the stream (send_join
+    # records it before persisting): a sender started first could race past it.
+    await first.send_on_behalf_of(join, REMOTE2)
+    harness.new_sender()
     await harness.message(room_id, "welcome")
     await harness.caught_up()
     peer = harness.peer
@@ -474,3 +477,21 @@ async def test_catch_up_never_sends_what_came_before_the_destination_joined(
     await until(lambda: "for both" in bodies(peer.to(REMOTE1)), "remote1's catch-up")
     assert bodies(peer.to(REMOTE2)) == ["for both"]
     assert bodies(peer.to(REMOTE1)) == ["for bob", "still for bob only", "for both"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_event_for_more_servers_than_one_slice_reaches_each_once(
+    harness: Harness,
+) -> None:
+    # Queues are handed PDUs a slice at a time, the reactor served in between.
+    servers = [f"remote{n}.test" for n in range(1, 3 * QUEUES_PER_TURN + 3)]
+    room_id = await harness.rooms.public_room(*(f"@u:{server}" for server in servers))
+    harness.new_sender()
+    await harness.caught_up()
+    peer = harness.peer
+    await harness.message(room_id, "one")
+    await harness.message(room_id, "two")
+    for server in servers:
+        await until(lambda s=server: len(bodies(peer.to(s))) == 2, f"both at {server}")  # type: ignore[misc]
+    for server in servers:
+        assert bodies(peer.to(server)) == ["one", "two"]
