@@ -18,12 +18,12 @@ appendices.md#glob-style-matching
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
+from federation.identifiers import ip_literal
 from homeserver import errors
 from homeserver.events.event import StateKey
 from homeserver.identifiers import is_valid_room_id
@@ -57,7 +57,7 @@ class CompiledAcl:
 
     def allows(self, server_name: str) -> bool:
         host = _host_of(server_name)
-        if not self.allow_ip_literals and _is_ip_literal(host):
+        if not self.allow_ip_literals and ip_literal(host) is not None:
             return False
         if any(matches(host) for matches in self.deny):
             return False
@@ -127,12 +127,3 @@ def _host_of(server_name: str) -> str:
         end = server_name.find("]")
         return server_name[: end + 1] if end != -1 else server_name
     return server_name.rsplit(":", 1)[0] if ":" in server_name else server_name
-
-
-def _is_ip_literal(host: str) -> bool:
-    candidate = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    try:
-        ipaddress.ip_address(candidate)
-    except ValueError:
-        return False
-    return True

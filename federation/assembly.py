@@ -20,11 +20,12 @@ spec: server-server-api.md
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Protocol
 
 import attrs
 from signedjson.types import SigningKey
+from twisted.internet import defer
 
 from federation.client.assembly import FederationClient, build_federation_client
 from federation.e2ee.assembly import E2eeFederation, build_e2ee_federation
@@ -33,6 +34,8 @@ from federation.history.assembly import build_remote_history, history_registrar
 from federation.inbound.assembly import InboundServices, build_inbound
 from federation.keys.assembly import KeyServices, build_key_services
 from federation.membership.assembly import build_remote_membership, membership_registrar
+from federation.membership.partial_state import PartialStateResync
+from federation.membership.remote import RemoteMembershipClient
 from federation.queries.assembly import QueryServices, build_queries
 from federation.sender.assembly import build_sender
 from federation.sender.sender import FederationSender
@@ -297,11 +300,19 @@ def build_federation(
             on_destination_up=core.federation_client.backoff.on_destination_up,
             clock=clock,
             reactor=reactor,
+            partial_servers=handlers.rooms.partial_state.servers_while_partial,
         )
         # A server that contacts us is up: retry what it missed now.
         authenticator.on_inbound_request.append(sender.wake_destination)
         on_start.append(sender.start)
         on_stop.append(sender.stop)
+    # --- partial-state joins ---
+    resync = _partial_state_resync(
+        core, config=config, reactor=reactor, handlers=handlers, inbound=inbound, sender=sender
+    )
+    if resync is not None:
+        on_start.append(lambda: _in_background(resync.resume_all(), "resuming partial joins"))
+        on_stop.append(resync.stop)
     # --- membership (H8) ---
     registrars.append(
         membership_registrar(
@@ -361,6 +372,20 @@ def build_federation(
         authenticator=authenticator,
     )
     registrars.append(e2ee.register_servlets)
+    if e2ee.remote_lists is not None:
+        handlers.rooms.partial_state_completer.on_completed.append(e2ee.remote_lists.members_added)
+    joins = e2ee.joins
+    if joins is not None:
+
+        async def announce_local_members(room_id: str, _added: list[str]) -> None:
+            room = await handlers.rooms.events.get_room(room_id)
+            if room is None:
+                return
+            members = await handlers.rooms.events.get_room_members(room.room_nid)
+            suffix = ":" + config.server_name
+            await joins.room_completed(room_id, [m for m in members if m.endswith(suffix)])
+
+        handlers.rooms.partial_state_completer.on_completed.append(announce_local_members)
     on_start.append(e2ee.start)
     on_stop.append(e2ee.stop)
     # --- queries (H11) ---
@@ -396,6 +421,46 @@ def build_federation(
         e2ee=e2ee,
         # --- queries (H11) ---
         queries=queries,
+    )
+
+
+def _partial_state_resync(
+    core: FederationCore,
+    *,
+    config: HomeServerConfig,
+    reactor: IServerReactor,
+    handlers: Built,
+    inbound: InboundServices,
+    sender: FederationSender | None,
+) -> PartialStateResync | None:
+    """The background fetch of full states after partial-state joins, started by
+    each such join; its completions refresh what was derived from the partial state."""
+    remote_membership = core.remote_membership
+    if inbound.missing_events is None or not isinstance(remote_membership, RemoteMembershipClient):
+        return None
+    rooms = handlers.rooms
+    resync = PartialStateResync(
+        server_name=config.server_name,
+        source=inbound.missing_events,
+        completer=rooms.partial_state_completer,
+        rooms=rooms.partial_state,
+        reactor=reactor,
+    )
+    remote_membership.on_partial_join.append(resync.start)
+
+    async def completed(room_id: str, _members: list[str]) -> None:
+        inbound.graph.forget_cached_servers()
+        room = await rooms.events.get_room(room_id)
+        if sender is not None and room is not None:
+            sender.forget_room_servers(room.room_nid)
+
+    rooms.partial_state_completer.on_completed.append(completed)
+    return resync
+
+
+def _in_background(work: Coroutine[Any, Any, None], what: str) -> None:
+    defer.ensureDeferred(work).addErrback(
+        lambda failure: logger.error("%s failed: %s", what, failure.getErrorMessage())
     )
 
 

@@ -9,7 +9,7 @@ federation code reads the server of a user ID.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Protocol
 
 from homeserver.identifiers import UserID
@@ -37,6 +37,39 @@ class ServerAclFilter(Protocol):
     dropped rather than refused (PDUs and EDUs of a transaction)."""
 
     async def allows(self, origin: str, room_id: str) -> bool: ...
+
+
+class FederationGetter(Protocol):
+    """GET requests to other servers, the answer's JSON body
+    (``federation.client.http.FederationHttpClient``); what reading history needs
+    (``/backfill``, ``/timestamp_to_event``, ``/event``)."""
+
+    async def get_json(
+        self,
+        destination: str,
+        path: str,
+        *,
+        args: Mapping[str, str | Sequence[str]] | None = None,
+        timeout: float = ...,  # noqa: ASYNC109 (a Twisted coroutine)
+        max_size: int = ...,
+    ) -> Any: ...
+
+
+class FederationReader(FederationGetter, Protocol):
+    """Reads from other servers (``federation.client.http.FederationHttpClient``),
+    some of which are POSTs: ``/get_missing_events`` carries its lists in a body
+    (spec: server-server-api.md#post_matrixfederationv1get_missing_eventsroomid)."""
+
+    async def post_json(
+        self,
+        destination: str,
+        path: str,
+        body: object,
+        *,
+        args: Mapping[str, str | Sequence[str]] | None = None,
+        timeout: float = ...,  # noqa: ASYNC109 (a Twisted coroutine)
+        max_size: int = ...,
+    ) -> Any: ...
 
 
 class JoinedServers(Protocol):

@@ -7,8 +7,9 @@ through the host, and three things are timed from just before that request:
 
 - the ``/join`` response;
 - full state: until the joiner's ``GET /joined_members`` lists every member the host
-  lists (Synapse joins with partial state — MSC3706 "faster joins" — and fills the
-  member list in the background; ours answers the join once it holds the full state);
+  lists (both join with partial state — "faster joins", ``omit_members`` — and fill
+  the member list in the background; both answer ``/joined_members`` only once it
+  is whole);
 - live lateness: from the moment ``/join`` returns, the host sends a message every
   100 ms for 10 s; each message's time from the host's ``PUT …/send`` to its arrival
   in the joiner user's ``/sync`` (long-polling, a filter with ``lazy_load_members``,

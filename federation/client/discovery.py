@@ -23,12 +23,11 @@ the moment of connecting.
 
 from __future__ import annotations
 
-import ipaddress
-
 import attrs
 
 from federation.client.srv import SrvResolver
 from federation.client.well_known import WellKnownResolver
+from federation.identifiers import ip_literal
 from homeserver.identifiers import parse_server_name
 
 DEFAULT_FEDERATION_PORT = 8448
@@ -61,7 +60,7 @@ class ServerResolver:
             host, port = parse_server_name(server_name)
         except ValueError as error:
             raise InvalidServerName(str(error)) from None
-        literal = _ip_literal(host)
+        literal = ip_literal(host)
         if literal is not None:  # step 1
             return ResolvedServer(
                 server_name, literal, ((literal, port or DEFAULT_FEDERATION_PORT),)
@@ -72,7 +71,7 @@ class ServerResolver:
         if delegated is None:
             return await self._without_port(host)  # steps 4-6
         delegated_host, delegated_port = parse_server_name(delegated)  # checked when fetched
-        literal = _ip_literal(delegated_host)
+        literal = ip_literal(delegated_host)
         if literal is not None:  # step 3.1
             return ResolvedServer(
                 delegated, literal, ((literal, delegated_port or DEFAULT_FEDERATION_PORT),)
@@ -89,12 +88,3 @@ class ServerResolver:
         if targets is None:
             targets = ((host, DEFAULT_FEDERATION_PORT),)
         return ResolvedServer(host, host, targets)
-
-
-def _ip_literal(host: str) -> str | None:
-    """The address if ``host`` is an IP literal (IPv6 in brackets, as in server names)."""
-    candidate = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    try:
-        return str(ipaddress.ip_address(candidate))
-    except ValueError:
-        return None

@@ -32,7 +32,7 @@ connection; federation requests are idempotent (transactions have IDs).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -42,7 +42,7 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from twisted.web._newclient import RequestTransmissionFailed, ResponseNeverReceived
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import IAgent
+from twisted.web.iweb import IAgent, IResponse
 
 from federation.client.agent import DestinationBlocked
 from federation.client.backoff import DestinationBackoff
@@ -81,6 +81,10 @@ DEFAULT_MAX_SIZE = 64 * 1024 * 1024
 ATTEMPTS = 2
 
 QueryArgs = Mapping[str, str | Sequence[str]]
+#: Reads a response's body in place of :func:`read_capped_body` (a media download
+#: streamed to disk: ``federation/client/get_file.py``); what it returns is the
+#: answer's ``body``.  Raising ``OutboundTooLarge`` means the body was too large.
+BodyReader = Callable[[IResponse], Awaitable[bytes]]
 
 
 @attrs.frozen
@@ -136,10 +140,9 @@ class FederationHttpClient:
     ) -> Any:
         """GET ``path`` (percent-encoded, from ``/_matrix``) on ``destination``; the
         parsed JSON answer."""
-        answer = await self._exchange(
+        return await self._json_request(
             b"GET", destination, path, None, args, timeout, ignore_backoff, authenticated, max_size
         )
-        return _json_result(destination, answer)
 
     async def put_json(
         self,
@@ -152,10 +155,10 @@ class FederationHttpClient:
         ignore_backoff: bool = False,
         max_size: int = DEFAULT_MAX_SIZE,
     ) -> Any:
-        answer = await self._exchange(
+        """PUT ``body`` as JSON to ``path`` on ``destination``; the parsed JSON answer."""
+        return await self._json_request(
             b"PUT", destination, path, body, args, timeout, ignore_backoff, True, max_size
         )
-        return _json_result(destination, answer)
 
     async def post_json(
         self,
@@ -169,10 +172,37 @@ class FederationHttpClient:
         max_size: int = DEFAULT_MAX_SIZE,
         authenticated: bool = True,
     ) -> Any:
-        answer = await self._exchange(
+        """POST ``body`` as JSON to ``path`` on ``destination``; the parsed JSON answer."""
+        return await self._json_request(
             b"POST", destination, path, body, args, timeout, ignore_backoff, authenticated, max_size
         )
-        return _json_result(destination, answer)
+
+    async def _json_request(
+        self,
+        method: bytes,
+        destination: str,
+        path: str,
+        body: object,
+        args: QueryArgs | None,
+        timeout: float | None,  # noqa: ASYNC109 (a Twisted coroutine)
+        ignore_backoff: bool,
+        authenticated: bool,
+        max_size: int,
+    ) -> Any:
+        """The one request behind :meth:`get_json`, :meth:`put_json` and
+        :meth:`post_json`: the parsed JSON of a 2xx answer, else
+        :class:`FederationRequestError` (spec: server-server-api.md#api-standards)."""
+        answer = await self._exchange(
+            method, destination, path, body, args, timeout, ignore_backoff, authenticated, max_size
+        )
+        if not 200 <= answer.status < 300:
+            raise _request_error(destination, answer)
+        try:
+            return parse_untrusted_json(answer.body)
+        except UntrustedJsonError as error:
+            raise FederationRequestError(
+                destination, answer.status, error=f"response is not valid JSON: {error}"
+            ) from None
 
     async def get_file(
         self,
@@ -183,11 +213,22 @@ class FederationHttpClient:
         max_size: int,
         timeout: float | None = None,  # noqa: ASYNC109 (a Twisted coroutine)
         ignore_backoff: bool = False,
+        read_body: BodyReader | None = None,
     ) -> FederationFileResponse:
         """GET a non-JSON resource (media): the 2xx or 3xx answer as it is;
-        :class:`FederationRequestError` for 4xx/5xx."""
+        :class:`FederationRequestError` for 4xx/5xx.  ``read_body``, if given, reads
+        every answer's body instead of the default capped read (it sees the status)."""
         answer = await self._exchange(
-            b"GET", destination, path, None, args, timeout, ignore_backoff, True, max_size
+            b"GET",
+            destination,
+            path,
+            None,
+            args,
+            timeout,
+            ignore_backoff,
+            True,
+            max_size,
+            read_body=read_body,
         )
         if answer.status >= 400:
             raise _request_error(destination, answer)
@@ -212,6 +253,8 @@ class FederationHttpClient:
         ignore_backoff: bool,
         authenticated: bool,
         max_size: int,
+        *,
+        read_body: BodyReader | None = None,
     ) -> _Answer:
         self._check_destination(destination)
         if not ignore_backoff:
@@ -239,7 +282,8 @@ class FederationHttpClient:
 
         try:
             answer = await self._within(
-                seconds, lambda: self._attempts(method, uri, headers, encoded, max_size)
+                seconds,
+                lambda: self._attempts(method, uri, headers, encoded, max_size, read_body),
             )
         except defer.CancelledError:
             raise
@@ -265,7 +309,13 @@ class FederationHttpClient:
         return answer
 
     async def _attempts(
-        self, method: bytes, uri: bytes, headers: Headers, body: bytes | None, max_size: int
+        self,
+        method: bytes,
+        uri: bytes,
+        headers: Headers,
+        body: bytes | None,
+        max_size: int,
+        read_body: BodyReader | None = None,
     ) -> _Answer:
         for attempt in range(1, ATTEMPTS + 1):
             producer = None if body is None else BytesProducer(body)
@@ -280,7 +330,10 @@ class FederationHttpClient:
                 continue
             flat = _flat_headers(response.headers)
             try:
-                data = await read_capped_body(response, max_size)
+                if read_body is None:
+                    data = await read_capped_body(response, max_size)
+                else:
+                    data = await read_body(response)
             except OutboundTooLarge:
                 raise _TooLarge(response.code) from None
             return _Answer(response.code, flat, data)
@@ -351,17 +404,6 @@ def _flat_headers(headers: Headers) -> dict[str, str]:
     for name, values in headers.getAllRawHeaders():
         flat[name.decode("latin-1").lower()] = ", ".join(v.decode("latin-1") for v in values)
     return flat
-
-
-def _json_result(destination: str, answer: _Answer) -> Any:
-    if not 200 <= answer.status < 300:
-        raise _request_error(destination, answer)
-    try:
-        return parse_untrusted_json(answer.body)
-    except UntrustedJsonError as error:
-        raise FederationRequestError(
-            destination, answer.status, error=f"response is not valid JSON: {error}"
-        ) from None
 
 
 def _request_error(destination: str, answer: _Answer) -> FederationRequestError:

@@ -16,7 +16,8 @@ a rename changes nothing they see and sends nothing.
 The announcer consumes the ``device_lists`` stream from a position of its own in
 ``stream_consumers``, and records each announcement, its EDUs and that position in
 one transaction: a crash, an outage or a failed read is retried from the stored
-position, so no change goes unannounced.
+position, so no change goes unannounced.  Its poke/run/poll/wait loop is the one
+stream readers share (``homeserver.streams.follower``).
 
 spec: server-server-api.md#device-management, #end-to-end-encryption
 (``m.signing_key_update``), definitions/event-schemas/m.device_list_update.yaml
@@ -30,13 +31,14 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Protocol
 
 from twisted.internet import defer
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 
 from federation.e2ee.checks import canonical
 from federation.identifiers import server_of
 from homeserver.clock import Clock
 from homeserver.events.event import Event
 from homeserver.storage.device_list_outbound import Announced, DeviceListOutboundStore
+from homeserver.streams.follower import StreamFollower
 
 logger = logging.getLogger(__name__)
 
@@ -145,31 +147,26 @@ class DeviceListAnnouncer:
         self._clock = Clock(reactor)
         #: Every change up to here is announced (None until read at start).
         self._position: int | None = None
-        self._running: defer.Deferred[None] | None = None
-        self._again = False
-        self._stopped = True
-        self._timer: IDelayedCall | None = None
-        #: The last run failed (a retry is due): :meth:`user_changed` does not wait.
-        self._failing = False
-        #: (position, deferred) of :meth:`user_changed` calls waiting.
-        self._waiters: list[tuple[int, defer.Deferred[None]]] = []
+        self._follower = StreamFollower(
+            reactor=reactor,
+            catch_up=self.catch_up,
+            position=lambda: self._position,
+            poll_interval_s=POLL_INTERVAL_S,
+            retry_delay_s=RETRY_DELAY_S,
+            failure_message="announcing device-list changes failed; retrying",
+            # Requests waiting for their announcement return (it is done later).
+            release_waiters_on_failure=True,
+        )
 
     @property
     def position(self) -> int | None:
         return self._position
 
     def start(self) -> None:
-        self._stopped = False
-        self.poke()
+        self._follower.start()
 
     async def stop(self) -> None:
-        self._stopped = True
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
-        if self._running is not None:
-            await self._running
-        self._wake_waiters(everyone=True)
+        await self._follower.stop()
 
     async def user_changed(self, _user_id: str) -> None:
         """``DeviceListTracker.on_change``: a change is visible; read the stream, and
@@ -178,63 +175,12 @@ class DeviceListAnnouncer:
         announcer is failing: then nobody waits, it catches up later)."""
         target = await self._stream.visible_position()
         self.poke()
-        if self._stopped or self._failing or (self._position or 0) >= target:
+        if (self._position or 0) >= target:
             return
-        waiter: defer.Deferred[None] = defer.Deferred()
-        self._waiters.append((target, waiter))
-
-        def give_up() -> None:
-            if not waiter.called:
-                waiter.callback(None)
-
-        timer = self._reactor.callLater(WAIT_S, give_up)
-        try:
-            await waiter
-        finally:
-            if timer.active():
-                timer.cancel()
-            self._waiters = [entry for entry in self._waiters if entry[1] is not waiter]
-
-    def _wake_waiters(self, *, everyone: bool = False) -> None:
-        position = self._position or 0
-        for wanted, waiter in list(self._waiters):
-            if (everyone or wanted <= position) and not waiter.called:
-                waiter.callback(None)
+        await self._follower.wait_for(target, WAIT_S)
 
     def poke(self) -> None:
-        if self._stopped:
-            return
-        if self._running is not None:
-            self._again = True
-            return
-        self._running = defer.ensureDeferred(self._run())
-
-    async def _run(self) -> None:
-        delay = POLL_INTERVAL_S
-        try:
-            while not self._stopped:
-                self._again = False
-                try:
-                    await self.catch_up()
-                    self._failing = False
-                except Exception:
-                    logger.exception("announcing device-list changes failed; retrying")
-                    self._failing = True
-                    self._wake_waiters(everyone=True)
-                    delay = RETRY_DELAY_S
-                    break
-                if not self._again:
-                    break
-        finally:
-            self._running = None
-            if not self._stopped:
-                if self._timer is not None and self._timer.active():
-                    self._timer.cancel()
-                self._timer = self._reactor.callLater(delay, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self.poke()
+        self._follower.poke()
 
     async def catch_up(self) -> None:
         """Announce every visible change after the stored position."""
@@ -245,7 +191,7 @@ class DeviceListAnnouncer:
                 stored = await self._stream.visible_position()
                 await self._positions.set_position(CONSUMER_NAME, stored)
             self._position = stored
-        while not self._stopped:
+        while not self._follower.stopped:
             up_to = await self._stream.visible_position()
             rows = await self._store.changes_after(self._position, up_to, BATCH_SIZE)
             full = len(rows) == BATCH_SIZE
@@ -262,11 +208,11 @@ class DeviceListAnnouncer:
                 if server_of(user_id) == self._server_name:
                     await self._announce(user_id, covered)
                     self._position = covered
-                    self._wake_waiters()
+                    self._follower.advanced()
             if reached > self._position:
                 await self._positions.set_position(CONSUMER_NAME, reached)
                 self._position = reached
-            self._wake_waiters()
+            self._follower.advanced()
             if not full:
                 return
 
@@ -336,7 +282,16 @@ class JoinAnnouncer:
             before = (await self._events.get_events([replaced])).get(replaced)
             if before is not None and before.membership == "join":
                 return  # a profile change, not a join
-        new = await self._store.servers_new_to(user_id, event.room_id)
+        await self._announce_in(user_id, event.room_id)
+
+    async def room_completed(self, room_id: str, local_members: Sequence[str]) -> None:
+        """A room joined with partial state has its full member list: the servers it
+        adds are new to our members there as a join's would be."""
+        for user_id in local_members:
+            await self._announce_in(user_id, room_id)
+
+    async def _announce_in(self, user_id: str, room_id: str) -> None:
+        new = await self._store.servers_new_to(user_id, room_id)
         new = {s for s in new if s != self._server_name and self._sender.allows(s)}
         if not new:
             return

@@ -58,6 +58,7 @@ class E2eeFederation:
     #: None when this server does not federate (nothing is sent or fetched).
     announcer: DeviceListAnnouncer | None
     remote_lists: RemoteDeviceLists | None
+    joins: JoinAnnouncer | None = None
 
     def start(self) -> None:
         """Start announcing local device changes (once the sender runs)."""
@@ -130,4 +131,4 @@ def build_e2ee_federation(
     to_device = FederatedToDevice(server_name=server_name, edus=sender, inbox=e2ee.to_device)
     edus.register(DIRECT_TO_DEVICE, to_device.on_direct_to_device, durable=True)
     e2ee.to_device.use_remote(to_device)
-    return E2eeFederation(serving, authenticator, announcer, lists)
+    return E2eeFederation(serving, authenticator, announcer, lists, joins)

@@ -170,6 +170,13 @@ class RemoteDeviceLists:
         else:
             await self._store.mark_room_members_stale(event.room_id)
 
+    async def members_added(self, _room_id: str, user_ids: list[str]) -> None:
+        """A partial-state room's completion added these members without events:
+        the lists we hold of the remote ones may have missed updates meanwhile."""
+        remote = [u for u in user_ids if server_of(u) != self._server_name]
+        if remote:
+            await self._store.mark_stale_users(remote)
+
     # --- lookups -----------------------------------------------------------------------
 
     async def trusted_lists(self, user_ids: Collection[str]) -> dict[str, CachedDeviceList | None]:

@@ -22,10 +22,11 @@ from twisted.internet.interfaces import IReactorTime
 from federation.edus.common import BackgroundTasks, EduSink, IsJoined
 from federation.edus.presence import PresenceEdus, PresenceRooms
 from federation.edus.receipts import ReceiptEdus
-from federation.edus.rooms import JoinedServersSource, RoomServers
+from federation.edus.rooms import RoomServers
 from federation.edus.typing import TypingEdus
 from federation.inbound.edus import EduRegistry
 from federation.joins import EventLoader
+from federation.protocols import JoinedServers
 from homeserver.clock import Clock
 from homeserver.events.event import Event
 from homeserver.presence.handler import PresenceHandler
@@ -57,7 +58,7 @@ def build_edus(
     clock: Clock,
     registry: EduRegistry,
     sender: EduSink | None,
-    joined_servers: JoinedServersSource,
+    joined_servers: JoinedServers,
     is_joined: IsJoined,
     events: EventLoader,
     presence_rooms: PresenceRooms,

@@ -14,22 +14,17 @@ spec: server-server-api.md#edus
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import attrs
 
+from federation.protocols import JoinedServers
 from homeserver.events.event import Event
 from homeserver.identifiers import is_valid_room_id
 from homeserver.util.caches import LruCache
 
 #: Rooms whose servers are remembered.
 _CACHED_ROOMS = 10_000
-
-
-class JoinedServersSource(Protocol):
-    """``homeserver.storage.event_graph.EventGraphStore``."""
-
-    async def get_joined_servers(self, room_id: str) -> frozenset[str]: ...
 
 
 @attrs.define(eq=False)
@@ -40,7 +35,7 @@ class _Read:
 
 
 class RoomServers:
-    def __init__(self, *, server_name: str, source: JoinedServersSource) -> None:
+    def __init__(self, *, server_name: str, source: JoinedServers) -> None:
         self._server_name = server_name
         self._source = source
         self._cache: LruCache[str, frozenset[str]] = LruCache(_CACHED_ROOMS)
@@ -55,7 +50,9 @@ class RoomServers:
         read = _Read()
         self._reads.setdefault(room_id, []).append(read)
         try:
-            servers = await self._source.get_joined_servers(room_id)
+            # A no-op on the store's own frozenset; the cache and the set
+            # arithmetic below need one.
+            servers = frozenset(await self._source.get_joined_servers(room_id))
         finally:
             under_way = self._reads[room_id]
             under_way.remove(read)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from federation.history.remote import FederationHistory, FederationReader, HistoryPath
+from federation.history.remote import FederationHistory, HistoryPath
 from federation.history.serving import BackfillGraph, HistoryReadHandler
 from federation.inbound.event_reads import AclCheck
 from federation.inbound.pdu_checks import PduChecker, SignatureVerifier
+from federation.protocols import FederationGetter
 from federation.servlets import history as history_servlet
 from federation.transport.server import FederationRequestAuthenticator
 from homeserver.clock import Clock
@@ -33,7 +34,7 @@ def build_remote_history(
     config: HomeServerConfig,
     reactor: IServerReactor,
     database: Database,
-    client: FederationReader,
+    client: FederationGetter,
     keyring: SignatureVerifier,
     rooms: RoomCore,
     path: HistoryPath | None = None,

@@ -32,13 +32,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 from urllib.parse import quote
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 
 from federation.inbound.pdu_checks import InvalidPdu, PduChecker
+from federation.protocols import FederationGetter, JoinedServers
 from homeserver.clock import Clock
 from homeserver.events.event import Event
 from homeserver.events.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
@@ -78,20 +79,6 @@ MAX_BACKFILL_RESPONSE_BYTES = (BACKFILL_LIMIT + 1) * 2 * MAX_PDU_BYTES
 MAX_SMALL_RESPONSE_BYTES = 4 * MAX_PDU_BYTES
 
 
-class FederationReader(Protocol):
-    """The outbound federation client (``federation.client.http.FederationHttpClient``)."""
-
-    async def get_json(
-        self,
-        destination: str,
-        path: str,
-        *,
-        args: Mapping[str, str | Sequence[str]] | None = None,
-        timeout: float = ...,  # noqa: ASYNC109 (a Twisted coroutine)
-        max_size: int = ...,
-    ) -> Any: ...
-
-
 class HistoryPath(Protocol):
     """``EventPath.receive_backfill``: where fetched history is stored."""
 
@@ -110,22 +97,16 @@ class RoomGraph(Protocol):
     async def get_events(self, event_ids: Sequence[str]) -> Mapping[str, Event]: ...
 
 
-class RoomServers(Protocol):
-    """The servers with a member joined to a room (``EventGraphStore``)."""
-
-    async def get_joined_servers(self, room_id: str) -> Collection[str]: ...
-
-
 class FederationHistory:
     def __init__(
         self,
         *,
         server_name: str,
-        client: FederationReader,
+        client: FederationGetter,
         checker: PduChecker,
         path: HistoryPath,
         graph: RoomGraph,
-        servers: RoomServers,
+        servers: JoinedServers,
         reactor: IReactorTime,
     ) -> None:
         self._server_name = server_name

@@ -10,10 +10,10 @@ import attrs
 from federation.acl import ServerAcl
 from federation.inbound.edus import EduRegistry
 from federation.inbound.event_reads import EventReadHandler
-from federation.inbound.missing_events import FederationMissingEventSource, FederationReader
+from federation.inbound.missing_events import FederationMissingEventSource
 from federation.inbound.pdu_checks import PduChecker
 from federation.inbound.transactions import TransactionHandler
-from federation.protocols import SignatureVerifier
+from federation.protocols import FederationReader, SignatureVerifier
 from federation.servlets import events as events_servlet
 from federation.servlets import send as send_servlet
 from federation.transport.server import FederationRequestAuthenticator
@@ -87,6 +87,7 @@ def build_inbound(
         acl=acl,
         clock=clock,
         erased=ErasedUserStore(database),
+        partial_state=rooms.partial_state.is_partial,
     )
     missing_events = (
         None

@@ -20,7 +20,7 @@ server-server-api.md#server-access-control-lists-acls
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any, Protocol
 
 from federation.protocols import ServerAclCheck
@@ -84,7 +84,11 @@ class EventReadHandler:
         acl: AclCheck,
         clock: Clock,
         erased: ErasedUserStore | None = None,
+        partial_state: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
+        """``partial_state``: whether we joined a room with partial state and are
+        still fetching its members (its state is then not ours to tell)."""
+        self._partial_state = partial_state
         self._server_name = server_name
         self._erased = erased
         self._events = events
@@ -180,6 +184,9 @@ class EventReadHandler:
     ) -> tuple[list[str], list[str]]:
         """The IDs of the state before ``event_id`` and of its events' auth chain."""
         room = await self._room_for(origin, room_id)
+        if self._partial_state is not None and await self._partial_state(room_id):
+            # Our member list is incomplete: the asker would take it as the room's.
+            raise errors.not_found("This server does not hold the room's full state yet")
         event = await self._stored_event(event_id)
         state = (
             None if event.room_id != room_id else await self._graph.get_state_ids_before(event_id)

@@ -30,7 +30,7 @@ from twisted.internet.interfaces import IReactorTime
 
 from federation.client.errors import FederationUnreachable
 from federation.inbound.pdu_checks import InvalidPdu, PduChecker
-from federation.protocols import JoinedServers
+from federation.protocols import FederationReader, JoinedServers
 from federation.yielding import default_reactor, yield_to_reactor
 from homeserver.events.event import Event
 from homeserver.events.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
@@ -67,31 +67,6 @@ CHECKS_BETWEEN_YIELDS = 50
 MAX_STATE_FETCHES_PER_ORIGIN = 2
 #: Seconds one request may take.
 REQUEST_TIMEOUT = 60.0
-
-
-class FederationReader(Protocol):
-    """The outbound federation client (``federation.client.http.FederationHttpClient``)."""
-
-    async def get_json(
-        self,
-        destination: str,
-        path: str,
-        *,
-        args: Mapping[str, str | Sequence[str]] | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 (a Twisted coroutine)
-        max_size: int = ...,
-    ) -> Any: ...
-
-    async def post_json(
-        self,
-        destination: str,
-        path: str,
-        body: object,
-        *,
-        args: Mapping[str, str | Sequence[str]] | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 (a Twisted coroutine)
-        max_size: int = ...,
-    ) -> Any: ...
 
 
 RoomServers = JoinedServers

@@ -16,6 +16,7 @@ from federation.servlets import keys as key_servlets
 from homeserver.clock import Clock
 from homeserver.config.model import HomeServerConfig
 from homeserver.http.server import Router
+from homeserver.ratelimit import RateLimiter
 from homeserver.storage.database import Database
 from homeserver.storage.server_keys import ServerKeyStore
 
@@ -74,5 +75,6 @@ def build_key_services(
         keyring=keyring,
         clock=clock,
         domain_whitelist=None if whitelist is None else frozenset(whitelist),
+        limiter=RateLimiter(clock, config.rate_limits.key_query),
     )
     return KeyServices(local_keys=local_keys, keyring=keyring, notary=notary)

@@ -10,6 +10,15 @@ that the signatures of old events can still be checked".  Servers outside
 ``federation_domain_whitelist`` are never asked; our own keys come from
 :class:`LocalServerKeys`.
 
+The query is unauthenticated, so anyone can make us send requests to any server
+(well-known, SRV, keys): a request that would make us ask some origin takes one
+token of its client address's ``rc_key_query`` bucket first, and is answered 429
+``M_LIMIT_EXCEEDED`` (with ``retry_after_ms``) when none is left.  Requests answered
+entirely from what is stored are free: they cost one database read, like any other
+unauthenticated read, and servers re-asking for keys they already had (the common
+case) are never held back.  One token per request, not per origin asked: a request
+asks at most :data:`MAX_FETCHES_PER_QUERY` origins anyway.
+
 spec: server-server-api.md#querying-keys-through-another-server
 """
 
@@ -27,6 +36,7 @@ from twisted.internet import defer
 from federation.keys.errors import KeyFetchError
 from federation.keys.local import LocalServerKeys
 from homeserver.clock import Clock
+from homeserver.ratelimit import RateLimiter
 from homeserver.storage.server_keys import ServerKeyStore, StoredKeyResponse
 
 logger = logging.getLogger(__name__)
@@ -68,35 +78,73 @@ class KeyNotary:
         keyring: DirectKeyRefresher,
         clock: Clock,
         domain_whitelist: frozenset[str] | None,
+        limiter: RateLimiter,
     ) -> None:
+        """``limiter``: ``rc_key_query``, keyed by client address."""
         self._local = local_keys
         self._store = store
         self._keyring = keyring
         self._clock = clock
         self._whitelist = domain_whitelist
+        self._limiter = limiter
         self._fetch_slots = defer.DeferredSemaphore(MAX_CONCURRENT_FETCHES)
 
-    async def query(self, queries: Sequence[KeyQuery]) -> list[dict[str, Any]]:
+    async def query(self, queries: Sequence[KeyQuery], *, requester: str) -> list[dict[str, Any]]:
         """The ``server_keys`` list answering ``queries``: the key responses found,
-        each signed by us too.  Servers we know nothing of are left out."""
-        budget = _FetchBudget(MAX_FETCHES_PER_QUERY)
+        each signed by us too.  Servers we know nothing of are left out.
+
+        ``requester`` is the client's address: if answering would make us ask some
+        origin, it takes a token of its ``rc_key_query`` bucket before anything is
+        asked; with none left it gets what is stored, stale or not, and 429
+        ``M_LIMIT_EXCEEDED`` only when nothing is; answers from what is stored do
+        not count.
+        """
+        stored = await defer.gatherResults(
+            [defer.ensureDeferred(self._stored(query)) for query in queries],
+            consumeErrors=True,
+        )
+        # Which origins to ask: the first MAX_FETCHES_PER_QUERY needing it, in order.
+        budget = MAX_FETCHES_PER_QUERY
+        asks: list[bool] = []
+        for query, rows in zip(queries, stored, strict=True):
+            ask = budget > 0 and self._should_ask(query, rows)
+            if ask:
+                budget -= 1
+            asks.append(ask)
+        if any(asks) and self._limiter.check(requester) > 0:
+            if not any(stored):
+                self._limiter.ratelimit(requester)  # 429: nothing to answer with
+            # Over the limit: what is stored, even if stale, rather than nothing.
+            asks = [False] * len(asks)
         answers = await defer.gatherResults(
-            [defer.ensureDeferred(self._answer(query, budget)) for query in queries],
+            [
+                defer.ensureDeferred(self._answer(query, rows, ask))
+                for query, rows, ask in zip(queries, stored, asks, strict=True)
+            ],
             consumeErrors=True,
         )
         return [response for answer in answers for response in answer]
 
-    async def _answer(self, query: KeyQuery, budget: _FetchBudget) -> list[dict[str, Any]]:
+    async def _stored(self, query: KeyQuery) -> Mapping[str, StoredKeyResponse]:
+        if query.server_name == self._local.server_name:
+            return {}
+        return await self._store.get_key_responses(query.server_name, list(query.key_ids) or None)
+
+    def _should_ask(self, query: KeyQuery, stored: Mapping[str, StoredKeyResponse]) -> bool:
+        return (
+            query.server_name != self._local.server_name
+            and self._needs_refresh(query, stored)
+            and self._may_ask(query.server_name)
+        )
+
+    async def _answer(
+        self, query: KeyQuery, stored: Mapping[str, StoredKeyResponse], ask: bool
+    ) -> list[dict[str, Any]]:
         if query.server_name == self._local.server_name:
             return [self._local.server_keys_response()]
         key_ids = list(query.key_ids) or None
-        stored = await self._store.get_key_responses(query.server_name, key_ids)
         wanted_until = self._wanted_until(query)
-        if (
-            self._needs_refresh(query, stored)
-            and self._may_ask(query.server_name)
-            and budget.take()
-        ):
+        if ask:
             try:
                 await self._fetch_slots.run(
                     self._refresh, query.server_name, list(query.key_ids), wanted_until
@@ -151,19 +199,6 @@ class KeyNotary:
             response, self._local.server_name, self._local.signing_key
         )
         return signed
-
-
-class _FetchBudget:
-    """How many more origins one query may cause to be asked."""
-
-    def __init__(self, remaining: int) -> None:
-        self._remaining = remaining
-
-    def take(self) -> bool:
-        if self._remaining <= 0:
-            return False
-        self._remaining -= 1
-        return True
 
 
 def _past_half_life(row: StoredKeyResponse, now: int) -> bool:

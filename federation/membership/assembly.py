@@ -64,6 +64,7 @@ def build_remote_membership(
         pdus=pdus,
         keyring=keyring,
         rooms=rooms,
+        partial_state_joins=config.federation.partial_state_joins,
     )
 
 
@@ -102,6 +103,11 @@ def membership_registrar(
         acl=acl,
         invites=rooms.pipeline.path,
         forwarder=forwarder,
+        # /sync's m.heroes rule picks the members a partial-state joiner gets.
+        summaries=rooms.timeline,
+        # While our own join of a room is partial, joiners and knockers are sent to
+        # another server (we lack the member list their answers need).
+        partial_state=rooms.partial_state.is_partial,
     )
 
     def register(router: Router, resources: frozenset[str]) -> None:

@@ -54,10 +54,12 @@ from homeserver.events.room_versions import (
 )
 from homeserver.events.signing import SigningKey, sign_event_and_compute_id
 from homeserver.events.validation import validate_pdu
+from homeserver.identifiers import is_valid_server_name
 from homeserver.rooms.builder import MAX_DEPTH, new_v1_event_id
 from homeserver.rooms.event_path import PathResult
 from homeserver.rooms.pipeline import SentEvent
 from homeserver.rooms.remote_events import InvalidRemoteState, RemoteState
+from homeserver.storage.partial_state import PartialStateRoom
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +108,13 @@ class RemoteRoomStore(Protocol):
     (``homeserver.rooms.event_path.EventPath``)."""
 
     async def persist_joined_room(
-        self, room_id: str, room_version: str, join_event: Event, state: RemoteState
+        self,
+        room_id: str,
+        room_version: str,
+        join_event: Event,
+        state: RemoteState,
+        *,
+        partial: PartialStateRoom | None = None,
     ) -> PathResult: ...
 
     async def persist_outlier(
@@ -130,8 +138,14 @@ class RemoteMembershipClient:
         keyring: SignatureVerifier,
         rooms: RemoteRoomStore,
         reactor: IReactorTime | None = None,
+        partial_state_joins: bool = False,
     ) -> None:
+        """``partial_state_joins``: ask for the state without its membership events
+        (``omit_members``); ``on_partial_join`` callbacks then hear each room joined
+        so, to fetch the rest."""
         self._reactor = default_reactor() if reactor is None else reactor
+        self._partial_state_joins = partial_state_joins
+        self.on_partial_join: list[Callable[[PartialStateRoom], None]] = []
         self._server_name = server_name
         self._signing_key = signing_key
         self._clock = clock
@@ -145,7 +159,11 @@ class RemoteMembershipClient:
     async def join(
         self, room_id: str, user_id: str, servers: Sequence[str], content: Mapping[str, Any]
     ) -> SentEvent:
-        """spec: server-server-api.md#joining-rooms, data/api/server-server/joins-v2.yaml"""
+        """spec: server-server-api.md#joining-rooms, data/api/server-server/joins-v2.yaml
+
+        With partial-state joins on, the resident may answer without the room's
+        membership events (``members_omitted``): the room is stored as partial, the
+        join returns, and ``on_partial_join`` callbacks fetch the rest."""
 
         async def through(server: str) -> SentEvent:
             template, room_version = await self._make(server, "join", room_id, user_id)
@@ -154,12 +172,17 @@ class RemoteMembershipClient:
                 server,
                 f"{_V2}/send_join/{_q(room_id)}/{_q(event.event_id)}",
                 federation_pdu(event),
+                args={"omit_members": "true"} if self._partial_state_joins else None,
                 max_size=_SEND_JOIN_MAX_BYTES,
             )
             join_event, state = await self._send_join_answer(server, room_version, event, response)
+            partial = self._partial_join(server, join_event, response)
             result = await self._rooms.persist_joined_room(
-                room_id, room_version.identifier, join_event, state
+                room_id, room_version.identifier, join_event, state, partial=partial
             )
+            if partial is not None and not result.duplicate:
+                for callback in self.on_partial_join:
+                    callback(partial)
             return _sent(result)
 
         return await self._through_any(self._candidates(room_id, servers), "join", through)
@@ -259,7 +282,17 @@ class RemoteMembershipClient:
         }
         path = f"{_V2}/invite/{_q(invite_event.room_id)}/{_q(invite_event.event_id)}"
         try:
-            response = await self._client.put_json(destination, path, body)
+            try:
+                response = await self._client.put_json(destination, path, body)
+            except FederationRequestError as refused:
+                if not _v1_invite_applies(room_version, refused):
+                    raise
+                try:
+                    response = await self._invite_v1(destination, invite_event, invite_room_state)
+                except BadResponse as bad:
+                    raise _unreachable(
+                        f"{destination} answered the invite wrongly: {bad}"
+                    ) from None
         except FederationRequestError as refused:
             reason = refused.error or refused.errcode or f"status {refused.status}"
             raise errors.forbidden(f"{destination} refused the invite: {reason}") from None
@@ -269,6 +302,23 @@ class RemoteMembershipClient:
             return await self._countersigned(destination, room_version, invite_event, response)
         except BadResponse as bad:
             raise _unreachable(f"{destination} answered the invite wrongly: {bad}") from None
+
+    async def _invite_v1(
+        self, destination: str, invite_event: Event, invite_room_state: Sequence[Event]
+    ) -> object:
+        """``PUT /v1/invite`` for a server without v2, which serves only room versions
+        1 and 2: the event carries the stripped state in ``unsigned``; the answer is
+        ``[200, {"event": ...}]``.  spec: data/api/server-server/invites-v1.yaml"""
+        pdu = federation_pdu(invite_event)
+        pdu["unsigned"] = {
+            **pdu.get("unsigned", {}),
+            "invite_room_state": pdus_of(invite_room_state),
+        }
+        path = f"{_V1}/invite/{_q(invite_event.room_id)}/{_q(invite_event.event_id)}"
+        answer = await self._client.put_json(destination, path, pdu)
+        if not isinstance(answer, list) or len(answer) != 2 or not isinstance(answer[1], dict):
+            raise BadResponse("the v1 invite answer is not [200, {...}]")
+        return answer[1]
 
     # --- the steps -------------------------------------------------------------------
 
@@ -433,6 +483,28 @@ class RemoteMembershipClient:
             join_event = checked
         return join_event, RemoteState(state=state, auth_chain=auth_chain)
 
+    def _partial_join(
+        self, server: str, join_event: Event, response: Any
+    ) -> PartialStateRoom | None:
+        """The partial-state record of a join whose answer left members out; None
+        when the state is whole.  ``servers_in_room`` is required then: without it
+        our events would reach only the servers of the members we were shown.
+        spec: data/api/server-server/joins-v2.yaml (members_omitted, servers_in_room)"""
+        if response.get("members_omitted") is not True:
+            return None
+        listed = response.get("servers_in_room")
+        if not isinstance(listed, list):
+            raise BadResponse("members were omitted but servers_in_room is missing")
+        servers = {s for s in listed if isinstance(s, str) and is_valid_server_name(s)}
+        servers.add(server)
+        servers.discard(self._server_name)
+        return PartialStateRoom(
+            room_id=join_event.room_id,
+            join_event_id=join_event.event_id,
+            joined_via=server,
+            servers_in_room=frozenset(servers),
+        )
+
     async def _checked(
         self, server: str, room_version: RoomVersion, pdus: Sequence[object]
     ) -> list[Event]:
@@ -494,6 +566,16 @@ class RemoteMembershipClient:
         except InvalidEventError as invalid:
             raise BadResponse(f"the signed event is invalid: {invalid}") from None
         return Event(pdu, room_version, ours.event_id, canonical_json=canonical_json)
+
+
+def _v1_invite_applies(room_version: RoomVersion, refused: FederationRequestError) -> bool:
+    """Whether a refused ``/v2/invite`` may be retried as v1: the server does not know
+    the endpoint, and the room is of a version a v1-only server can hold (1 or 2).
+    spec: data/api/server-server/invites-v1.yaml"""
+    unknown_endpoint = refused.status == 404 or (
+        refused.status in (400, 405) and refused.errcode == errors.Codes.UNRECOGNIZED
+    )
+    return unknown_endpoint and room_version.identifier in ("1", "2")
 
 
 def _q(segment: str) -> str:

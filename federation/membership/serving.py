@@ -16,7 +16,7 @@ spec: server-server-api.md#joining-rooms, #restricted-rooms, #knocking-rooms,
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any, Literal, Protocol
 
 from federation.inbound.pdu_checks import InvalidPdu
@@ -49,12 +49,26 @@ from homeserver.rooms.state import RoomStateReader
 from homeserver.rooms.stripped_state import stripped_state_events
 from homeserver.storage.event_graph import AuthChainTooLarge
 from homeserver.storage.events import EventStore, RoomRecord
+from homeserver.storage.timeline import RoomMemberSummary
 
 logger = logging.getLogger(__name__)
 
 Handshake = Literal["join", "leave", "knock"]
 
 _AUTHORISER = AUTHORISING_USER
+
+#: As many heroes as the client-server ``m.heroes`` lists.
+#: spec: data/api/client-server/sync.yaml (``m.heroes``: "the first 5 members")
+_HEROES = 5
+
+#: The answer of a partially joined resident to the handshakes that need the whole
+#: member list: Synapse's, which makes the joining server try the next candidate.
+_NOT_FULLY_JOINED = "This server is not fully joined to the room yet; try another server"
+
+
+async def never_partial(room_id: str) -> bool:
+    """The default ``partial_state``: every room we are in is fully joined."""
+    return False
 
 
 class ResidentMembership(Protocol):
@@ -90,6 +104,14 @@ class AuthChains(Protocol):
     ) -> set[str]: ...
 
 
+class RoomSummaries(Protocol):
+    """``homeserver.storage.timeline.TimelineStore``: what /sync's ``m.heroes`` reads."""
+
+    async def get_room_summaries(
+        self, room_nids: Collection[int], *, exclude_user: str, heroes: int = 5
+    ) -> dict[int, RoomMemberSummary]: ...
+
+
 class MembershipServing:
     def __init__(
         self,
@@ -105,9 +127,14 @@ class MembershipServing:
         acl: ServerAclCheck,
         invites: InviteStore,
         forwarder: MembershipForwarder | None = None,
+        summaries: RoomSummaries | None = None,
+        partial_state: Callable[[str], Awaitable[bool]] = never_partial,
     ) -> None:
         """``forwarder``: None when nothing sends to other servers (tests, or a
-        process without the sender)."""
+        process without the sender).  ``summaries`` picks the heroes of a
+        partial-state join as /sync does; without it they are the first joined or
+        invited members by depth.  ``partial_state(room_id)`` is true while we are
+        still fetching the room's member list after our own partial-state join."""
         self._server_name = server_name
         self._signing_key = signing_key
         self._pipeline = pipeline
@@ -119,6 +146,8 @@ class MembershipServing:
         self._acl = acl
         self._invites = invites
         self._forwarder = forwarder
+        self._summaries = summaries
+        self._partial_state = partial_state
 
     # --- make_join, make_leave, make_knock -----------------------------------------
 
@@ -139,7 +168,7 @@ class MembershipServing:
         """
         if server_of(user_id) != origin:
             raise errors.forbidden(f"{user_id} is not a user of {origin}")
-        room = await self._resident_room(room_id)
+        room = await self._resident_room(room_id, fully_joined=handshake != "leave")
         await self._acl.check(origin, room_id)
         room_version = get_room_version(room.room_version)
         if handshake != "leave":
@@ -174,14 +203,25 @@ class MembershipServing:
     # --- send_join, send_leave, send_knock -----------------------------------------
 
     async def send_join(
-        self, origin: str, room_id: str, event_id: str, pdu: object
+        self,
+        origin: str,
+        room_id: str,
+        event_id: str,
+        pdu: object,
+        *,
+        omit_members: bool = False,
     ) -> dict[str, Any]:
         """Accept ``origin``'s join into the room: the state before it and its auth
-        chain as PDUs, and the event when we countersigned it (restricted joins).
+        chain as PDUs, the servers with joined members, and the event when we
+        countersigned it (restricted joins).
 
-        ``omit_members`` (partial-state joins) is not offered yet: the whole state is
-        sent, ``members_omitted`` false.
-        spec: data/api/server-server/joins-v2.yaml
+        ``omit_members`` (a partial-state join, v2 only): ``state`` leaves out the
+        ``m.room.member`` events but the joiner's own and, when the room has no name
+        nor canonical alias, the heroes' (the joining server names the room from
+        them); ``auth_chain`` leaves out the events already in ``state``, as the
+        spec allows.
+        spec: data/api/server-server/joins-v2.yaml (``omit_members``,
+        ``members_omitted``, ``servers_in_room``)
         """
         room, room_version, checked_pdu = await self._incoming(origin, "join", room_id, pdu)
         signed_by_us = False
@@ -194,12 +234,21 @@ class MembershipServing:
         stored = (await self._events.get_events([event.event_id])).get(event.event_id, event)
         state_ids = await self._state.state_before(stored)
         state_events = list((await self._events.get_events(list(state_ids.values()))).values())
+        servers = self._servers_in_room(state_events)
+        if omit_members:
+            state_events = await self._partial_join_state(room, stored, state_events)
         auth_chain = await self._auth_chain([*state_events, stored])
+        if omit_members:
+            returned = {state_event.event_id for state_event in state_events}
+            auth_chain = [link for link in auth_chain if link.event_id not in returned]
         response: dict[str, Any] = {
             "origin": self._server_name,
             "state": pdus_of(state_events),
             "auth_chain": pdus_of(auth_chain),
-            "members_omitted": False,
+            "members_omitted": omit_members,
+            # Required only with members omitted; always sent, as Synapse does, so a
+            # joiner can start its sending to the room without reading the members.
+            "servers_in_room": servers,
         }
         if signed_by_us:
             response["event"] = federation_pdu(stored)
@@ -294,8 +343,15 @@ class MembershipServing:
 
     # --- the steps ---------------------------------------------------------------------
 
-    async def _resident_room(self, room_id: str) -> RoomRecord:
-        """The room, if this server is in it (else 404: ask a server that is)."""
+    async def _resident_room(self, room_id: str, *, fully_joined: bool) -> RoomRecord:
+        """The room, if this server is in it (else 404: ask a server that is).
+
+        ``fully_joined``: also 404 while our own join is partial (joins and knocks,
+        whose answers need the member list we do not have yet); the joining server
+        moves on to its next candidate, as with Synapse (the spec says nothing of a
+        resident that is itself partially joined).
+        spec: server-server-api.md#joining-rooms
+        """
         room = await self._state.room(room_id)
         if (
             room is None
@@ -303,7 +359,70 @@ class MembershipServing:
             or not await self._membership.server_in_room(room)
         ):
             raise errors.not_found("Unknown room")
+        if fully_joined and await self._partial_state(room_id):
+            raise errors.not_found(_NOT_FULLY_JOINED)
         return room
+
+    def _servers_in_room(self, state_events: Sequence[Event]) -> list[str]:
+        """The servers with joined members in ``state_events``, ours included (we
+        answer as a resident), sorted.
+        spec: data/api/server-server/joins-v2.yaml (``servers_in_room``)"""
+        servers = {self._server_name}
+        for state_event in state_events:
+            if state_event.type != "m.room.member" or state_event.membership != "join":
+                continue
+            server = server_of(state_event.state_key or "")
+            if server is not None:
+                servers.add(server)
+        return sorted(servers)
+
+    async def _partial_join_state(
+        self, room: RoomRecord, join: Event, state_events: Sequence[Event]
+    ) -> list[Event]:
+        """``state_events`` (the state before ``join``) without the member events a
+        partial-state joiner can do without.
+
+        Kept: the joiner's own membership (an invite or knock the join follows;
+        Synapse keeps it too) and, in a room without a name or canonical alias,
+        the heroes' memberships, so the joining server names the room as /sync
+        would before it has the member list.
+        spec: data/api/server-server/joins-v2.yaml (``omit_members``),
+        data/api/client-server/sync.yaml (``m.heroes``)
+        """
+        joiner = join.state_key
+        members = {
+            state_event.state_key: state_event
+            for state_event in state_events
+            if state_event.type == "m.room.member" and isinstance(state_event.state_key, str)
+        }
+        kept = {joiner} if isinstance(joiner, str) else set()
+        if not _is_named(state_events) and isinstance(joiner, str):
+            kept.update(await self._heroes(room, joiner, members))
+        return [
+            state_event
+            for state_event in state_events
+            if state_event.type != "m.room.member" or state_event.state_key in kept
+        ]
+
+    async def _heroes(
+        self, room: RoomRecord, joiner: str, members: Mapping[str, Event]
+    ) -> list[str]:
+        """Up to five joined or invited members other than ``joiner``: the room's
+        ``m.heroes`` by /sync's rule (first by stream order) when we have its store.
+        spec: data/api/client-server/sync.yaml (``m.heroes``)"""
+        if self._summaries is not None:
+            summaries = await self._summaries.get_room_summaries(
+                [room.room_nid], exclude_user=joiner, heroes=_HEROES
+            )
+            summary = summaries.get(room.room_nid)
+            return [] if summary is None else list(summary.heroes)
+        candidates = [
+            member
+            for user_id, member in members.items()
+            if user_id != joiner and member.membership in ("join", "invite")
+        ]
+        candidates.sort(key=lambda member: (member.depth, member.state_key or ""))
+        return [member.state_key for member in candidates[:_HEROES] if member.state_key]
 
     async def _authoriser(
         self, room: RoomRecord, current: Mapping[StateKey, Event], user_id: str
@@ -340,7 +459,7 @@ class MembershipServing:
         )
         if problem is not None:
             raise errors.invalid_param(f"Not a {handshake} this server can accept: {problem}")
-        room = await self._resident_room(room_id)
+        room = await self._resident_room(room_id, fully_joined=handshake != "leave")
         await self._acl.check(origin, room_id)
         return room, get_room_version(room.room_version), pdu
 
@@ -405,6 +524,20 @@ class MembershipServing:
             ) from None
         chain = await self._events.get_events(sorted(chain_ids))
         return sorted(chain.values(), key=lambda event: (event.depth, event.event_id))
+
+
+def _is_named(state_events: Sequence[Event]) -> bool:
+    """Whether the room has a (non-empty) ``m.room.name`` or ``m.room.canonical_alias``:
+    then clients name it from those, and no heroes are needed.
+    spec: data/api/client-server/sync.yaml (``m.heroes``: "unset or empty")"""
+    for state_event in state_events:
+        if state_event.state_key != "":
+            continue
+        field = {"m.room.name": "name", "m.room.canonical_alias": "alias"}.get(state_event.type)
+        value = None if field is None else state_event.content.get(field)
+        if isinstance(value, str) and value:
+            return True
+    return False
 
 
 def _check_version_supported(room_version: RoomVersion, supported: Sequence[str]) -> None:

@@ -9,11 +9,12 @@ from __future__ import annotations
 import attrs
 
 from federation.client.assembly import FederationClient
+from federation.protocols import JoinedServers, ServerAclCheck
 from federation.queries.directory import RemoteDirectoryQuery
 from federation.queries.hierarchy import RemoteHierarchyQuery
 from federation.queries.media import FederationMediaSource
 from federation.queries.profiles import RemoteProfileQuery
-from federation.queries.serving import JoinedServers, QueryServing, RoomAcl
+from federation.queries.serving import QueryServing
 from federation.servlets import media as media_servlets
 from federation.servlets import queries as query_servlets
 from federation.transport.server import FederationRequestAuthenticator
@@ -72,7 +73,7 @@ def build_queries(
     client: FederationClient,
     authenticator: FederationRequestAuthenticator,
     joined_servers: JoinedServers,
-    acl: RoomAcl,
+    acl: ServerAclCheck,
     profiles: ProfileHandler,
     directory: DirectoryHandler,
     hierarchy: SpaceHierarchyHandler,

@@ -12,9 +12,10 @@ spec: server-server-api.md#querying-for-information (query.yaml),
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Any
 
+from federation.protocols import JoinedServers, ServerAclCheck
 from homeserver import errors
 from homeserver.directory.handler import DirectoryHandler, PublicRoomsPage
 from homeserver.identifiers import UserID
@@ -22,18 +23,6 @@ from homeserver.profile.handler import ProfileHandler
 from homeserver.rooms.hierarchy import SpaceHierarchyHandler
 
 PROFILE_FIELDS = ("displayname", "avatar_url")
-
-
-class RoomAcl(Protocol):
-    """``federation.acl.ServerAcl``: 403 when the room's ACL denies ``origin``."""
-
-    async def check(self, origin: str, room_id: str) -> None: ...
-
-
-class JoinedServers(Protocol):
-    """``homeserver.storage.event_graph.EventGraphStore``."""
-
-    async def get_joined_servers(self, room_id: str) -> Collection[str]: ...
 
 
 class QueryServing:
@@ -45,7 +34,7 @@ class QueryServing:
         directory: DirectoryHandler,
         hierarchy: SpaceHierarchyHandler,
         joined_servers: JoinedServers,
-        acl: RoomAcl,
+        acl: ServerAclCheck,
         allow_public_rooms: bool,
     ) -> None:
         self._server_name = server_name

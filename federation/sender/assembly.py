@@ -15,6 +15,7 @@ from collections.abc import Callable
 from twisted.internet.interfaces import IReactorTime
 
 from federation.sender.queue import Backoff, TransactionClient
+from federation.sender.recipients import PartialServers
 from federation.sender.sender import FederationSender
 from homeserver.clock import Clock
 from homeserver.config.federation import FederationConfig
@@ -37,6 +38,7 @@ def build_sender(
     on_destination_up: list[Callable[[str], None]],
     clock: Clock,
     reactor: IReactorTime,
+    partial_servers: PartialServers | None = None,
 ) -> FederationSender:
     whitelist = config.federation_domain_whitelist
     allowed_names = None if whitelist is None else frozenset(whitelist)
@@ -52,6 +54,7 @@ def build_sender(
         io_reactor=reactor,
         allowed=lambda destination: allowed_names is None or destination in allowed_names,
         timeout_s=config.client_timeout_ms / 1000,
+        partial_servers=partial_servers,
     )
     pipeline.on_new_event.append(sender.on_new_event)
     on_destination_up.append(sender.wake_destination)

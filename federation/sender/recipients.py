@@ -25,7 +25,7 @@ is seen when the room is next read from the table.)
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import attrs
 
@@ -50,6 +50,11 @@ class _RoomServers:
     as_of: int
 
 
+#: ``room_id`` -> the servers the resident named at our partial-state join
+#: (``servers_in_room``) while the room's member list is incomplete, else empty.
+PartialServers = Callable[[str], Awaitable[frozenset[str]]]
+
+
 class EventRecipients:
     def __init__(
         self,
@@ -58,9 +63,13 @@ class EventRecipients:
         store: FederationOutboundStore,
         events: EventStore,
         allowed: Callable[[str], bool] = lambda _destination: True,
+        partial_servers: PartialServers | None = None,
     ) -> None:
         """``allowed``: False for servers we must not send to
-        (``federation_domain_whitelist``)."""
+        (``federation_domain_whitelist``).  ``partial_servers``: a room joined with
+        partial state lacks most members, so its events also go to the servers that
+        were in it at the join."""
+        self._partial_servers = partial_servers
         self._server_name = server_name
         self._store = store
         self._events = events
@@ -117,6 +126,7 @@ class EventRecipients:
                 await self._apply(servers, streamed)
             if local:
                 destinations = self._destinations(servers, event)
+                destinations |= await self._partial_destinations(event.room_id)
                 if origin is not None:
                     destinations -= {origin}
                 if destinations:
@@ -138,9 +148,22 @@ class EventRecipients:
             origin = forwarded.get(event.event_id)
             if origin == destination or not (origin is not None or self.is_local(event)):
                 continue
-            if destination in self._destinations(servers, event):
+            if destination in self._destinations(servers, event) or (
+                destination in await self._partial_destinations(event.room_id)
+            ):
                 due.append(streamed)
         return due
+
+    def forget_room(self, room_nid: int) -> None:
+        """Count the room's servers afresh: its membership index changed without
+        events (a partial-state room was completed)."""
+        self._rooms.invalidate(room_nid)
+
+    async def _partial_destinations(self, room_id: str) -> frozenset[str]:
+        if self._partial_servers is None:
+            return frozenset()
+        servers = await self._partial_servers(room_id)
+        return frozenset(s for s in servers if s != self._server_name and self._allowed(s))
 
     def _destinations(self, servers: _RoomServers, event: Event) -> frozenset[str]:
         names = {server for server, count in servers.counts.items() if count > 0}

@@ -10,6 +10,10 @@ destination queues and before the consumer's position moves: after a crash or a
 restart every destination with a room past its acknowledged position catches up
 (queue.py), so nothing queued is lost.  EDUs: :meth:`send_edu` (ephemeral, in
 memory) and :meth:`send_durable_edu` (a row first, deleted once acknowledged).
+Remote events passed on (:meth:`send_on_behalf_of`) are rows of
+``federation_forwarded_events``, pruned every :data:`PRUNE_INTERVAL_S` once no
+destination can still need them (the consumer read them and every destination
+acknowledged past them).
 
 One :class:`DestinationQueue` per destination with something to do, forgotten when
 idle; at most ``max_concurrent`` transactions in flight over all of them, so a
@@ -30,7 +34,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 from federation.sender.acks import AckedPositions
 from federation.sender.queue import Backoff, DestinationQueue, QueueDeps, TransactionClient
-from federation.sender.recipients import EventRecipients
+from federation.sender.recipients import EventRecipients, PartialServers
 from federation.sender.transaction import Edu, PendingPdu, TransactionIds
 from homeserver.clock import Clock
 from homeserver.events.event import Event
@@ -60,6 +64,9 @@ START_RETRY_S = 5.0
 #: into fewer, larger transactions.  (Fan-out benchmark, 50 servers: 1 per turn
 #: ~13 ms per send, 2: ~15, 5: ~19, 10: ~23, all at once: ~75.)
 QUEUES_PER_TURN = 1
+#: How often the remote events passed on that every destination acknowledged are
+#: forgotten (a few rows a day: joins, leaves and knocks made through us).
+PRUNE_INTERVAL_S = 3600.0
 
 
 class FederationSender:
@@ -80,6 +87,8 @@ class FederationSender:
         timeout_s: float = 60.0,
         poll_interval_s: float = 5.0,
         retry_delay_s: float = 5.0,
+        prune_interval_s: float = PRUNE_INTERVAL_S,
+        partial_servers: PartialServers | None = None,
     ) -> None:
         """``allowed``: False for destinations we must not send to
         (``federation_domain_whitelist``).  ``io_reactor``: the reactor serving
@@ -92,7 +101,11 @@ class FederationSender:
         self._io_reactor = installed_reactor() if io_reactor is None else io_reactor
         self._allowed = allowed
         self._recipients = EventRecipients(
-            server_name=server_name, store=store, events=events, allowed=allowed
+            server_name=server_name,
+            store=store,
+            events=events,
+            allowed=allowed,
+            partial_servers=partial_servers,
         )
         self._deps = QueueDeps(
             server_name=server_name,
@@ -118,12 +131,17 @@ class FederationSender:
             # A server that starts federating has no backlog to send.
             start_from_beginning=False,
             poll_interval_s=poll_interval_s,
+            # Replaying after a crash only resends PDUs, which receivers ignore.
+            write_behind=True,
             retry_delay_s=retry_delay_s,
         )
         self._queues: dict[str, DestinationQueue] = {}
         self._started = False
         self._starting: defer.Deferred[None] | None = None
         self._waking: list[IDelayedCall] = []
+        self._prune_interval_s = prune_interval_s
+        self._prune_timer: IDelayedCall | None = None
+        self._pruning: defer.Deferred[None] | None = None
 
     # --- life cycle ----------------------------------------------------------------------
 
@@ -150,6 +168,7 @@ class FederationSender:
                 await task.deferLater(self._reactor, START_RETRY_S, lambda: None)
                 continue
             self.consumer.start()
+            self._schedule_prune()
             return
 
     async def stop(self) -> None:
@@ -165,6 +184,11 @@ class FederationSender:
             if call.active():
                 call.cancel()
         self._waking.clear()
+        if self._prune_timer is not None and self._prune_timer.active():
+            self._prune_timer.cancel()
+        self._prune_timer = None
+        if self._pruning is not None:
+            await self._pruning  # never fails: _prune logs
         await self.consumer.stop()
         for queue in list(self._queues.values()):
             await queue.stop()
@@ -240,6 +264,11 @@ class FederationSender:
         before the event is persisted: stored, so a restart in between loses nothing."""
         await self._recipients.forward(event_id, origin, self._clock.time_msec())
 
+    def forget_room_servers(self, room_nid: int) -> None:
+        """The room's membership index changed without events (a partial-state
+        room was completed): count its servers afresh."""
+        self._recipients.forget_room(room_nid)
+
     def wake_destination(self, destination: str) -> None:
         """Try ``destination`` now, backoff or not (it just contacted us, or answered)."""
         if not self._sendable(destination):
@@ -276,6 +305,38 @@ class FederationSender:
                 if not self._started:
                     return  # stopped meanwhile: the table says what each missed
             self._queue(destination).queue_pdus(pdus)
+
+    # --- forgetting the remote events passed on -----------------------------------------
+
+    def _schedule_prune(self) -> None:
+        if self._started and self._prune_timer is None and self._pruning is None:
+            self._prune_timer = self._reactor.callLater(self._prune_interval_s, self._begin_prune)
+
+    def _begin_prune(self) -> None:
+        self._prune_timer = None
+        if self._started:
+            self._pruning = defer.ensureDeferred(self._prune())
+            self._pruning.addBoth(self._pruned)
+
+    def _pruned(self, _result: object) -> None:
+        self._pruning = None
+        self._schedule_prune()
+
+    async def _prune(self) -> None:
+        """Drop the ``federation_forwarded_events`` rows no one needs any more: the
+        consumer's stored position is past their events (even after a crash it
+        never reads them again: the position in memory may be ahead of it) and every
+        destination acknowledged past them (catch-up reads only what is past a
+        destination's acknowledged position).  Written positions only: what the
+        acknowledgements in memory add is at most a write delay ahead."""
+        try:
+            handled = self.consumer.stored_position
+            if handled is not None:
+                pruned = await self._store.prune_forwarded(handled)
+                if pruned:
+                    logger.debug("Forgot %d remote events passed on", pruned)
+        except Exception:
+            logger.exception("Could not prune the remote events passed on; trying later")
 
     # --- queues --------------------------------------------------------------------------
 

@@ -5,6 +5,8 @@
 - ``GET /_matrix/key/v2/query/{serverName}`` (``minimum_valid_until_ts``; the
   deprecated ``/query/{serverName}/{keyId}`` form too) and
   ``POST /_matrix/key/v2/query``: other servers' key responses, countersigned.
+  Rate limited per client address (``rc_key_query``) when answering makes us
+  fetch keys from other servers (``federation/keys/notary.py``).
 
 spec: server-server-api.md#retrieving-server-keys,
 data/api/server-server/keys_server.yaml, keys_query.yaml
@@ -45,11 +47,11 @@ def register(router: Router, *, local_keys: LocalServerKeys, notary: KeyNotary) 
             query = KeyQuery(server_name, {key_id: minimum})
         else:
             query = KeyQuery(server_name, {}, minimum)
-        return 200, {"server_keys": await notary.query([query])}
+        return 200, {"server_keys": await notary.query([query], requester=request.client_ip())}
 
     async def query_servers(request: MatrixRequest) -> tuple[int, Any]:
         queries = parse_key_queries(parse_json_object(request))
-        return 200, {"server_keys": await notary.query(queries)}
+        return 200, {"server_keys": await notary.query(queries, requester=request.client_ip())}
 
     router.register("GET", "/_matrix/key/v2/server", server_keys)
     router.register("GET", "/_matrix/key/v2/server/{key_id}", server_keys)

@@ -2,8 +2,9 @@
 
 - ``GET /v1/make_join|make_leave|make_knock/{roomId}/{userId}`` (``ver`` repeated for
   joins and knocks);
-- ``PUT /v2/send_join|send_leave/{roomId}/{eventId}``, their v1 forms (answered
-  ``[200, body]``, as older servers expect), ``PUT /v1/send_knock/{roomId}/{eventId}``;
+- ``PUT /v2/send_join|send_leave/{roomId}/{eventId}`` (``omit_members`` on the v2
+  join only: v1 has no such parameter), their v1 forms (answered ``[200, body]``, as
+  older servers expect), ``PUT /v1/send_knock/{roomId}/{eventId}``;
 - ``PUT /v2/invite/{roomId}/{eventId}``.
 
 spec: server-server-api.md#joining-rooms, #knocking-rooms, #inviting-to-a-room,
@@ -18,7 +19,13 @@ from typing import Any
 from federation.membership.serving import Handshake, MembershipServing
 from federation.transport.server import FederationRequestAuthenticator
 from homeserver import errors
-from homeserver.http.parsing import check_room_id, param_text, parse_json_object, parse_json_value
+from homeserver.http.parsing import (
+    check_room_id,
+    param_text,
+    parse_json_object,
+    parse_json_value,
+    query_bool,
+)
 from homeserver.http.request import MatrixRequest
 from homeserver.http.server import JsonHandler, Router
 from homeserver.identifiers import is_valid_user_id
@@ -48,11 +55,17 @@ def register(
 
     async def send_join(request: MatrixRequest, room_id: str, event_id: str) -> tuple[int, Any]:
         origin, body = await _authenticated_event(request, authenticator, room_id)
-        return 200, await serving.send_join(origin, room_id, event_id, body)
+        # A boolean: "true" or "false", anything else is refused (400 M_INVALID_PARAM).
+        # spec: data/api/server-server/joins-v2.yaml (``omit_members``)
+        omit_members = query_bool(request, "omit_members") or False
+        return 200, await serving.send_join(
+            origin, room_id, event_id, body, omit_members=omit_members
+        )
 
     async def send_join_v1(request: MatrixRequest, room_id: str, event_id: str) -> tuple[int, Any]:
-        status, body = await send_join(request, room_id, event_id)
-        return status, [status, body]
+        origin, body = await _authenticated_event(request, authenticator, room_id)
+        answer = await serving.send_join(origin, room_id, event_id, body)
+        return 200, [200, answer]
 
     async def send_leave(request: MatrixRequest, room_id: str, event_id: str) -> tuple[int, Any]:
         origin, body = await _authenticated_event(request, authenticator, room_id)

@@ -104,6 +104,9 @@ class FederationConfig:
     destination_max_retry_interval_ms: int = 7 * 86_400_000
     #: How long one outbound federation request may take.
     client_timeout_ms: int = 60_000
+    #: Join rooms on other servers with partial state (``omit_members``): the join
+    #: returns without the member list, which is fetched in the background.
+    partial_state_joins: bool = True
 
 
 def parse_federation(root: Section, *, enabled: bool, tls_listener: bool) -> FederationConfig:
@@ -183,6 +186,7 @@ def parse_federation(root: Section, *, enabled: bool, tls_listener: bool) -> Fed
         client_timeout_ms=backoff.get_duration_ms(
             "client_timeout", defaults.client_timeout_ms, positive=True
         ),
+        partial_state_joins=backoff.get_bool("partial_state_joins", True),
     )
     backoff.finish()
     if config.destination_max_retry_interval_ms < config.destination_min_retry_interval_ms:

@@ -79,6 +79,9 @@ class RateLimits:
     to_device: RateLimitConfig
     #: ``rc_search``, our own: ``POST /search`` requests per user.
     search: RateLimitConfig
+    #: ``rc_key_query``, our own (Synapse has none): ``/_matrix/key/v2/query``
+    #: requests that make the notary fetch keys from other servers, per client IP.
+    key_query: RateLimitConfig = RateLimitConfig(per_second=10, burst_count=50)
 
 
 @attrs.frozen

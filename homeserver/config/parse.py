@@ -417,6 +417,7 @@ def _parse_rate_limits(root: Section) -> RateLimits:
         presence=_parse_rate_limit(presence, "per_user", 0.1, 1),
         to_device=_parse_rate_limit(root, "rc_to_device", 20, 200),
         search=_parse_rate_limit(root, "rc_search", 1, 10),
+        key_query=_parse_rate_limit(root, "rc_key_query", 10, 50),
     )
     for section in (login, joins, invites, presence):
         section.finish()

@@ -20,6 +20,7 @@ import nacl.exceptions
 import nacl.signing
 from unpaddedbase64 import decode_base64, encode_base64
 
+from homeserver.events.auth.membership import AUTHORISING_USER
 from homeserver.events.errors import InvalidEventError
 from homeserver.events.hashing import (
     add_content_hash,
@@ -30,7 +31,6 @@ from homeserver.events.hashing import (
 from homeserver.events.room_versions import EventFormat, RoomVersion
 from homeserver.identifiers import UserID, user_id_problem
 
-_AUTHORISER = "join_authorised_via_users_server"
 #: The only signing algorithm the spec defines.  spec: appendices.md#signing-details
 ED25519 = "ed25519"
 
@@ -133,7 +133,7 @@ def required_signature_servers(pdu: dict[str, Any], room_version: RoomVersion) -
         servers.add(event_id.partition(":")[2])
     if room_version.restricted_join_rule and pdu.get("type") == "m.room.member":
         content = pdu.get("content")
-        authoriser = content.get(_AUTHORISER) if isinstance(content, dict) else None
+        authoriser = content.get(AUTHORISING_USER) if isinstance(content, dict) else None
         if isinstance(authoriser, str):
             try:
                 servers.add(UserID.parse(authoriser).domain)

@@ -17,7 +17,11 @@ check), as does every redirect hop, which this client follows itself.
 
 Limits are hard: the body is read into memory only up to ``max_size`` (the connection is
 dropped as soon as more arrives, or at once when ``Content-Length`` says so), and the
-whole exchange, redirects included, is cancelled after ``timeout`` seconds.
+whole exchange, redirects included, is cancelled after ``timeout`` seconds.  A body too
+large to hold (a remote media file behind a ``Location``) is not read into memory at
+all: :meth:`OutboundHttpClient.get_streamed` hands the final response to the caller's
+reader, which passes it on as it arrives (:func:`stream_body` to a :class:`BodySink`,
+under the same ``max_size`` rule), inside the same timeout.
 
 Why not treq: its ``HTTPClient`` always wraps the agent in gzip decoding (a small
 compressed body can inflate far past ``max_size`` within one network read before any
@@ -27,9 +31,9 @@ for ``identity`` encoding.
 
 The pieces that make a connection safe — :class:`AddressPolicy`,
 :class:`FilteringResolver` and :class:`FilteringReactor` (the filtered name
-resolution), :func:`read_capped_body` — are public: the federation client
-(``federation/client/``) builds its own Agent (server discovery, its own TLS trust)
-on the same pieces.
+resolution), :func:`read_capped_body`, :func:`stream_body` — are public: the
+federation client (``federation/client/``) builds its own Agent (server discovery,
+its own TLS trust) on the same pieces.
 """
 
 from __future__ import annotations
@@ -37,8 +41,9 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, cast
+from typing import Protocol as TypingProtocol
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import attrs
@@ -287,6 +292,90 @@ async def read_capped_body(response: IResponse, max_size: int) -> bytes:
     return await body.finished
 
 
+class BodySink(TypingProtocol):
+    """Where a streamed body goes (:func:`stream_body`)."""
+
+    def started(self, transport: IPushProducer) -> None:
+        """Before any data: the producer to pause while the sink falls behind."""
+
+    def write(self, data: bytes) -> None:
+        """The next piece of the body; raising stops the download with that error."""
+
+
+async def stream_body(response: IResponse, sink: BodySink, *, max_size: int) -> None:
+    """Hand ``response``'s body to ``sink`` as it arrives; returns once all of it
+    has been handed on.  The limits of :func:`read_capped_body` hold: a
+    ``Content-Length`` over ``max_size`` is refused before anything is read, and
+    the connection is dropped as soon as more than ``max_size`` bytes arrive
+    (``OutboundTooLarge``).  ``OutboundError`` if the connection is lost first, or
+    whatever ``sink.write`` raised (the connection is dropped at once).  Flow
+    control is the sink's: it gets the body's transport to pause reading while it
+    catches up (the disk, for media).  Cancelling drops the connection."""
+    if response.length is not UNKNOWN_LENGTH and cast(int, response.length) > max_size:
+        drop_body(response)
+        raise OutboundTooLarge(f"Content-Length {response.length} is larger than {max_size} bytes")
+    body = _StreamedBody(sink, max_size)
+    response.deliverBody(body)  # type: ignore[no-untyped-call]
+    await body.finished
+
+
+class _StreamedBody(Protocol):
+    """Hands a response body on to a :class:`BodySink`, dropping the connection
+    past ``max_size`` bytes or when the sink refuses what it is given."""
+
+    def __init__(self, sink: BodySink, max_size: int) -> None:
+        self._sink = sink
+        self._max_size = max_size
+        self._size = 0
+        self._done = False
+        self.finished: defer.Deferred[None] = defer.Deferred(lambda _: self._abort())
+
+    def connectionMade(self) -> None:
+        self._sink.started(cast(IPushProducer, self.transport))
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._done:
+            return
+        self._size += len(data)
+        if self._size > self._max_size:
+            self._fail(OutboundTooLarge(f"response body is larger than {self._max_size} bytes"))
+            return
+        try:
+            self._sink.write(data)
+        except Exception as error:  # the sink refuses the body: stop reading it
+            self._fail(error)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self._done:
+            return
+        self._done = True
+        # PotentialDataLoss: no Content-Length and not chunked, so the end of the
+        # connection is the end of the body (RFC 9112 §6.3).
+        if reason.check(ResponseDone, PotentialDataLoss):
+            self.finished.callback(None)
+        else:
+            self.finished.errback(
+                OutboundError(f"connection lost reading the body: {reason.value}")
+            )
+
+    def _fail(self, error: Exception) -> None:
+        self._abort()
+        self.finished.errback(error)
+
+    def _abort(self) -> None:
+        self._done = True
+        if self.transport is not None:
+            # Stops reading and closes the connection: nothing more arrives.
+            cast(IPushProducer, self.transport).stopProducing()
+
+
+#: Reads the final response of :meth:`OutboundHttpClient.get_streamed` (redirects are
+#: followed first): its result becomes the returned ``OutboundResponse.body``.  It must
+#: read or drop the body, and bound what it reads (:func:`read_capped_body`,
+#: :func:`stream_body`, :func:`drop_body`).
+BodyReader = Callable[[IResponse], Awaitable[bytes]]
+
+
 def _request_target(url: str) -> bytes:
     """``url`` as the ASCII bytes ``Agent`` wants (IDNA host, percent-encoded path and
     query, no fragment); ``OutboundRefused`` for schemes other than http(s)."""
@@ -381,6 +470,32 @@ class OutboundHttpClient:
         raising (its exception propagates): the caller's own rules about URLs apply to
         where a redirect leads too.  Cancelling the call raises ``CancelledError``.
         """
+        return await self.get_streamed(
+            url,
+            read_body=lambda response: read_capped_body(response, max_size),
+            timeout=timeout,
+            headers=headers,
+            max_redirects=max_redirects,
+            check_url=check_url,
+        )
+
+    async def get_streamed(
+        self,
+        url: str,
+        *,
+        read_body: BodyReader,
+        timeout: float,  # noqa: ASYNC109 (a Twisted coroutine, as in get)
+        headers: Mapping[str, str] | None = None,
+        max_redirects: int = 5,
+        check_url: Callable[[str], None] | None = None,
+    ) -> OutboundResponse:
+        """:meth:`get` (the same address policy, redirects, ``check_url`` and
+        overall ``timeout``), except that the final response's body is read by
+        ``read_body``, not into memory: a large file goes to disk as it arrives
+        (:func:`stream_body`, which bounds it by the caller's ``max_size``).  The
+        reader runs within ``timeout`` and is cancelled with the call (which drops
+        the connection); what it raises propagates.  What it returns is the
+        response's ``body``."""
         request_headers = Headers(
             {
                 b"User-Agent": [self._user_agent.encode("utf-8")],
@@ -392,7 +507,7 @@ class OutboundHttpClient:
             request_headers.setRawHeaders(name.encode("latin-1"), [value.encode("latin-1")])
 
         exchange = defer.ensureDeferred(
-            self._follow(url, request_headers, max_size, max_redirects, check_url)
+            self._follow(url, request_headers, read_body, max_redirects, check_url)
         )
         # Cancelling the exchange surfaces as whatever the step in progress makes of it
         # (a CancelledError, a connection error), so who cancelled is noted: the timer
@@ -497,7 +612,7 @@ class OutboundHttpClient:
         self,
         url: str,
         headers: Headers,
-        max_size: int,
+        read_body: BodyReader,
         max_redirects: int,
         check_url: Callable[[str], None] | None,
     ) -> OutboundResponse:
@@ -512,7 +627,7 @@ class OutboundHttpClient:
                 # Each hop is a new request: its host is resolved (and filtered) anew.
                 current = urljoin(current, _decode_location(locations[0]).strip())
                 continue
-            body = await read_capped_body(response, max_size)
+            body = await read_body(response)
             return OutboundResponse(
                 code=response.code, headers=_flat_headers(response.headers), body=body, url=current
             )

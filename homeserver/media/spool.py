@@ -68,6 +68,8 @@ class UploadSpool:
         self._error: BaseException | None = None
         self._discarded = False
         self._taken = False
+        #: Fires once a discarded upload's file is removed (for discard_and_wait).
+        self._removed: defer.Deferred[None] | None = None
         self._unsynced = 0
 
     # -- StreamedBody ----------------------------------------------------------
@@ -90,7 +92,24 @@ class UploadSpool:
         self._discarded = True
         self._pending.clear()
         self._resume()
-        self._tail.addBoth(lambda _: defer.ensureDeferred(self._threads.run(self._remove_file)))
+        removed: defer.Deferred[None] = defer.Deferred()
+        self._removed = removed
+
+        async def remove() -> None:
+            try:
+                await self._threads.run(self._remove_file)
+            finally:
+                removed.callback(None)
+
+        self._tail.addBoth(lambda _: defer.ensureDeferred(remove()))
+
+    async def discard_and_wait(self) -> None:
+        """:meth:`discard`, returning once the file is gone (a remote download that
+        fails waits for it, so that no partial file outlives the error answered)."""
+        self.discard()
+        removed, self._removed = self._removed, None
+        if removed is not None:
+            await removed
 
     # -- completion ------------------------------------------------------------
 

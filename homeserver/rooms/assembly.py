@@ -27,6 +27,7 @@ from homeserver.rooms.creation import RoomCreationHandler, RoomDirectory
 from homeserver.rooms.hierarchy import SpaceHierarchyHandler
 from homeserver.rooms.membership import MembershipHandler, RemoteMembership
 from homeserver.rooms.messages import AliasResolver, MessageHandler
+from homeserver.rooms.partial_state import PartialStateCompleter
 from homeserver.rooms.pipeline import EventPipeline
 from homeserver.rooms.reading import IgnoredUsers, RemoteHistory, RoomReader
 from homeserver.rooms.relations import RelationsHandler
@@ -36,6 +37,7 @@ from homeserver.rooms.visibility import HistoryVisibilityFilter
 from homeserver.storage.database import Database
 from homeserver.storage.erased_users import ErasedUserStore
 from homeserver.storage.events import EventStore
+from homeserver.storage.partial_state import PartialStateStore
 from homeserver.storage.state import StateStore
 from homeserver.storage.timeline import TimelineStore
 from homeserver.streams.notifier import Notifier
@@ -60,6 +62,9 @@ class RoomCore:
     timeline: TimelineStore
     pipeline: EventPipeline
     state: RoomStateReader
+    #: Rooms joined with partial state, and completing them (``rooms.partial_state``).
+    partial_state: PartialStateStore
+    partial_state_completer: PartialStateCompleter
 
 
 @attrs.define
@@ -77,6 +82,8 @@ class RoomServices:
     reader: RoomReader
     relations: RelationsHandler
     hierarchy: SpaceHierarchyHandler
+    partial_state: PartialStateStore
+    partial_state_completer: PartialStateCompleter
 
 
 def build_room_core(
@@ -90,17 +97,28 @@ def build_room_core(
     state_store = StateStore(database)
     events = EventStore(database, state_store)
     timeline = TimelineStore(database, events)
+    partial_state = PartialStateStore(database, state=state_store, events=events)
     pipeline = EventPipeline(
         server_name=config.server_name,
         signing_key=signing_key,
         clock=clock,
         events=events,
         state=state_store,
+        partial_state=partial_state,
     )
     pipeline.on_new_event.append(lambda event, position: _notify(notifier, event, position))
     state = RoomStateReader(events, state_store, timeline)
+    completer = PartialStateCompleter(
+        path=pipeline.path, events=events, state=state_store, store=partial_state
+    )
     return RoomCore(
-        events=events, state_store=state_store, timeline=timeline, pipeline=pipeline, state=state
+        events=events,
+        state_store=state_store,
+        timeline=timeline,
+        pipeline=pipeline,
+        state=state,
+        partial_state=partial_state,
+        partial_state_completer=completer,
     )
 
 
@@ -166,6 +184,7 @@ def build_rooms(
         serializer=serializer,
         ignored_users=ignored_users,
         remote_history=remote_history,
+        full_state=core.partial_state_completer,
     )
     return RoomServices(
         events=events,
@@ -187,6 +206,8 @@ def build_rooms(
             reader=reader,
         ),
         hierarchy=SpaceHierarchyHandler(state=state, timeline=timeline),
+        partial_state=core.partial_state,
+        partial_state_completer=core.partial_state_completer,
     )
 
 

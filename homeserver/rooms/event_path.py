@@ -46,18 +46,17 @@ from homeserver.events.receipt import (
     check_pdu_on_receipt,
 )
 from homeserver.events.room_versions import get_room_version
-from homeserver.events.state_res import MissingEventsError, resolve_state
 from homeserver.rooms.event_batch import (
     auth_ids,
     auth_state_keys,
     in_dependency_order,
     outcome_of,
     placed_in_graph,
-    same_group,
     state_diff,
     takes_its_place,
 )
 from homeserver.rooms.event_path_remote import PrerequisiteFetcher
+from homeserver.rooms.event_path_state import RoomStates
 from homeserver.rooms.event_path_types import Advance, InFlight, PathResult, RoomView, StateContext
 from homeserver.rooms.joined_room import joined_state_map
 from homeserver.rooms.remote_events import (
@@ -76,8 +75,8 @@ from homeserver.storage.events import (
     RoomBatch,
     RoomExistsError,
     RoomRecord,
-    StateGroupRef,
 )
+from homeserver.storage.partial_state import PartialStateRoom, PartialStateStore
 from homeserver.storage.state import StateStore
 from homeserver.util.linearizer import Linearizer
 
@@ -96,9 +95,6 @@ __all__ = [
     "auth_state_keys",
 ]
 
-#: Rounds of loading events state resolution asks for (auth chains, layer by layer).
-_MAX_RESOLVE_ROUNDS = 50
-
 #: Awaited for a local event once it has passed the checks, before it is stored, with
 #: the state events the auth rules read; raises AuthError to refuse it.
 PersistCheck = Callable[[Event, StateMap[Event]], Awaitable[None]]
@@ -115,9 +111,12 @@ class EventPath:
         events: EventStore,
         state: StateStore,
         missing_events: MissingEventSource | None = None,
+        partial_state: PartialStateStore | None = None,
     ) -> None:
         self._events = events
         self._state = state
+        self._partial_state = partial_state
+        self._states = RoomStates(events, state)
         self._missing = missing_events or NoMissingEventSource()
         self._linearizer = Linearizer()
         #: room ID -> its batches being written (per process: the room's writer).
@@ -160,7 +159,13 @@ class EventPath:
         return results
 
     async def persist_joined_room(
-        self, room_id: str, room_version: str, join_event: Event, state: RemoteState
+        self,
+        room_id: str,
+        room_version: str,
+        join_event: Event,
+        state: RemoteState,
+        *,
+        partial: PartialStateRoom | None = None,
     ) -> PathResult:
         """Store a room joined through another server (the ``send_join`` answer).
 
@@ -171,7 +176,13 @@ class EventPath:
         extremities ``[join]``, and the membership index gets every member of it.
         Raises :class:`InvalidRemoteState` (nothing stored) when the state or the
         join cannot be accepted: the caller may try another server.
-        spec: server-server-api.md#joining-rooms
+
+        ``partial``: the resident left membership events out (``members_omitted``):
+        the room is recorded as partial before the join is stored, and until its
+        state is completed (:mod:`homeserver.rooms.partial_state`) a membership the
+        auth rules need but the state lacks is taken from the event's own auth
+        events.
+        spec: server-server-api.md#joining-rooms, data/api/server-server/joins-v2.yaml
         """
         try:
             version = get_room_version(room_version)
@@ -186,13 +197,14 @@ class EventPath:
                 )
             # A room new to us is created once everything has passed the checks.
             view = await self._view(known_room or RoomRecord(0, room_id, room_version, None))
-            stored = (await self._events_by_id(view, [join_event.event_id])).get(
+            view.partial = partial is not None
+            stored = (await self._states.events_by_id(view, [join_event.event_id])).get(
                 join_event.event_id
             )
             if stored is not None and not stored.internal.outlier:
                 return PathResult(join_event.event_id, stored, outcome_of(stored), duplicate=True)
             outcomes = await self._decide_outliers(view, [*state.auth_chain, *state.state])
-            held = await self._events_by_id(view, state_map.values())
+            held = await self._states.events_by_id(view, state_map.values())
             for key, event_id in state_map.items():
                 if event_id not in held or held[event_id].rejected:
                     reason = held[event_id].internal.rejected_reason if event_id in held else None
@@ -215,8 +227,19 @@ class EventPath:
             outcomes[join_event.event_id] = outcome
             if known_room is None:
                 view.room = await self._create_room(room_id, room_version, join_event)
+            if partial is not None and self._partial_state is not None:
+                await self._partial_state.mark(partial, join_event.origin_server_ts)
             written = self._submit(view, outcomes)
-        results = await written
+        try:
+            results = await written
+        except Exception:
+            if partial is not None and self._partial_state is not None:
+                await self._partial_state.unmark(room_id, partial.join_event_id)
+            raise
+        if partial is None and self._partial_state is not None:
+            # A full join ends what an earlier partial one left (we had left since).
+            if await self._partial_state.is_partial(room_id):
+                await self._partial_state.unmark(room_id)
         await self.announce(results)
         return next(r for r in results if r.event_id == join_event.event_id)
 
@@ -236,6 +259,12 @@ class EventPath:
             room = await self._events.get_room(room_id)
             if room is None or room.current_state_group is None:
                 raise UnknownRoomError(room_id)
+            if await self._is_partial(room_id):
+                # History's states would be written among the partial ones, and the
+                # completion must tell them apart (``storage.partial_state``): the
+                # history waits for the full state.
+                logger.info("no backfill of %s before it has its full state", room_id)
+                return []
             settled, written = await self._receive_locked(room, events, origin, backfill=True)
         return [*settled, *(await written)]
 
@@ -262,7 +291,7 @@ class EventPath:
                     f"this server holds the room as version {room.room_version}"
                 )
             view = await self._view(room)
-            stored = (await self._events_by_id(view, [event.event_id])).get(event.event_id)
+            stored = (await self._states.events_by_id(view, [event.event_id])).get(event.event_id)
             if stored is not None:
                 return PathResult(event.event_id, stored, outcome_of(stored), duplicate=True)
             event.internal.outlier = False
@@ -276,6 +305,27 @@ class EventPath:
             for callback in self.on_new_event:
                 callback(result.event, result.stream_ordering)
         return result
+
+    async def persist_state_events(self, room_id: str, events: Sequence[Event]) -> None:
+        """Store a state and its auth chain fetched for a room we are in (a partial
+        room's full state) as outliers, each checked against its own auth events;
+        raises :class:`InvalidRemoteState` (nothing stored) when one cites an auth
+        event nobody gave."""
+        async with self.room_lock(room_id):
+            room = await self._events.get_room(room_id)
+            if room is None:
+                raise UnknownRoomError(room_id)
+            view = await self._view(room)
+            outcomes = await self._decide_outliers(view, events)
+            written = self._submit(view, outcomes) if view.items else defer.succeed([])
+        await written
+
+    async def written(self, room_id: str) -> None:
+        """Once the room's batches handed to the store are written (under
+        :meth:`room_lock`: then no new one starts)."""
+        in_flight = self._in_flight.get(room_id)
+        if in_flight is not None:
+            await in_flight.wait_until_drained()
 
     async def _create_room(self, room_id: str, room_version: str, first: Event) -> RoomRecord:
         """The record of a room this server did not know (or another join just made)."""
@@ -295,7 +345,7 @@ class EventPath:
         their own auth events, to store them as outliers; raises
         :class:`InvalidRemoteState` when one cites an auth event nobody gave."""
         new = {e.event_id: e for e in events if e.room_id == view.room.room_id}
-        known = await self._events_by_id(view, new)
+        known = await self._states.events_by_id(view, new)
         outcomes: dict[str, ReceiptOutcome] = {}
         for event in in_dependency_order(e for i, e in new.items() if i not in known):
             event.internal.outlier = True
@@ -313,7 +363,7 @@ class EventPath:
         ``limit``.  spec: data/api/server-server/definitions/pdu_v3.yaml
         (prev_events: "the most recent events in the room")"""
         view = await self._view(room)
-        events = await self._events_by_id(view, view.extremities)
+        events = await self._states.events_by_id(view, view.extremities)
         missing = [e for e in view.extremities if e not in events]
         if missing:
             raise EventsUnavailable(missing)
@@ -329,7 +379,7 @@ class EventPath:
         """The state before an event citing ``prev_event_ids`` (under :meth:`room_lock`):
         what a local event is built on, and what the checks will use for it."""
         view = await self._view(room)
-        return await self._state_after_all(view, prev_event_ids)
+        return await self._states.state_after_all(view, prev_event_ids)
 
     async def submit_local(
         self,
@@ -347,7 +397,7 @@ class EventPath:
         view = await self._view(room)
         outcome = await self._decide(view, event, local=True, context=context)
         if before_persist is not None:
-            await before_persist(event, await self._auth_state(view, event, context.state))
+            await before_persist(event, await self._states.auth_state(view, event, context.state))
         written = self._submit(view, {event.event_id: outcome})
         return written.addCallback(lambda results: results[0])
 
@@ -392,7 +442,7 @@ class EventPath:
         for event in events:
             if event.room_id == room.room_id:
                 incoming.setdefault(event.event_id, event)
-        stored = await self._events_by_id(view, incoming)
+        stored = await self._states.events_by_id(view, incoming)
         duplicates = [
             PathResult(event_id, stored[event_id], outcome_of(stored[event_id]), duplicate=True)
             for event_id in incoming
@@ -405,7 +455,7 @@ class EventPath:
         }
         fetcher = PrerequisiteFetcher(
             self._missing,
-            functools.partial(self._events_by_id, view),
+            functools.partial(self._states.events_by_id, view),
             room_id=room.room_id,
             extremities=view.extremities,
             origin=origin,
@@ -459,7 +509,7 @@ class EventPath:
         if not event.internal.outlier:
             cited.update(event.prev_event_ids)
         missing = {c for c in cited if c in unavailable}
-        known = await self._events_by_id(view, cited - missing)
+        known = await self._states.events_by_id(view, cited - missing)
         for event_id in cited - missing:
             found = known.get(event_id)
             if found is None:
@@ -484,7 +534,7 @@ class EventPath:
         """Check ``event`` and record in ``view`` what storing it changes."""
         room_version = view.room_version
         if event.internal.outlier:
-            auth_events = await self._events_by_id(view, auth_ids(room_version, event))
+            auth_events = await self._states.events_by_id(view, auth_ids(room_version, event))
             outcome = check_pdu_against_auth_events(room_version, event, auth_events)
             if outcome.is_rejected:
                 event.internal.rejected_reason = outcome.reason
@@ -493,14 +543,14 @@ class EventPath:
             return outcome
 
         if context is None:
-            context = await self._state_after_all(view, event.prev_event_ids)
-        state_before = await self._auth_state(view, event, context.state)
+            context = await self._states.state_after_all(view, event.prev_event_ids)
+        state_before = await self._states.auth_state(view, event, context.state)
         current_state = None
-        if not view.backfill and not self._same_group(context.group, view.current_group):
+        if not view.backfill and not self._states.same_group(context.group, view.current_group):
             # (History filled in later is never soft-failed: the current state is
             # not its business.)
-            current_state = await self._auth_state(view, event, view.current_state)
-        auth_events = await self._events_by_id(view, auth_ids(room_version, event))
+            current_state = await self._states.auth_state(view, event, view.current_state)
+        auth_events = await self._states.events_by_id(view, auth_ids(room_version, event))
         outcome = check_pdu_on_receipt(
             room_version, event, auth_events, state_before, current_state
         )
@@ -551,7 +601,7 @@ class EventPath:
         )
         if advance is not None:
             view.extremities = advance.extremities
-            if advance.current is not None and not self._same_group(
+            if advance.current is not None and not self._states.same_group(
                 advance.current.group, view.current_group
             ):
                 view.current_group = advance.current.group
@@ -572,7 +622,7 @@ class EventPath:
         extremities = [x for x in view.extremities if x not in prevs]
         extremities.append(event.event_id)
         if builds_on_all:
-            if self._same_group(before.group, view.current_group):
+            if self._states.same_group(before.group, view.current_group):
                 # The usual case: one event on top of the current state.
                 changes: dict[StateKey, str | None] = (
                     {event.state_key_tuple: event.event_id} if after is not before else {}
@@ -581,7 +631,7 @@ class EventPath:
                 changes = state_diff(view.current_state, after.state)
             return Advance(extremities, after, changes)
         # The room has forked: its state is the resolution across the extremities.
-        resolved = await self._state_after_all(view, extremities)
+        resolved = await self._states.state_after_all(view, extremities)
         if resolved.state == view.current_state:
             return Advance(extremities, None, {})
         changes = state_diff(view.current_state, resolved.state)
@@ -610,102 +660,17 @@ class EventPath:
                 list(extremities),
                 tuple(extremities),
                 in_flight=in_flight,
+                partial=await self._is_partial(room.room_id),
             )
         extremities = await self._events.get_forward_extremities(room.room_nid)
         group = room.current_state_group
         state = await self._state.get_state_ids(group) if group is not None else {}
-        return RoomView(room, room_version, group, state, list(extremities), tuple(extremities))
+        view = RoomView(room, room_version, group, state, list(extremities), tuple(extremities))
+        view.partial = await self._is_partial(room.room_id)
+        return view
 
-    async def _state_after_all(self, view: RoomView, event_ids: Sequence[str]) -> StateContext:
-        """The state after all of ``event_ids``: resolved when they differ; the empty
-        state for none (only a create event has no prev_events)."""
-        contexts: list[StateContext] = []
-        stored_ids = []
-        for event_id in dict.fromkeys(event_ids):
-            decided = view.state_after(event_id)
-            if decided is None and event_id in view.gaps:
-                decided = await self._gap_context(view, event_id)
-            if decided is not None:
-                contexts.append(decided)
-            else:
-                stored_ids.append(event_id)
-        if stored_ids:
-            groups = await self._events.get_state_groups_after(stored_ids)
-            unknown = [event_id for event_id in stored_ids if event_id not in groups]
-            if unknown:
-                raise EventsUnavailable(unknown)
-            for event_id in stored_ids:
-                group = groups[event_id]
-                contexts.append(StateContext(group, await self._state.get_state_ids(group)))
-        if not contexts:
-            return StateContext(NewStateGroup(None, {}, {}), {})
-        distinct: list[StateContext] = []
-        for context in contexts:
-            if not any(self._same_group(context.group, d.group) for d in distinct):
-                distinct.append(context)
-        if len(distinct) == 1:
-            return distinct[0]
-        resolved = await self._resolve(view, [d.state for d in distinct])
-        base = distinct[0]
-        return StateContext(
-            NewStateGroup(base.group, state_diff(base.state, resolved), resolved), resolved
-        )
-
-    async def _gap_context(self, view: RoomView, event_id: str) -> StateContext:
-        """The state after a prev event of a gap: the remote's, less the events of it
-        that were rejected (a snapshot, since it shares nothing we know of)."""
-        context = view.gap_contexts.get(event_id)
-        if context is None:
-            gap = view.gaps[event_id]
-            held = await self._events_by_id(view, gap.values())
-            state = {
-                key: state_id
-                for key, state_id in gap.items()
-                if state_id in held and not held[state_id].rejected
-            }
-            context = StateContext(NewStateGroup(None, state, state), state)
-            view.gap_contexts[event_id] = context
-        return context
-
-    async def _resolve(
-        self, view: RoomView, state_sets: Sequence[Mapping[StateKey, str]]
-    ) -> dict[StateKey, str]:
-        wanted = {event_id for state in state_sets for event_id in state.values()}
-        event_map = await self._events_by_id(view, wanted)
-        for _round in range(_MAX_RESOLVE_ROUNDS):
-            try:
-                return resolve_state(view.room_version, state_sets, event_map)
-            except MissingEventsError as missing:
-                fetched = await self._events_by_id(view, missing.event_ids)
-                if not fetched:
-                    raise EventsUnavailable(missing.event_ids) from None
-                event_map.update(fetched)
-        raise EventsUnavailable(())
-
-    async def _auth_state(
-        self, view: RoomView, event: Event, state: Mapping[StateKey, str]
-    ) -> dict[StateKey, Event]:
-        """The events of ``state`` the auth rules read for ``event``: its few keys,
-        never the whole room state."""
-        keys = auth_state_keys(
-            view.room_version, event.type, event.sender, event.state_key, event.content
-        )
-        wanted = {key: state[key] for key in keys if key in state}
-        loaded = await self._events_by_id(view, wanted.values())
-        return {key: loaded[event_id] for key, event_id in wanted.items() if event_id in loaded}
-
-    async def _events_by_id(self, view: RoomView, event_ids: Iterable[str]) -> dict[str, Event]:
-        found: dict[str, Event] = {}
-        to_load = []
-        for event_id in event_ids:
-            decided = view.event(event_id)
-            if decided is not None:
-                found[event_id] = decided
-            else:
-                to_load.append(event_id)
-        if to_load:
-            found.update(await self._events.get_events(to_load))
-        return found
+    async def _is_partial(self, room_id: str) -> bool:
+        return self._partial_state is not None and await self._partial_state.is_partial(room_id)
 
     # --- storing -----------------------------------------------------------------
 
@@ -772,8 +737,3 @@ class EventPath:
         written = defer.ensureDeferred(self._events.persist_events(batch))
         written.addBoth(finished)
         return written.addCallback(results)
-
-    def _same_group(self, a: StateGroupRef | None, b: StateGroupRef | None) -> bool:
-        """Whether two references name one state group (a new group, once written,
-        is the same as its stored ID)."""
-        return same_group(self._events.stored_group(a), self._events.stored_group(b))

@@ -97,6 +97,9 @@ class RoomView:
     gap_contexts: dict[str, StateContext] = attrs.Factory(dict)
     #: Events stored as outliers that this batch places in the graph.
     replacing: set[str] = attrs.Factory(set)
+    #: The room was joined with partial state, not yet completed: a membership the
+    #: auth rules need and the state lacks comes from the event's auth events.
+    partial: bool = False
 
     def event(self, event_id: str) -> Event | None:
         """An event of this batch or of one still being written (not the store's)."""

@@ -35,6 +35,7 @@ from homeserver.rooms.event_path import (
     auth_state_keys,
 )
 from homeserver.storage.events import EventStore, RoomExistsError, RoomRecord
+from homeserver.storage.partial_state import PartialStateStore
 from homeserver.storage.state import StateStore
 
 #: Tries at a room ID nobody has before giving up (collisions need identical requests).
@@ -78,13 +79,19 @@ class EventPipeline:
         events: EventStore,
         state: StateStore,
         missing_events: MissingEventSource | None = None,
+        partial_state: PartialStateStore | None = None,
     ) -> None:
         self._server_name = server_name
         self._signing_key = signing_key
         self._clock = clock
         self._events = events
         #: The one path every event is stored by (federation hands it received ones).
-        self.path = EventPath(events=events, state=state, missing_events=missing_events)
+        self.path = EventPath(
+            events=events,
+            state=state,
+            missing_events=missing_events,
+            partial_state=partial_state,
+        )
 
     @property
     def on_new_event(self) -> list[Callable[[Event, int], None]]:

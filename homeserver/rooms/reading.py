@@ -92,6 +92,12 @@ class RoomAccess:
     left_at: Event | None = None
 
 
+class FullStateWaiter(Protocol):
+    """``homeserver.rooms.partial_state.PartialStateCompleter``."""
+
+    async def wait_for_full_state(self, room_id: str) -> None: ...
+
+
 class RoomReader:
     def __init__(
         self,
@@ -103,10 +109,13 @@ class RoomReader:
         serializer: EventSerializer,
         ignored_users: IgnoredUsers,
         remote_history: RemoteHistory | None = None,
+        full_state: FullStateWaiter | None = None,
     ) -> None:
         """``remote_history``: where ``/messages`` and ``/timestamp_to_event`` get
-        history this server lacks; None when it does not federate."""
+        history this server lacks; None when it does not federate.  ``full_state``:
+        the member lists wait for a room joined with partial state to be complete."""
         self._remote_history = remote_history
+        self._full_state = full_state
         self._events = events
         self._timeline = timeline
         self._state = state
@@ -213,8 +222,14 @@ class RoomReader:
         for a user who has left it cannot reach past their leave.  ``membership`` and
         ``not_membership`` together are an "or", as the spec words it: a member is
         listed if their membership *is* ``membership`` or *is not* ``not_membership``.
+
+        In a room joined with partial state the answer waits for the full member
+        list (as Synapse's does): a partial one would tell an encrypting client the
+        wrong devices to share keys with.
         """
         access = await self.access(requester, room_id)
+        if self._full_state is not None:
+            await self._full_state.wait_for_full_state(access.room.room_id)
         state_ids: Mapping[StateKey, str] | None = None
         if at is not None:
             token = parse_pagination_token(at, param="at")
@@ -262,12 +277,15 @@ class RoomReader:
         )
 
     async def joined_members(self, requester: Requester, room_id: str) -> dict[str, Any]:
-        """spec: #get_matrixclientv3roomsroomidjoined_members (members only)"""
+        """spec: #get_matrixclientv3roomsroomidjoined_members (members only; waits
+        for a partial-state room's full member list, as :meth:`get_members`)"""
         room = await self._state.room(room_id)
         membership = None if room is None else await self._state.membership(room, requester.user_id)
         if room is None or membership is None or membership.membership != "join":
             if not requester.is_admin or room is None:
                 raise errors.forbidden("You are not in this room")
+        if self._full_state is not None:
+            await self._full_state.wait_for_full_state(room.room_id)
         state = await self._state.current_state(room)
         joined = {}
         for (event_type, user_id), event in state.items():

@@ -143,6 +143,8 @@ class SearchIndexer:
             handle=self.handle,
             start_from_beginning=True,
             poll_interval_s=poll_interval_s,
+            # Indexing an event again writes the same row.
+            write_behind=True,
             retry_delay_s=retry_delay_s,
         )
 

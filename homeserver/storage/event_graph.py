@@ -275,7 +275,8 @@ class EventGraphStore:
 
     async def get_joined_servers(self, room_id: str) -> frozenset[str]:
         """The servers with a member joined in the room's current state (from the
-        membership index)."""
+        membership index); for a room joined with partial state, whose index lacks
+        most members, the servers the resident named at the join as well."""
         rows = await self._db.execute_read(
             "get_joined_servers",
             "SELECT m.user_id FROM room_memberships m JOIN rooms r ON r.room_nid = m.room_nid"
@@ -283,7 +284,21 @@ class EventGraphStore:
             room_id,
             "join",
         )
-        return frozenset(_server_of(user_id) for (user_id,) in rows)
+        servers = {_server_of(user_id) for (user_id,) in rows}
+        partial = await self._db.execute_read(
+            "get_partial_state_servers",
+            "SELECT servers_in_room FROM partial_state_rooms WHERE room_id = ?",
+            room_id,
+        )
+        if partial:
+            listed = json.loads(str(partial[0][0]))
+            servers.update(s for s in listed if isinstance(s, str))
+        return frozenset(servers)
+
+    def forget_cached_servers(self) -> None:
+        """Drop the servers remembered per state group: a partial-state room's
+        completion changed some groups' members."""
+        self._servers_by_group.clear()
 
     async def get_servers_at(self, event_id: str) -> frozenset[str] | None:
         """The servers with a member joined in the state just after ``event_id``;

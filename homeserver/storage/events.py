@@ -318,7 +318,7 @@ class EventStore:
             new_current_group = self._group_id_txn(
                 txn, room_nid, batch.current_state.group, written
             )
-            self._move_current_state_txn(
+            self.move_current_state_txn(
                 txn, room_nid, new_current_group, batch.current_state.changes
             )
         txn.execute(
@@ -543,7 +543,7 @@ class EventStore:
                 (event_nid, room_nid, *relation),
             )
 
-    def _move_current_state_txn(
+    def move_current_state_txn(
         self,
         txn: Transaction,
         room_nid: int,

@@ -223,6 +223,22 @@ class FederationOutboundStore:
             "get_federation_forwarded", _forwarded_origins_txn, sorted(event_ids)
         )
 
+    async def prune_forwarded(self, handled_up_to: int) -> int:
+        """Forget the remote events passed on that no destination can still need:
+        those at a stream position at or below ``handled_up_to`` (the sender's stream
+        consumer has handled every event up to there, so it will not read them again)
+        and at or below every destination's acknowledged position (catch-up only reads
+        events past it: :meth:`room_events_between`).  A row whose event has no stream
+        position yet (not persisted: ``add_forwarded`` comes first) stays.  How many
+        rows went.
+
+        One statement, so the positions it compares with are those of one moment; the
+        acknowledged positions are the written ones, never ahead of what destinations
+        acknowledged (``federation.sender.acks``)."""
+        return await self._db.run_interaction(
+            "prune_federation_forwarded", _prune_forwarded_txn, handled_up_to
+        )
+
     async def destinations_with_edus(self) -> list[str]:
         rows = await self._db.execute_read(
             "get_federation_destinations_with_edus",
@@ -308,3 +324,18 @@ def _forwarded_origins_txn(txn: Transaction, event_ids: Sequence[str]) -> dict[s
         )
         found.update((str(event_id), str(origin)) for event_id, origin in txn.fetchall())
     return found
+
+
+def _prune_forwarded_txn(txn: Transaction, handled_up_to: int) -> int:
+    # The MIN subquery is uncorrelated: read once, not per row.  No destination yet:
+    # only the consumer's position bounds (a destination met later starts past it).
+    txn.execute(
+        "DELETE FROM federation_forwarded_events WHERE EXISTS"
+        " (SELECT 1 FROM events e"
+        " WHERE e.event_id = federation_forwarded_events.event_id"
+        " AND e.stream_ordering <= ?"
+        " AND e.stream_ordering <= COALESCE("
+        "(SELECT MIN(acked_position) FROM federation_outbound_positions), ?))",
+        (handled_up_to, handled_up_to),
+    )
+    return txn.rowcount

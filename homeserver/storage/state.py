@@ -71,6 +71,9 @@ class StateStore:
         )
         # (type, state_key) -> nid never changes once assigned.
         self._key_nids: dict[StateKey, int] = {}
+        #: Bumped when written groups change (a partial-state room's completion): a
+        #: read that overlapped it is not cached, lest it put back the old contents.
+        self._generation = 0
 
     async def get_state_ids(self, state_group: int) -> Mapping[StateKey, str]:
         """The state of ``state_group`` as ``{(type, state_key): event_id}``.
@@ -80,8 +83,10 @@ class StateStore:
         cached = self._groups.get(state_group)
         if cached is not None:
             return cached
+        generation = self._generation
         state = await self._db.run_read("get_state_ids", self.read_group_txn, state_group)
-        self._groups.set(state_group, state)
+        if generation == self._generation:
+            self._groups.set(state_group, state)
         return state
 
     async def get_state_for_keys(
@@ -98,10 +103,10 @@ class StateStore:
         if cached is not None:
             return {key: cached[key] for key in keys if key in cached}
         return await self._db.run_read(
-            "get_state_for_keys", self._read_keys_txn, state_group, list(dict.fromkeys(keys))
+            "get_state_for_keys", self.read_keys_txn, state_group, list(dict.fromkeys(keys))
         )
 
-    def _read_keys_txn(
+    def read_keys_txn(
         self, txn: Transaction, state_group: int, keys: Sequence[StateKey]
     ) -> dict[StateKey, str]:
         nids = {}
@@ -284,6 +289,69 @@ class StateStore:
     def cache_group(self, state_group: int, state: Mapping[StateKey, str]) -> None:
         """Remember a group's contents just written by a caller's transaction."""
         self._groups.set(state_group, dict(state))
+
+    def forget_groups(self, state_groups: Iterable[int]) -> None:
+        """Drop cached contents of groups whose snapshot a partial-state room's
+        completion changed (:meth:`complete_partial_groups_txn`)."""
+        self._generation += 1
+        for group in state_groups:
+            self._groups.invalidate(group)
+
+    def complete_partial_groups_txn(
+        self,
+        txn: Transaction,
+        room_nid: int,
+        join_group: int,
+        missing: Mapping[StateKey, str],
+    ) -> list[int]:
+        """Add ``missing`` to every snapshot of the room from the one ``join_group``
+        is built on onwards, where the snapshot lacks the key: the one exception to
+        groups never changing, for a room joined with partial state (see
+        ``storage.partial_state``).  Every later group is a delta on one of these
+        snapshots, so each now has the full state.  Returns the IDs of every group
+        whose contents changed (for :meth:`forget_groups`)."""
+        txn.execute(
+            _CHAIN_OF_GROUP + " SELECT state_group FROM chain WHERE prev_state_group IS NULL",
+            (join_group,),
+        )
+        row = txn.fetchone()
+        if row is None:
+            raise KeyError(f"unknown state group {join_group}")
+        first = int(row[0])
+        txn.execute(
+            "SELECT state_group, prev_state_group FROM state_groups"
+            " WHERE room_nid = ? AND state_group >= ?",
+            (room_nid, first),
+        )
+        groups = [(int(group), prev) for group, prev in txn.fetchall()]
+        if not missing:
+            return []
+        key_nids = self.key_nids_txn(txn, list(missing))
+        event_nids = event_nids_for_ids_txn(txn, list(missing.values()))
+        unknown = set(missing.values()) - set(event_nids)
+        if unknown:
+            raise UnknownEventsError(unknown)
+        for snapshot in (group for group, prev in groups if prev is None):
+            txn.execute(
+                "SELECT state_key_nid FROM state_group_entries WHERE state_group = ?",
+                (snapshot,),
+            )
+            held = {int(nid) for (nid,) in txn.fetchall()}
+            rows = [
+                (snapshot, key_nids[key], event_nids[event_id])
+                for key, event_id in missing.items()
+                if key_nids[key] not in held
+            ]
+            txn.executemany(
+                "INSERT INTO state_group_entries (state_group, state_key_nid, event_nid)"
+                " VALUES (?, ?, ?)",
+                rows,
+            )
+            txn.execute(
+                "UPDATE state_groups SET snapshot_rows = snapshot_rows + ? WHERE state_group = ?",
+                (len(rows), snapshot),
+            )
+        return [group for group, _prev in groups]
 
     def key_nids_txn(self, txn: Transaction, keys: Sequence[StateKey]) -> dict[StateKey, int]:
         """Interned ids for ``keys``, creating the missing ones."""

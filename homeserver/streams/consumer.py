@@ -21,6 +21,21 @@ fail the consumer is not :attr:`~EventStreamConsumer.healthy`, and
 never moves past an event that was not handed to the handler, except events
 ``get_events`` cannot load (logged with their IDs): the position stays a place in
 the stream, not a promise about events that cannot be read.
+
+**Writing the position.**  By default the position is written after every batch,
+before the next one is read: one commit per batch, and with events arriving one at a
+time, one per event per consumer.  A consumer whose handling is harmless to repeat
+(the federation sender: receivers ignore a PDU they have, by event ID; the search
+index and the user directory: upserts) may ask for ``write_behind``: the position
+moves in memory and is written :data:`WRITE_DELAY_S` later, with whatever moved
+meanwhile, at most one write in flight (a few writes a second, whatever the event
+rate).  A crash then loses at most the positions not yet written: the consumer starts
+from an older position and hands those events over again; it never skips one, as a
+position is only written once every event up to it was handled.  :meth:`stop` writes
+the last position.  Not for a consumer whose repeat would be seen twice (pushers:
+a notification delivered and removed from the queue would be queued and sent again).
+
+The poke/run/poll/wait loop is :class:`~homeserver.streams.follower.StreamFollower`.
 """
 
 from __future__ import annotations
@@ -33,8 +48,10 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 from homeserver.events.event import Event
+from homeserver.reactor import installed_reactor
 from homeserver.storage.events import EventStore
 from homeserver.storage.stream_consumers import StreamConsumerStore
+from homeserver.streams.follower import StreamFollower
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +67,11 @@ Handle = Callable[[Sequence[StreamedEvent]], Awaitable[None]]
 
 #: Failures of one batch before the consumer narrows it (and, at one event, skips it).
 MAX_ATTEMPTS = 3
+#: With ``write_behind``: wait between the position moving and the write storing it
+#: (and whatever it moved to meanwhile).  The most a crash makes a consumer repeat.
+WRITE_DELAY_S = 0.2
+#: With ``write_behind``: wait before writing again after a failed write.
+WRITE_RETRY_S = 5.0
 
 
 class EventStreamConsumer:
@@ -66,19 +88,23 @@ class EventStreamConsumer:
         poll_interval_s: float = 5.0,
         retry_delay_s: float = 5.0,
         max_attempts: int = MAX_ATTEMPTS,
+        write_behind: bool = False,
+        write_reactor: IReactorTime | None = None,
     ) -> None:
         """``start_from_beginning``: a consumer that never ran reads the whole history
         (the search index of an existing server); otherwise it starts at the stream's
-        position when it first starts (pushers do not notify about old messages)."""
+        position when it first starts (pushers do not notify about old messages).
+
+        ``write_behind``: the position is written behind (see the module's
+        docstring): only for a ``handle`` that may see events again after a crash.
+        ``write_reactor``: the clock of its write delay (the installed reactor by
+        default: the delay is real time even where ``reactor`` is a test's clock)."""
         self._name = name
         self._store = store
         self._events = events
-        self._reactor = reactor
         self._handle = handle
         self._start_from_beginning = start_from_beginning
         self._batch_size = batch_size
-        self._poll_interval_s = poll_interval_s
-        self._retry_delay_s = retry_delay_s
         self._max_attempts = max_attempts
         #: Events read per batch: smaller while narrowing down a failing event.
         self._limit = batch_size
@@ -87,17 +113,34 @@ class EventStreamConsumer:
         #: While narrowing: the last position of the batch that first failed.
         self._narrow_until: int | None = None
         self._position: int | None = None
-        self._running: defer.Deferred[None] | None = None
-        self._again = False
-        self._stopped = True
-        self._timer: IDelayedCall | None = None
-        #: (position, deferred) of callers waiting for the consumer to reach a position.
-        self._waiters: list[tuple[int, defer.Deferred[None]]] = []
+        self._writer = PositionWriter(
+            name,
+            store,
+            (installed_reactor() if write_reactor is None else write_reactor)
+            if write_behind
+            else None,
+        )
+        self._follower = StreamFollower(
+            reactor=reactor,
+            catch_up=self._catch_up,
+            position=lambda: self._position,
+            poll_interval_s=poll_interval_s,
+            retry_delay_s=retry_delay_s,
+            failure_message=f"stream consumer {name} failed; retrying",
+            healthy=lambda: self.healthy,
+        )
 
     @property
     def position(self) -> int | None:
         """Every visible event up to here has been handled (None before start-up)."""
         return self._position
+
+    @property
+    def stored_position(self) -> int | None:
+        """The position as last written to ``stream_consumers`` by this consumer
+        (None before its first write): where a restart would resume, at or behind
+        :attr:`position` (behind it while a write is due, with ``write_behind``)."""
+        return self._writer.stored
 
     @property
     def healthy(self) -> bool:
@@ -107,91 +150,39 @@ class EventStreamConsumer:
     @property
     def waiting(self) -> int:
         """Callers of :meth:`wait_for` waiting now."""
-        return len(self._waiters)
+        return self._follower.waiting
 
     def start(self) -> None:
-        self._stopped = False
-        self.poke()
+        self._writer.start()
+        self._follower.start()
 
     async def stop(self) -> None:
-        """Stop reading; a batch being handled is finished (and its position stored)."""
-        self._stopped = True
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
-        if self._running is not None:
-            await self._running
-        for _, waiter in self._waiters:
-            if not waiter.called:
-                waiter.callback(None)
-        self._waiters.clear()
+        """Stop reading; a batch being handled is finished, and the position written."""
+        await self._follower.stop()
+        await self._writer.stop()
 
     def poke(self) -> None:
         """New events may be visible: read them now (or right after the current run)."""
-        if self._stopped:
-            return
-        if self._running is not None:
-            self._again = True
-            return
-        self._running = defer.ensureDeferred(self._run())
+        self._follower.poke()
 
     async def wait_for(self, position: int, timeout_s: float) -> bool:
         """Wait until events up to ``position`` are handled; False on timeout, at
         once if the consumer is stopped or failing (nobody waits for a consumer that
         is stuck).  Cancelling the caller cancels the wait and leaves nothing behind."""
-        if self._position is not None and self._position >= position:
-            return True
-        if self._stopped or not self.healthy:
-            return False
-        waiter: defer.Deferred[None] = defer.Deferred()
-        self._waiters.append((position, waiter))
-
-        def time_out() -> None:
-            if not waiter.called:
-                waiter.callback(None)
-
-        timer = self._reactor.callLater(timeout_s, time_out)
-        try:
-            await waiter
-        finally:
-            if timer.active():
-                timer.cancel()
-            self._waiters = [entry for entry in self._waiters if entry[1] is not waiter]
-        return self._position is not None and self._position >= position
-
-    async def _run(self) -> None:
-        delay = self._poll_interval_s
-        try:
-            while not self._stopped:
-                self._again = False
-                try:
-                    await self._catch_up()
-                except Exception:
-                    logger.exception("stream consumer %s failed; retrying", self._name)
-                    delay = self._retry_delay_s
-                    break
-                if not self._again:
-                    break
-        finally:
-            self._running = None
-            if not self._stopped:
-                self._timer = self._reactor.callLater(delay, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self.poke()
+        return await self._follower.wait_for(position, timeout_s)
 
     async def _catch_up(self) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
         if self._position is None:
             stored = await self._store.get_position(self._name)
             if stored is None:
                 stored = 0 if self._start_from_beginning else await self._current()
-                await self._store.set_position(self._name, stored)
+                # Written at once, even behind: a restart must not start from the
+                # stream's end again, past events this run handles.
+                await self._writer.write_now(stored)
+            else:
+                self._writer.stored = stored
             self._position = stored
-        while not self._stopped:
+        while not self._follower.stopped:
             up_to = await self._current()
             limit = self._limit
             rows = await self._store.events_after(self._position, up_to, limit)
@@ -218,8 +209,8 @@ class EventStreamConsumer:
             reached = rows[-1][0] if full else up_to
             if reached > self._position:
                 self._position = reached
-                await self._store.set_position(self._name, reached)
-            self._wake_waiters()
+                await self._writer.moved(reached)
+            self._follower.advanced()
             if not full:
                 return
 
@@ -252,7 +243,7 @@ class EventStreamConsumer:
             # Only an event that fails while the database answers is skipped: a write
             # that fails here means an outage, which is retried, never skipped over.
             assert self._position is not None
-            await self._store.set_position(self._name, self._position)
+            await self._writer.write_now(self._position)
             logger.exception(
                 "stream consumer %s: skipping event %s (position %d): it failed %d times",
                 self._name,
@@ -275,14 +266,96 @@ class EventStreamConsumer:
     async def _current(self) -> int:
         return await self._events.get_max_stream_ordering()
 
-    def _wake_waiters(self) -> None:
-        position = self._position
-        assert position is not None
-        still: list[tuple[int, defer.Deferred[None]]] = []
-        for wanted, waiter in self._waiters:
-            if wanted <= position:
-                if not waiter.called:
-                    waiter.callback(None)
-            else:
-                still.append((wanted, waiter))
-        self._waiters = still
+
+class PositionWriter:
+    """A consumer's position to ``stream_consumers``: written through (each move
+    awaited), or, given a ``reactor`` for the delay, behind: a move only updates
+    memory; a write begins :data:`WRITE_DELAY_S` later and stores the latest position,
+    at most one write in flight.  Only positions the consumer reached are written,
+    never more than it handled."""
+
+    def __init__(self, name: str, store: StreamConsumerStore, reactor: IReactorTime | None) -> None:
+        self._name = name
+        self._store = store
+        self._reactor = reactor
+        #: The newest position the consumer reached (None: none yet).
+        self._latest: int | None = None
+        #: What the last completed write stored (or what was read at start-up).
+        self.stored: int | None = None
+        self._writing: defer.Deferred[None] | None = None
+        self._timer: IDelayedCall | None = None
+        self._stopped = True
+
+    def start(self) -> None:
+        self._stopped = False
+
+    async def moved(self, position: int) -> None:
+        """The consumer handled every event up to ``position``: written now (through),
+        or later (behind)."""
+        self._latest = position
+        if self._reactor is None:
+            await self._write(position)
+        else:
+            self._schedule(WRITE_DELAY_S)
+
+    async def write_now(self, position: int) -> None:
+        """Write ``position`` (or a newer one reached) now, after any write under way;
+        raises if the write fails."""
+        self._latest = max(position, self._latest or position)
+        self._cancel_timer()
+        while self._writing is not None:
+            await self._writing  # never fails: _write_behind logs
+            self._cancel_timer()
+        await self._write(self._latest)
+
+    async def stop(self) -> None:
+        """Write the last position reached (a restart then repeats nothing)."""
+        self._stopped = True
+        self._cancel_timer()
+        while self._writing is not None:
+            await self._writing
+        if self._latest is not None and self._latest != self.stored:
+            try:
+                await self._write(self._latest)
+            except Exception:
+                # Nothing lost: the next start repeats the events since the last write.
+                logger.exception("stream consumer %s: could not store its position", self._name)
+
+    async def _write(self, position: int) -> None:
+        await self._store.set_position(self._name, position)
+        self.stored = position
+
+    def _schedule(self, delay: float) -> None:
+        if self._stopped or self._writing is not None or self._timer is not None:
+            return
+        if self._reactor is not None and self._latest is not None and self._latest != self.stored:
+            self._timer = self._reactor.callLater(delay, self._begin)
+
+    def _begin(self) -> None:
+        self._timer = None
+        if self._writing is None and not self._stopped:
+            writing = defer.ensureDeferred(self._write_behind())
+            # A store that answers at once has finished already: nothing in flight.
+            self._writing = None if writing.called else writing
+
+    async def _write_behind(self) -> None:
+        assert self._latest is not None
+        failed = False
+        try:
+            await self._write(self._latest)
+        except Exception:
+            failed = True
+            logger.exception(
+                "stream consumer %s: could not store its position; retrying in %ss",
+                self._name,
+                WRITE_RETRY_S,
+            )
+        finally:
+            self._writing = None
+        # Positions reached meanwhile (or the one that failed).
+        self._schedule(WRITE_RETRY_S if failed else WRITE_DELAY_S)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None

@@ -79,6 +79,8 @@ def build_user_directory(
         handle=events.handle,
         # An existing server's rooms: which are public is read off their history.
         start_from_beginning=True,
+        # Handling a batch again writes the same rows.
+        write_behind=True,
     )
     rooms.pipeline.on_new_event.append(lambda event, position: consumer.poke())
     return UserDirectoryServices(handler=handler, consumer=consumer)

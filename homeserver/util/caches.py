@@ -45,6 +45,10 @@ class LruCache(Generic[K, V]):
         if old is not None:
             self._weight -= old[1]
 
+    def clear(self) -> None:
+        self._entries.clear()
+        self._weight = 0
+
     @property
     def weight(self) -> int:
         return self._weight

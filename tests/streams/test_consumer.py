@@ -2,7 +2,9 @@
 a restart resumes where the last run stopped, a failing handler gets the same batch
 again without the position passing it, one event that always fails is narrowed down
 and skipped, positions of hidden events are passed, and waiting for the consumer
-times out or is cancelled cleanly."""
+times out or is cancelled cleanly.  A position written behind is stored after its
+delay and at stop, and a restart before it was written hands events over again
+rather than skipping them."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from twisted.python.failure import Failure
 from homeserver.events.event import InternalMetadata
 from homeserver.storage.database import Database
 from homeserver.storage.stream_consumers import StreamConsumerStore
-from homeserver.streams.consumer import EventStreamConsumer, StreamedEvent
+from homeserver.streams.consumer import WRITE_DELAY_S, EventStreamConsumer, StreamedEvent
 from tests.receipts.rooms import BOB, Rooms
 
 
@@ -223,3 +225,91 @@ async def test_wait_for_times_out_and_a_cancelled_wait_leaves_nothing_behind(
 
 async def _ignore(batch: Sequence[StreamedEvent]) -> None:
     return None
+
+
+async def _stored(store: StreamConsumerStore, wanted: int) -> None:
+    """Poll (with a deadline) until the stored position is ``wanted``."""
+    for _ in range(600):
+        if await store.get_position("test_consumer") == wanted:
+            return
+        await deferLater(reactor, 0.02)
+    raise AssertionError(f"stored {await store.get_position('test_consumer')}, wanted {wanted}")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_position_written_behind_is_stored_after_its_delay_and_at_stop(
+    db: Database,
+) -> None:
+    rooms = Rooms.on(db)
+    room_id = await rooms.public_room(BOB)
+    store = StreamConsumerStore(db)
+    write_clock = Clock()
+    handled: list[list[str]] = []
+    consumer = _consumer(
+        db, rooms, handled, start_from_beginning=True, write_behind=True, write_reactor=write_clock
+    )
+    consumer.start()
+    await _caught_up(consumer, rooms)
+    first = consumer.position
+    assert first is not None and first > 0
+    # Handled, not written yet: only the first run's starting point is stored.
+    assert await store.get_position("test_consumer") == 0
+    assert consumer.stored_position == 0
+    write_clock.advance(WRITE_DELAY_S)
+    await _stored(store, first)
+    assert consumer.stored_position == first
+
+    await rooms.message(room_id, BOB, "later")
+    consumer.poke()
+    await _caught_up(consumer, rooms)
+    assert await store.get_position("test_consumer") == first
+    # Stopping writes the last position: a restart repeats nothing.
+    await consumer.stop()
+    last = await rooms.events.get_max_stream_ordering()
+    assert consumer.position == last
+    assert await store.get_position("test_consumer") == last
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_consumer_restarted_before_its_position_was_written_hands_events_over_again(
+    db: Database,
+) -> None:
+    rooms = Rooms.on(db)
+    room_id = await rooms.public_room(BOB)
+    store = StreamConsumerStore(db)
+    handled_before: list[list[str]] = []
+
+    async def handle_before(batch: Sequence[StreamedEvent]) -> None:
+        handled_before.append([streamed.event.event_id for streamed in batch])
+
+    # Its timers (polls and the write delay) never fire: after its last batch it is
+    # as good as a process that crashed before writing its position.
+    crashed = EventStreamConsumer(
+        name="test_consumer",
+        store=store,
+        events=rooms.events,
+        reactor=Clock(),
+        handle=handle_before,
+        start_from_beginning=False,
+        write_behind=True,
+        write_reactor=Clock(),
+    )
+    crashed.start()
+    await _caught_up(crashed, rooms)
+    started_at = await store.get_position("test_consumer")
+    sent = [await rooms.message(room_id, BOB, f"message {i}") for i in range(3)]
+    crashed.poke()
+    await _caught_up(crashed, rooms)
+    assert [event_id for batch in handled_before for event_id in batch] == sent
+    assert await store.get_position("test_consumer") == started_at
+
+    handled_after: list[list[str]] = []
+    restarted = _consumer(db, rooms, handled_after, start_from_beginning=False)
+    restarted.start()
+    assert await restarted.wait_for(await rooms.events.get_max_stream_ordering(), 30)
+    await restarted.stop()
+    # The same events again, in order: none skipped.
+    assert [event_id for batch in handled_after for event_id in batch] == sent
+    assert await store.get_position("test_consumer") == (
+        await rooms.events.get_max_stream_ordering()
+    )

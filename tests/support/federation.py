@@ -1,9 +1,11 @@
 """Federating test servers on loopback: a test CA and our server with a TLS federation listener.
 
-Every server in a federation test is named ``localhost:<federation port>``: the explicit
+Every server in a federation test is named ``localhost:<federation port>`` (or, with
+``host="127.0.0.1"``, by that IP literal: server ACLs treat those apart): the explicit
 port makes server discovery go straight to that port (no ``.well-known``, no SRV;
 spec: server-server-api.md#resolving-server-names), and TLS checks the name
-``localhost``, which every leaf certificate of the :class:`TestCA` carries.  The
+``localhost`` or the address ``127.0.0.1``, which every leaf certificate of the
+:class:`TestCA` carries.  The
 servers trust only that CA (``federation_custom_ca_list``) and allow loopback
 addresses, which the default IP blacklist would refuse.
 """
@@ -15,7 +17,9 @@ import http.client as http_client
 import ipaddress
 import json
 import ssl
-from collections.abc import Iterator
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -33,7 +37,7 @@ from tests.support import http
 from tests.support.accounts import SHARED_SECRET
 from tests.support.matrix import RELAXED_LIMITS
 from tests.support.postgres import temporary_database
-from tests.support.server_process import ServerProcess, free_port, server_config
+from tests.support.server_process import REPO_ROOT, ServerProcess, free_port, server_config
 
 #: Loopback addresses, which the default federation IP blacklist refuses.
 LOOPBACK_RANGES = ["127.0.0.1/32", "::1/128"]
@@ -174,7 +178,8 @@ class FederatedServer:
     """One of our servers in a federation test: its process and the names it goes by."""
 
     process: ServerProcess
-    #: ``localhost:<federation port>``: the server name, in every user and room ID.
+    #: ``localhost:<federation port>`` (or ``127.0.0.1:<port>``): the server name, in
+    #: every user and room ID.
     server_name: str
     federation_port: int
     #: ``https://localhost:<federation port>``: where other servers reach it.
@@ -253,15 +258,19 @@ def federated_server_config(
     name: str,
     client_port: int,
     federation_port: int,
+    host: str = "localhost",
     **overrides: Any,
 ) -> dict[str, Any]:
-    """The config of our server federating on loopback over TLS.
+    """The config of our server federating on loopback over TLS, named
+    ``<host>:<federation_port>`` (``host`` is ``localhost`` or ``127.0.0.1``, the
+    names the certificates carry).
 
     The client listener (plain HTTP) comes first: :class:`ServerProcess` probes the
     first listener for health.
     """
+    assert host in ("localhost", "127.0.0.1"), host
     pair = ca.issue(name)
-    server_name = f"localhost:{federation_port}"
+    server_name = f"{host}:{federation_port}"
     settings: dict[str, Any] = {
         "server_name": server_name,
         "public_baseurl": f"http://127.0.0.1:{client_port}/",
@@ -299,9 +308,11 @@ def federated_server(
     *,
     name: str = "ours",
     start: bool = True,
+    host: str = "localhost",
     **overrides: Any,
 ) -> Iterator[FederatedServer]:
-    """Our server, federating over TLS on loopback, in the folder ``tmp_path/name``.
+    """Our server, federating over TLS on loopback, in the folder ``tmp_path/name``,
+    named ``<host>:<federation port>`` (``localhost`` or the IP literal ``127.0.0.1``).
 
     ``overrides`` replace top-level config keys.  The server is stopped on exit.
     ``start=False`` hands it over unstarted (to change its config first, say).
@@ -316,6 +327,7 @@ def federated_server(
         name=name,
         client_port=free_port(),
         federation_port=federation_port,
+        host=host,
         **overrides,
     )
     process = ServerProcess(folder, config)
@@ -323,7 +335,7 @@ def federated_server(
         process=process,
         server_name=config["server_name"],
         federation_port=federation_port,
-        federation_url=f"https://localhost:{federation_port}",
+        federation_url=f"https://{host}:{federation_port}",
         signing_key_path=Path(config["signing_key_path"]),
     )
     if start:
@@ -332,3 +344,44 @@ def federated_server(
         yield server
     finally:
         process.stop()
+
+
+def run_client_script(
+    module: str,
+    home: FederatedServer,
+    away: FederatedServer,
+    *,
+    leading: Sequence[str] = (),
+    timeout: float,
+) -> dict[str, Any]:
+    """Run the client script ``python -m module *leading home-url away-url home-name``
+    (real crypto clients, say, which need their own process and event loop) and
+    return the JSON object its last line of output prints.
+
+    A failed run fails the test with the script's stderr and both servers' log
+    tails: what went wrong is usually on the server side.
+    """
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            module,
+            *leading,
+            home.process.base_url,
+            away.process.base_url,
+            home.server_name,
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, (
+        done.stderr[-5000:]
+        + f"\n--- {home.server_name} ---\n"
+        + home.process.log()[-10_000:]
+        + f"\n--- {away.server_name} ---\n"
+        + away.process.log()[-10_000:]
+    )
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result

@@ -103,7 +103,7 @@ async def test_a_failed_announcement_is_done_again_from_the_stored_position(
         )
 
     first = announcer()
-    first._stopped = False  # driven by hand, without timers
+    first._follower._stopped = False  # driven by hand, without timers
     await first.catch_up()  # first run: starts at the stream's position
     assert await positions.get_position(CONSUMER_NAME) == 0
 
@@ -120,7 +120,7 @@ async def test_a_failed_announcement_is_done_again_from_the_stored_position(
     # A restart (a new announcer) redoes the work from the stored position.
     keys.failing = False
     second = announcer()
-    second._stopped = False
+    second._follower._stopped = False
     await second.catch_up()
     assert await positions.get_position(CONSUMER_NAME) == 2
     pending = await outbound.pending_edus("remote.test", 10)
@@ -134,7 +134,7 @@ async def test_a_failed_announcement_is_done_again_from_the_stored_position(
     # Done again (a crash after the commit, before anything else): nothing twice.
     await _change(db, stream, ALICE)
     third = announcer()
-    third._stopped = False
+    third._follower._stopped = False
     await third.catch_up()
     assert len(await outbound.pending_edus("remote.test", 10)) == 1
     assert await positions.get_position(CONSUMER_NAME) == 3
@@ -205,3 +205,51 @@ async def test_a_join_sends_the_devices_to_servers_sharing_no_other_room(db: Dat
     assert await FederationOutboundStore(db).pending_edus("known.test", 10) == []
     assert await FederationOutboundStore(db).pending_edus("blocked.test", 10) == []
     assert sender.woken == ["new.test"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_completed_partial_room_sends_our_members_devices_to_its_new_servers(
+    db: Database,
+) -> None:
+    """A room joined with partial state gets its members later: the servers they add
+    are told our member's devices as a join would have told them."""
+    from federation.e2ee.announcer import JoinAnnouncer
+    from homeserver.clock import Clock
+    from homeserver.events.event import Event
+    from homeserver.storage.device_list_outbound import Announced
+
+    def write(txn: Transaction) -> None:
+        txn.execute(
+            "INSERT INTO rooms (room_nid, room_id, room_version, created_ts) VALUES (?, ?, ?, ?)",
+            (1, "!partial:far.test", "10", 0),
+        )
+        # As completion leaves the index: our member, and those the full state added.
+        txn.executemany(
+            "INSERT INTO room_memberships (room_nid, user_id, membership, event_nid)"
+            " VALUES (?, ?, ?, ?)",
+            [(1, ALICE, "join", 1), (1, "@fay:far.test", "join", 2)],
+        )
+
+    await db.run_interaction("test_rooms", write)
+    store = DeviceListOutboundStore(db)
+
+    class _NoEvents:
+        async def get_events(self, event_ids: Sequence[str]) -> Mapping[str, Event]:
+            return {}
+
+    sender = _Sender()
+    joins = JoinAnnouncer(
+        server_name="here.test",
+        store=store,
+        keys=_Keys(),
+        sender=sender,
+        events=_NoEvents(),
+        clock=Clock(task.Clock()),
+    )
+    await store.announce(ALICE, lambda before: (Announced(3, {"D1": "x"}, {}), None))
+
+    await joins.room_completed("!partial:far.test", [ALICE])
+
+    pending = await FederationOutboundStore(db).pending_edus("far.test", 10)
+    assert [(e.content["user_id"], e.content["device_id"]) for e in pending] == [(ALICE, "D1")]
+    assert sender.woken == ["far.test"]

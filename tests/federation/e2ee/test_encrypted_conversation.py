@@ -9,17 +9,19 @@ spec: server-server-api.md#device-management, #end-to-end-encryption,
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.federation.interop.clients import ServerPair
-from tests.support.federation import FederatedServer, TestCA, database_section, federated_server
-from tests.support.server_process import REPO_ROOT
+from tests.support.federation import (
+    FederatedServer,
+    TestCA,
+    database_section,
+    federated_server,
+    run_client_script,
+)
 from tests.support.synapse_server import synapse_server
 
 pytestmark = [pytest.mark.slow]
@@ -39,29 +41,7 @@ def with_synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPai
 
 
 def run_scenario(home: FederatedServer, away: FederatedServer) -> dict[str, Any]:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tests.federation.e2ee.nio_e2ee",
-            home.process.base_url,
-            away.process.base_url,
-            home.server_name,
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, (
-        done.stderr[-5000:]
-        + f"\n--- {home.server_name} ---\n"
-        + home.process.log()[-10_000:]
-        + f"\n--- {away.server_name} ---\n"
-        + away.process.log()[-10_000:]
-    )
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return run_client_script("tests.federation.e2ee.nio_e2ee", home, away, timeout=300)
 
 
 def test_remote_users_decrypt_each_others_messages_and_a_new_device_is_seen(

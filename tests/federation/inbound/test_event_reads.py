@@ -206,3 +206,32 @@ async def test_events_of_erased_senders_are_served_redacted(room: FederatedRoom)
     await erased.mark_erased(message.sender)
     [after] = (await reads.get_event(REMOTE, message.event_id))["pdus"]
     assert after["content"] == {}
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_state_of_a_room_we_hold_partially_is_not_served(room: FederatedRoom) -> None:
+    """While we fetch a room's members after a partial-state join, our state of it is
+    not the room's: /state and /state_ids send the asker elsewhere."""
+    message = await room.send_local("m.room.message", {"msgtype": "m.text", "body": "hi"})
+    partial_rooms = {room.room_id}
+
+    async def is_partial(room_id: str) -> bool:
+        return room_id in partial_rooms
+
+    reads = EventReadHandler(
+        server_name=LOCAL,
+        events=room.events,
+        state=room.state,
+        graph=EventGraphStore(room.db, room.state),
+        acl=ServerAcl(events=room.events, state=room.state),
+        clock=Clock(reactor),
+        partial_state=is_partial,
+    )
+    for read in (reads.get_state_ids, reads.get_state):
+        assert await refused(read(REMOTE, room.room_id, message.event_id)) == (
+            404,
+            "M_NOT_FOUND",
+        )
+    partial_rooms.clear()
+    answer = await reads.get_state_ids(REMOTE, room.room_id, message.event_id)
+    assert answer["pdu_ids"]

@@ -234,7 +234,10 @@ def start_conversation(
     home: FederatedServer, away: FederatedServer, **create_body: Any
 ) -> Conversation:
     """A user of ``home`` creates a room and invites a user of ``away``, who joins
-    through ``home``; returns once the creator's server has the join."""
+    through ``home``; returns once both servers show the join to their user.  (A
+    server that joined with partial state, as Synapse does, may leave the room out
+    of its user's /sync until it has the full state; what arrives meanwhile, typing
+    say, is not shown later.)"""
     creator = new_user(home, "creator")
     joiner = new_user(away, "joiner")
     creator_sync, joiner_sync = SyncWatcher(creator), SyncWatcher(joiner)
@@ -246,6 +249,11 @@ def start_conversation(
         room_id,
         lambda event: is_membership(event, joiner.user_id, "join"),
         what=f"{joiner.user_id} joining",
+    )
+    joiner_sync.wait_for_event(
+        room_id,
+        lambda event: is_membership(event, joiner.user_id, "join"),
+        what="its own join",
     )
     return Conversation(room_id, creator, joiner, creator_sync, joiner_sync)
 

@@ -9,45 +9,12 @@ spec: server-server-api.md#end-to-end-encryption, server-server-api.md#send-to-d
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from typing import Any
-
 import pytest
 
 from tests.federation.interop.clients import ServerPair
-from tests.support.federation import FederatedServer
-from tests.support.server_process import REPO_ROOT
+from tests.support.federation import run_client_script
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("federation-interop-e2ee")]
-
-
-def run_nio(scenario: str, home: FederatedServer, away: FederatedServer) -> dict[str, Any]:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tests.federation.interop.nio_federated",
-            scenario,
-            home.process.base_url,
-            away.process.base_url,
-            home.server_name,
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert done.returncode == 0, (
-        done.stderr[-5000:]
-        + f"\n--- {home.server_name} ---\n"
-        + home.process.log()[-10_000:]
-        + f"\n--- {away.server_name} ---\n"
-        + away.process.log()[-10_000:]
-    )
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
 
 
 @pytest.mark.parametrize("created_on", ["ours", "other"])
@@ -57,7 +24,13 @@ def test_encrypted_messages_are_decrypted_across_servers(
     home, away = (
         (servers.ours, servers.other) if created_on == "ours" else (servers.other, servers.ours)
     )
-    result = run_nio("encrypted_conversation", home, away)
+    result = run_client_script(
+        "tests.federation.interop.nio_federated",
+        home,
+        away,
+        leading=["encrypted_conversation"],
+        timeout=240,
+    )
     assert result["encrypted"] == {"alice": True, "bob": True}
     for seen, label in (
         (result["bob_got_alice"], "alice to bob"),

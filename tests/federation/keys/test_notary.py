@@ -22,6 +22,7 @@ from federation.keys.notary import MAX_FETCHES_PER_QUERY, KeyNotary, KeyQuery
 from federation.servlets.keys import MAX_SERVERS_PER_QUERY, parse_key_queries
 from homeserver.clock import Clock
 from homeserver.errors import MatrixError
+from homeserver.ratelimit import RateLimitConfig, RateLimiter
 from homeserver.storage.database import Database
 from homeserver.storage.server_keys import ServerKeyStore
 from tests.federation.keys.key_peers import DAY_MS, NOW_MS, KeyPeers, RemoteServer
@@ -30,8 +31,19 @@ US = "notary.example"
 KEYS_PATH = "/_matrix/key/v2/server"
 
 
+#: The client address the tests' queries come from.
+CLIENT = "192.0.2.7"
+#: What a notary under test allows unless a test says otherwise: never reached.
+UNLIMITED = RateLimitConfig(per_second=1000, burst_count=1000)
+
+
 class Notary:
-    def __init__(self, db: Database, whitelist: frozenset[str] | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        whitelist: frozenset[str] | None = None,
+        limit: RateLimitConfig = UNLIMITED,
+    ) -> None:
         self.reactor = task.Clock()
         self.reactor.advance(NOW_MS / 1000)
         self.peers = KeyPeers()
@@ -57,10 +69,11 @@ class Notary:
             keyring=keyring,
             clock=clock,
             domain_whitelist=whitelist,
+            limiter=RateLimiter(clock, limit),
         )
 
-    async def query(self, *queries: KeyQuery) -> list[dict[str, Any]]:
-        return await self.notary.query(queries)
+    async def query(self, *queries: KeyQuery, client: str = CLIENT) -> list[dict[str, Any]]:
+        return await self.notary.query(queries, requester=client)
 
     def assert_countersigned(self, response: dict[str, Any], origin: RemoteServer) -> None:
         verify_signed_json(response, origin.name, get_verify_key(origin.signing_key))
@@ -188,6 +201,34 @@ async def test_one_query_asks_at_most_ten_uncached_servers(notary: Notary) -> No
     # The others are fetched when a later query names them.
     answers = await notary.query(*(every_key(server.name) for server in servers))
     assert len(answers) == 15
+
+
+@pytest_twisted.ensureDeferred
+async def test_queries_that_make_the_notary_fetch_are_rate_limited_per_client(
+    db: Database,
+) -> None:
+    notary = Notary(db, limit=RateLimitConfig(per_second=0.5, burst_count=2))
+    servers = [RemoteServer(f"s{i}.example") for i in range(4)]
+    for server in servers:
+        notary.peers.serve_keys(server)
+    await notary.query(every_key(servers[0].name))
+    await notary.query(every_key(servers[1].name), every_key(servers[2].name))
+    with pytest.raises(MatrixError) as refused:
+        await notary.query(every_key(servers[3].name))
+    assert (refused.value.status, refused.value.errcode) == (429, "M_LIMIT_EXCEEDED")
+    assert refused.value.to_json()["retry_after_ms"] == 2000
+    # Refused before anything was asked.
+    assert notary.peers.count(servers[3].name, KEYS_PATH) == 0
+    # What is stored, and our own keys, are still answered: they cost no request.
+    stored = await notary.query(*(every_key(server.name) for server in servers[:3]))
+    assert len(stored) == 3
+    assert len(await notary.query(every_key(US))) == 1
+    # Another client has its own allowance; this one's refills with time.
+    [fourth] = await notary.query(every_key(servers[3].name), client="198.51.100.1")
+    assert fourth["server_name"] == servers[3].name
+    notary.reactor.advance(2)
+    notary.peers.serve_keys(RemoteServer("s4.example"))
+    assert len(await notary.query(every_key("s4.example"))) == 1
 
 
 def test_a_query_body_is_read_into_queries() -> None:

@@ -170,3 +170,32 @@ def test_a_signed_request_is_checked_with_keys_fetched_from_its_origin(
         assert send("t1", key) == 200
         # Same key ID, another key: the key second fetched from first refutes it.
         assert send("t2", generate_signing_key(key.version)) == 401
+
+
+def test_key_queries_that_make_the_notary_fetch_are_rate_limited(
+    tmp_path: Path, engine: str, ca: TestCA
+) -> None:
+    limit = {"per_second": 0.001, "burst_count": 2}
+    with (
+        database_section(engine, tmp_path / "db") as database,
+        federated_server(tmp_path, database, ca, rc_key_query=limit) as server,
+    ):
+        # Servers the notary has no keys of: each query makes it ask (nothing listens
+        # on these ports, so the answers are empty).
+        first = federation_request(
+            ca, server, "POST", "/_matrix/key/v2/query", body={"server_keys": {"localhost:1": {}}}
+        )
+        assert (first.status, first.json()) == (200, {"server_keys": []})
+        assert get(ca, server, "/_matrix/key/v2/query/localhost:2") == {"server_keys": []}
+        refused = federation_request(ca, server, "GET", "/_matrix/key/v2/query/localhost:3")
+        assert refused.status == 429, refused.body
+        assert refused.json()["errcode"] == "M_LIMIT_EXCEEDED"
+        assert refused.json()["retry_after_ms"] > 0
+        refused = federation_request(
+            ca, server, "POST", "/_matrix/key/v2/query", body={"server_keys": {"localhost:4": {}}}
+        )
+        assert refused.status == 429, refused.body
+        # Our own keys need no request elsewhere: still answered.
+        name = urllib.parse.quote(server.server_name, safe="")
+        [ours] = get(ca, server, f"/_matrix/key/v2/query/{name}")["server_keys"]
+        assert_signed_by(ours, server)

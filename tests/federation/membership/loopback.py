@@ -24,6 +24,8 @@ class LoopbackClient:
         self.requests: list[tuple[str, str]] = []
         #: Every request fails as if the other server were down.
         self.unreachable = False
+        #: The other server knows only ``/v1/invite`` (as servers before v2 did).
+        self.v1_invites_only = False
 
     async def get_json(
         self,
@@ -73,6 +75,24 @@ class LoopbackClient:
             )
         assert endpoint == "invite", path
         assert isinstance(body, dict)
+        version = parts[3]
+        if self.v1_invites_only:
+            if version == "v2":
+                raise FederationRequestError(
+                    destination, 404, errcode="M_UNRECOGNIZED", error="Unrecognized request"
+                )
+            # v1: the PDU itself, its stripped state in unsigned; rooms of v1 or v2.
+            unsigned = body.get("unsigned", {})
+            event = {key: value for key, value in body.items() if key != "unsigned"}
+            v2_body = {
+                "room_version": "1",
+                "event": event,
+                "invite_room_state": unsigned.get("invite_room_state", []),
+            }
+            answer = await self._answer(
+                destination, serving.invite(self.origin, room_id, event_id, v2_body)
+            )
+            return [200, answer]
         return await self._answer(destination, serving.invite(self.origin, room_id, event_id, body))
 
     def _serving(self) -> MembershipServing:

@@ -270,6 +270,35 @@ async def test_an_invite_from_a_server_that_is_gone_is_rejected_here_alone(
     assert await home.membership_of(RITA) == "invite"  # it never heard of it
 
 
+@pytest_twisted.ensureDeferred
+async def test_an_invite_to_a_server_without_v2_invites_falls_back_to_v1(
+    servers: TwoServers,
+) -> None:
+    """A server that answers ``/v2/invite`` with M_UNRECOGNIZED gets the v1 form,
+    for a room of version 1 (all such a server can hold)."""
+    home, away = servers.home, servers.away
+    room_id = await home.create_room_as(ALICE, "invite", version="1")
+    servers.home_client.v1_invites_only = True
+    sent = await home.membership.update_membership(requester(ALICE), room_id, RITA, "invite")
+    assert set(sent.event.pdu["signatures"]) == {LOCAL, REMOTE}
+    assert await membership_on(away, room_id, RITA) == "invite"
+    v1_path = f"/_matrix/federation/v1/invite/{_q(room_id)}/{_q(sent.event.event_id)}"
+    assert ("PUT", v1_path) in servers.home_client.requests
+
+
+@pytest_twisted.ensureDeferred
+async def test_no_v1_invite_fallback_for_rooms_a_v1_server_cannot_hold(
+    servers: TwoServers,
+) -> None:
+    home = servers.home
+    room_id = await home.create_room_as(ALICE, "invite", version="10")
+    servers.home_client.v1_invites_only = True
+    with pytest.raises(MatrixError) as refused:
+        await home.membership.update_membership(requester(ALICE), room_id, RITA, "invite")
+    assert refused.value.status == 403
+    assert not any("/v1/invite/" in path for _, path in servers.home_client.requests)
+
+
 @pytest.mark.parametrize("version", ["1", "3", "12"])
 @pytest_twisted.ensureDeferred
 async def test_invite_join_and_leave_in_other_room_versions(

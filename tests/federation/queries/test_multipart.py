@@ -7,6 +7,8 @@ import pytest
 
 from federation.queries.multipart import (
     MultipartError,
+    MultipartReader,
+    Part,
     boundary_of,
     closing,
     new_boundary,
@@ -23,6 +25,35 @@ def build(boundary: str, file_body: bytes, file_headers: dict[str, str]) -> byte
         + file_body
         + closing(boundary)
     )
+
+
+class Pieces:
+    """Records what a MultipartReader hands on, piece by piece."""
+
+    def __init__(self) -> None:
+        self.parts: list[Part] = []
+        self.largest_piece = 0
+        self._headers: dict[str, str] = {}
+        self._body = bytearray()
+
+    def part_started(self, headers: dict[str, str]) -> None:
+        self._headers, self._body = headers, bytearray()
+
+    def part_data(self, data: bytes) -> None:
+        self.largest_piece = max(self.largest_piece, len(data))
+        self._body += data
+
+    def part_ended(self) -> None:
+        self.parts.append(Part(self._headers, bytes(self._body)))
+
+
+def read_in_pieces(body: bytes, boundary: str, size: int, *, max_parts: int = 2) -> Pieces:
+    pieces = Pieces()
+    reader = MultipartReader(boundary, pieces, max_parts=max_parts)
+    for start in range(0, len(body), size):
+        reader.feed(body[start : start + size])
+    reader.finish()
+    return pieces
 
 
 def test_a_built_body_parses_back_to_its_parts() -> None:
@@ -102,3 +133,47 @@ def test_the_boundary_is_read_from_the_content_type(content_type: str, boundary:
 def test_a_missing_or_invalid_boundary_is_refused(content_type: str) -> None:
     with pytest.raises(MultipartError):
         boundary_of(content_type)
+
+
+@pytest.mark.parametrize("piece_size", [1, 2, 3, 7, 64, 4096])
+def test_a_body_arriving_in_pieces_parses_as_it_would_whole(piece_size: int) -> None:
+    boundary = new_boundary()
+    # Near-delimiters inside the file, cut anywhere by the pieces, are file bytes.
+    payload = (b"\r\n--" + boundary.encode()[:-1] + b"x\r\n-" + bytes(range(256))) * 40
+    body = b"a preamble\r\n" + build(boundary, payload, {"Content-Type": "image/png"})
+    whole = parse_multipart(body, boundary, max_parts=2)
+    pieces = read_in_pieces(body, boundary, piece_size)
+    assert pieces.parts == whole
+    assert pieces.parts[1].body == payload
+
+
+def test_a_large_file_part_is_handed_on_without_being_held() -> None:
+    boundary = new_boundary()
+    payload = bytes(range(256)) * 4096  # 1 MiB
+    body = build(boundary, payload, {"Content-Type": "application/octet-stream"})
+    pieces = read_in_pieces(body, boundary, 16 * 1024)
+    assert pieces.parts[1].body == payload
+    # Each piece passed on is about what arrived, not the part so far.
+    assert pieces.largest_piece <= 16 * 1024 + len(boundary) + 4
+
+
+def test_a_delimiter_inside_a_preamble_line_does_not_open_the_body() -> None:
+    body = b"xx--b\r\n" + b"p" * 100 + b"\r\n--b\r\n\r\none\r\n--b\r\n\r\ntwo\r\n--b--"
+    for size in (1, 5, 1000):
+        assert [p.body for p in read_in_pieces(body, "b", size).parts] == [b"one", b"two"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"no delimiter at all",
+        b"--b\r\nContent-Type: text/plain\r\n\r\nnever ends",
+        b"--b\r\nContent-Type: text/plain",
+        b"--bgarbage\r\n\r\nx\r\n--b--",
+        b"--b\r\nno colon here\r\n\r\nx\r\n--b--",
+        b"--b\r\n\r\none\r\n--b",  # ends right after a delimiter
+    ],
+)
+def test_malformed_bodies_arriving_in_pieces_are_refused(body: bytes) -> None:
+    with pytest.raises(MultipartError):
+        read_in_pieces(body, "b", 1)

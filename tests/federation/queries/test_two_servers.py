@@ -1,8 +1,9 @@
 """Queries and media between two of our servers on loopback over TLS: a remote
 user's profile, a remote alias (and joining by it), the other server's room
 directory, a space on the other server, media uploaded on one server downloaded
-(and thumbnailed) by a user of the other, and OpenID tokens checked by a third
-party.  Both engines; one pair of servers per engine, shared by the module.
+(and thumbnailed) by a user of the other, a large file among them, and OpenID
+tokens checked by a third party.  Both engines; one pair of servers per engine,
+shared by the module.
 
 spec: server-server-api.md#querying-for-information, #published-room-directory,
 #spaces, #openid, #content-repository
@@ -10,6 +11,7 @@ spec: server-server-api.md#querying-for-information, #published-room-directory,
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -274,6 +276,26 @@ def test_media_uploaded_on_one_server_is_downloaded_by_a_user_of_the_other(pair:
     assert thumbnail.status == 200, thumbnail.body
     assert thumbnail.headers["content-type"].startswith("image/")
     assert thumbnail.body != picture
+
+
+def test_a_large_file_arrives_whole_from_the_other_server(pair: Pair) -> None:
+    """20 MiB, streamed from the multipart answer to disk as it arrives (never held
+    whole): every byte arrives, in order."""
+    alice, bob = new_user(pair.home, "alice"), new_user(pair.away, "bob")
+    # Not repetitive, so a lost, doubled or reordered piece changes the hash.
+    data = b"".join(hashlib.sha256(n.to_bytes(4, "big")).digest() for n in range(655_360))
+    assert len(data) == 20 * 1024 * 1024
+    content_uri = upload(alice, data, "application/octet-stream", "big.bin")
+    server_name, media_id = content_uri.removeprefix("mxc://").split("/")
+    downloaded = pair.away.process.request(
+        "GET",
+        f"{CLIENT_V1}/media/download/{quote(server_name)}/{media_id}",
+        headers=auth(bob.access_token),
+        timeout=120,
+    )
+    assert downloaded.status == 200, downloaded.body[:200]
+    assert hashlib.sha256(downloaded.body).hexdigest() == hashlib.sha256(data).hexdigest()
+    assert "big.bin" in downloaded.headers.get("content-disposition", "")
 
 
 def test_the_federation_media_endpoints_answer_multipart(pair: Pair) -> None:

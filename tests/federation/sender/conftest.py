@@ -114,6 +114,16 @@ async def until_stored(check: Callable[[], Any], what: str = "condition") -> Non
     raise AssertionError(f"{what} never held")
 
 
+async def failing(harness: Harness, destination: str) -> None:
+    """Wait until the client has recorded a failure of ``destination``."""
+    store = DestinationStore(harness.db)
+
+    async def recorded() -> bool:
+        return await store.get_retry_timings(destination) is not None
+
+    await until_stored(recorded, f"a failure of {destination} recorded")
+
+
 @pytest_twisted.async_yield_fixture
 async def harness(db: Database) -> AsyncIterator[Harness]:
     peer = Peer()

@@ -13,10 +13,9 @@ import pytest_twisted
 
 from federation.sender.recipients import EventRecipients
 from federation.sender.sender import QUEUES_PER_TURN
-from homeserver.storage.destinations import DestinationStore
 from homeserver.storage.stream_consumers import StreamConsumerStore
 from homeserver.streams.consumer import StreamedEvent
-from tests.federation.sender.conftest import Harness, until, until_stored
+from tests.federation.sender.conftest import Harness, failing, until, until_stored
 from tests.federation.sender.peer import ReceivedTransaction
 from tests.receipts.rooms import ALICE, SERVER
 
@@ -28,16 +27,6 @@ CAROL = f"@carol:{REMOTE2}"
 
 def bodies(transactions: list[ReceivedTransaction]) -> list[str]:
     return [body for txn in transactions for body in txn.bodies]
-
-
-async def failing(harness: Harness, destination: str) -> None:
-    """Wait until the client has recorded a failure of ``destination``."""
-    store = DestinationStore(harness.db)
-
-    async def recorded() -> bool:
-        return await store.get_retry_timings(destination) is not None
-
-    await until_stored(recorded, f"a failure of {destination} recorded")
 
 
 @pytest_twisted.ensureDeferred
