@@ -3,6 +3,7 @@ through the handler with the real stores on both engines."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -20,7 +21,9 @@ from tests.federation.inbound.conftest import LOCAL, REMOTE, FederatedRoom
 from tests.federation.inbound.signing import TestKeyring, TestServer
 
 
-def reads_of(room: FederatedRoom) -> EventReadHandler:
+def reads_of(
+    room: FederatedRoom, partial_state: Callable[[str], Awaitable[bool]] | None = None
+) -> EventReadHandler:
     return EventReadHandler(
         server_name=LOCAL,
         events=room.events,
@@ -28,6 +31,7 @@ def reads_of(room: FederatedRoom) -> EventReadHandler:
         graph=EventGraphStore(room.db, room.state),
         acl=ServerAcl(events=room.events, state=room.state),
         clock=Clock(reactor),
+        partial_state=partial_state,
     )
 
 
@@ -218,15 +222,7 @@ async def test_the_state_of_a_room_we_hold_partially_is_not_served(room: Federat
     async def is_partial(room_id: str) -> bool:
         return room_id in partial_rooms
 
-    reads = EventReadHandler(
-        server_name=LOCAL,
-        events=room.events,
-        state=room.state,
-        graph=EventGraphStore(room.db, room.state),
-        acl=ServerAcl(events=room.events, state=room.state),
-        clock=Clock(reactor),
-        partial_state=is_partial,
-    )
+    reads = reads_of(room, is_partial)
     for read in (reads.get_state_ids, reads.get_state):
         assert await refused(read(REMOTE, room.room_id, message.event_id)) == (
             404,
