@@ -15,6 +15,7 @@ server-server-api.md#get_matrixfederationv1state_idsroomid
 
 from __future__ import annotations
 
+import enum
 import logging
 from typing import Protocol
 
@@ -32,7 +33,12 @@ logger = logging.getLogger(__name__)
 #: Pause after a round in which no server gave a usable state, doubling up to the most.
 FIRST_RETRY_S = 5.0
 MAX_RETRY_S = 60.0
-_DONE, _STALE, _FAILED = object(), object(), object()
+
+
+class _Attempt(enum.Enum):
+    DONE = enum.auto()  # completed
+    STALE = enum.auto()  # the record changed: not this join's to complete
+    FAILED = enum.auto()  # try another server
 
 
 class StateBeforeSource(Protocol):
@@ -74,7 +80,6 @@ class PartialStateResync:
         self._reactor = reactor
         #: Per process: the room fetches running here (the room writer's process).
         self._running: dict[str, defer.Deferred[None]] = {}
-        self._waiting: dict[str, list[defer.Deferred[None]]] = {}
         self._stopped = False
 
     def start(self, room: PartialStateRoom) -> None:
@@ -86,8 +91,6 @@ class PartialStateResync:
 
         def finished(outcome: object) -> None:
             self._running.pop(room.room_id, None)
-            for waiter in self._waiting.pop(room.room_id, []):
-                waiter.callback(None)
             if isinstance(outcome, Failure) and not outcome.check(defer.CancelledError):
                 logger.error(
                     "fetching the full state of %s failed: %s",
@@ -107,14 +110,6 @@ class PartialStateResync:
         for running in list(self._running.values()):
             running.cancel()
 
-    async def wait(self, room_id: str) -> None:
-        """Until ``room_id``'s fetch here ends (tests, shutdown)."""
-        running = self._running.get(room_id)
-        if running is not None:
-            waiter: defer.Deferred[None] = defer.Deferred()
-            self._waiting.setdefault(room_id, []).append(waiter)
-            await waiter
-
     async def _resync(self, room: PartialStateRoom) -> None:
         pause = FIRST_RETRY_S
         while True:
@@ -123,14 +118,14 @@ class PartialStateResync:
                 return  # completed, or we left
             # A newer join of the room (we left and joined again): fetch as of it.
             room = current
-            outcome = _FAILED
+            outcome = _Attempt.FAILED
             for server in self._servers(room):
                 outcome = await self._try(room, server)
-                if outcome is not _FAILED:
+                if outcome is not _Attempt.FAILED:
                     break
-            if outcome is _DONE:
+            if outcome is _Attempt.DONE:
                 return
-            if outcome is _STALE:
+            if outcome is _Attempt.STALE:
                 continue  # read the record again: a newer join, or none
             logger.info(
                 "no server gave the full state of %s; trying again in %.0f s", room.room_id, pause
@@ -142,21 +137,19 @@ class PartialStateResync:
         others = sorted(room.servers_in_room - {room.joined_via, self._server_name})
         return [room.joined_via, *others]
 
-    async def _try(self, room: PartialStateRoom, server: str) -> object:
-        """_DONE (completed), _STALE (the record changed: not this join's to
-        complete) or _FAILED (try another server)."""
+    async def _try(self, room: PartialStateRoom, server: str) -> _Attempt:
         try:
             full = await self._source.fetch_state_before(
                 room.room_id, room.join_event_id, origin=server
             )
             await self._completer.complete(room, full)
-            return _DONE
+            return _Attempt.DONE
         except StaleJoinError:
-            return _STALE
+            return _Attempt.STALE
         except (EventsUnavailable, InvalidRemoteState) as failed:
             logger.info("full state of %s from %s: %s", room.room_id, server, failed)
         except defer.CancelledError:
             raise
         except Exception:
             logger.exception("full state of %s from %s failed", room.room_id, server)
-        return _FAILED
+        return _Attempt.FAILED

@@ -75,9 +75,6 @@ class PartialStateCompleter:
         self._waiters: dict[str, list[defer.Deferred[None]]] = {}
         self.on_completed: list[CompletionCallback] = []
 
-    async def is_partial(self, room_id: str) -> bool:
-        return await self._store.is_partial(room_id)
-
     async def wait_for_full_state(self, room_id: str) -> None:
         """Returns once ``room_id`` has its full state (at once if it has), or after
         :data:`MAX_WAIT_S` when the fetch is slow (every server it asks is down):
