@@ -253,18 +253,14 @@ class EventPath:
         current state is not history's business), never touching current state or
         forward extremities; negative stream positions, so /sync never sees them as
         new while /messages places them by depth.  Not announced.  An event held as
-        an outlier takes its place in the graph.
+        an outlier takes its place in the graph.  In a room whose state is partial
+        the history's states are full ones (other servers' states before it) and
+        are recorded as such, for the completion to leave them alone.
         spec: server-server-api.md#backfilling-and-retrieving-missing-events"""
         async with self.room_lock(room_id):
             room = await self._events.get_room(room_id)
             if room is None or room.current_state_group is None:
                 raise UnknownRoomError(room_id)
-            if await self._is_partial(room_id):
-                # History's states would be written among the partial ones, and the
-                # completion must tell them apart (``storage.partial_state``): the
-                # history waits for the full state.
-                logger.info("no backfill of %s before it has its full state", room_id)
-                return []
             settled, written = await self._receive_locked(room, events, origin, backfill=True)
         return [*settled, *(await written)]
 
@@ -697,6 +693,7 @@ class EventPath:
             ),
             after=in_flight.last,
             backfilled=view.backfill,
+            history_while_partial=view.backfill and view.partial,
             backward_added=sorted(view.backward_added - view.backward_removed),
             backward_removed=sorted(view.backward_removed),
         )

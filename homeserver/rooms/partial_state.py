@@ -20,7 +20,8 @@ it here:
 Not done: events received while the state was partial are not checked again
 against the full state (Synapse re-checks them); they passed the auth rules with
 the memberships they cite (a ban the resident left out is not seen until then).
-History is not backfilled while the room is partial (``EventPath.receive_backfill``).
+History is backfilled while the room is partial: its states are full ones, kept
+apart from the partial ones (``storage.partial_state``).
 
 spec: data/api/server-server/joins-v2.yaml (omit_members), server-server-api.md#joining-rooms
 """

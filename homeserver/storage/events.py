@@ -111,6 +111,9 @@ class RoomBatch:
     #: History older than what the room holds: its events get negative stream
     #: positions (never new to /sync; placed by depth for /messages).
     backfilled: bool = False
+    #: Backfilled into a room whose state is partial: the groups it writes are
+    #: recorded, for the completion to leave alone (``storage.partial_state``).
+    history_while_partial: bool = False
     #: Prev events cited by the batch's timeline events that the room holds only as
     #: outliers (gaps), and gaps the batch closes (the event takes its place).
     backward_added: Sequence[str] = ()
@@ -270,12 +273,17 @@ class EventStore:
         written: dict[int, int],
     ) -> list[PersistedEvent]:
         room_nid = batch.room_nid
+        written_before = set(written.values())
         results = [
             self._persist_one_txn(
                 txn, room_nid, item, self._position_txn(txn, batch, item, positions), written
             )
             for item in batch.events
         ]
+        if batch.history_while_partial:
+            self._state.mark_history_groups_txn(
+                txn, room_nid, sorted(set(written.values()) - written_before)
+            )
         if batch.extremities_removed:
             removed = event_nids_for_ids_txn(txn, batch.extremities_removed)
             for part in chunks(list(removed.values())):

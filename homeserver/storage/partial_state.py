@@ -5,13 +5,14 @@ A server joining with ``omit_members`` gets the room's state without most of its
 membership events and fetches them afterwards.  Until then the room's state groups
 since the join lack those members.  Completing the state adds them to the
 snapshots those groups are built on — the one time a written state group changes.
-Every group written since the join is the partial state or derived from it, or a
-complete state another server gave for an event after the join (a gap): history
-before the join is not backfilled until the state is complete
-(``EventPath.receive_backfill``).  The partial ones lacked exactly those keys, and a
-key of a room's state stays in every later state of it, so what the full state at
-the join holds for a key a snapshot lacks is what the snapshot should have held (a
-complete later state lacks none of them).  This avoids rewriting every event's
+Every group written since the join is the partial state or derived from it, a
+complete state another server gave for an event after the join (a gap), or the
+state of history before the join backfilled meanwhile.  History's groups are
+recorded as they are written (``partial_state_history_groups``) and left alone: a
+member who joined later does not belong in them.  The partial ones lacked exactly
+the omitted keys, and a key of a room's state stays in every later state of it, so
+what the full state at the join holds for a key a snapshot lacks is what the
+snapshot should have held (a complete later state lacks none of them).  This avoids rewriting every event's
 state groups.
 
 spec: data/api/server-server/joins-v2.yaml (omit_members, members_omitted,

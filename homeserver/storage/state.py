@@ -11,7 +11,8 @@ rewritten every few dozen membership changes).  ``(type, state_key)`` pairs are
 interned as integers.  Groups never change once written, so their resolved contents
 are cached freely; the cache is bounded by entries held, not by groups.
 
-Owns the ``state_keys``, ``state_groups`` and ``state_group_entries`` tables.
+Owns the ``state_keys``, ``state_groups``, ``state_group_entries`` and
+``partial_state_history_groups`` tables.
 """
 
 from __future__ import annotations
@@ -305,11 +306,12 @@ class StateStore:
         missing: Mapping[StateKey, str],
     ) -> list[int]:
         """Add ``missing`` to every snapshot of the room from the one ``join_group``
-        is built on onwards, where the snapshot lacks the key: the one exception to
-        groups never changing, for a room joined with partial state (see
-        ``storage.partial_state``).  Every later group is a delta on one of these
-        snapshots, so each now has the full state.  Returns the IDs of every group
-        whose contents changed (for :meth:`forget_groups`)."""
+        is built on onwards, where the snapshot lacks the key, except the full states
+        of history backfilled meanwhile (:meth:`mark_history_groups_txn`): the one
+        exception to groups never changing, for a room joined with partial state
+        (see ``storage.partial_state``).  Every later group is a delta on one of
+        these snapshots, so each now has the full state.  Returns the IDs of every
+        group whose contents may have changed (for :meth:`forget_groups`)."""
         txn.execute(
             _CHAIN_OF_GROUP + " SELECT state_group FROM chain WHERE prev_state_group IS NULL",
             (join_group,),
@@ -324,6 +326,12 @@ class StateStore:
             (room_nid, first),
         )
         groups = [(int(group), prev) for group, prev in txn.fetchall()]
+        txn.execute(
+            "SELECT state_group FROM partial_state_history_groups WHERE room_nid = ?",
+            (room_nid,),
+        )
+        history = {int(group) for (group,) in txn.fetchall()}
+        txn.execute("DELETE FROM partial_state_history_groups WHERE room_nid = ?", (room_nid,))
         if not missing:
             return []
         key_nids = self.key_nids_txn(txn, list(missing))
@@ -331,7 +339,7 @@ class StateStore:
         unknown = set(missing.values()) - set(event_nids)
         if unknown:
             raise UnknownEventsError(unknown)
-        for snapshot in (group for group, prev in groups if prev is None):
+        for snapshot in (group for group, prev in groups if prev is None and group not in history):
             txn.execute(
                 "SELECT state_key_nid FROM state_group_entries WHERE state_group = ?",
                 (snapshot,),
@@ -352,6 +360,17 @@ class StateStore:
                 (len(rows), snapshot),
             )
         return [group for group, _prev in groups]
+
+    def mark_history_groups_txn(
+        self, txn: Transaction, room_nid: int, groups: Sequence[int]
+    ) -> None:
+        """Record ``groups`` as the states of history backfilled while the room's
+        state is partial: full states, which its completion leaves alone."""
+        txn.executemany(
+            "INSERT INTO partial_state_history_groups (state_group, room_nid) VALUES (?, ?)"
+            " ON CONFLICT DO NOTHING",
+            [(group, room_nid) for group in groups],
+        )
 
     def key_nids_txn(self, txn: Transaction, keys: Sequence[StateKey]) -> dict[StateKey, int]:
         """Interned ids for ``keys``, creating the missing ones."""

@@ -20,11 +20,12 @@ from homeserver.events.event import Event
 from homeserver.rooms.event_path import RemoteState
 from homeserver.rooms.partial_state import MAX_WAIT_S, PartialStateCompleter
 from homeserver.rooms.pipeline import EventPipeline
+from homeserver.rooms.remote_events import MissingEventSource
 from homeserver.storage.database import Database
 from homeserver.storage.events import EventStore
 from homeserver.storage.partial_state import PartialStateRoom, PartialStateStore
 from homeserver.storage.state import StateStore
-from tests.rooms.test_event_path import LOCAL, REMOTE, RITA, RON, RemoteServer, Room
+from tests.rooms.test_event_path import LOCAL, REMOTE, RITA, RON, HeldBy, RemoteServer, Room
 from tests.rooms.test_joined_room import BOB, RemoteRoom
 
 
@@ -34,7 +35,7 @@ def remote() -> RemoteServer:
 
 
 class Parts:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, missing: MissingEventSource | None = None) -> None:
         self.state = StateStore(db)
         self.events = EventStore(db, self.state)
         self.partial = PartialStateStore(db, state=self.state, events=self.events)
@@ -45,6 +46,7 @@ class Parts:
             events=self.events,
             state=self.state,
             partial_state=self.partial,
+            missing_events=missing,
         )
         self.completer = PartialStateCompleter(
             path=self.pipeline.path, events=self.events, state=self.state, store=self.partial
@@ -62,8 +64,10 @@ def without_members(answer: RemoteState) -> RemoteState:
     return RemoteState(kept, list(chain.values()))
 
 
-async def joined_partially(db: Database, remote: RemoteServer) -> tuple[Parts, RemoteRoom, Event]:
-    parts = Parts(db)
+async def joined_partially(
+    db: Database, remote: RemoteServer, missing: MissingEventSource | None = None
+) -> tuple[Parts, RemoteRoom, Event]:
+    parts = Parts(db, missing)
     remote_room = RemoteRoom(remote)
     remote_room.send("m.room.name", RITA, {"name": "Partial"}, "")
     remote_room.send("m.room.member", RON, {"membership": "join"}, RON)
@@ -83,6 +87,14 @@ async def joined_partially(db: Database, remote: RemoteServer) -> tuple[Parts, R
     remote_room.last = join
     remote_room.state[("m.room.member", BOB)] = join
     return parts, remote_room, join
+
+
+def full_state_before(remote: RemoteServer, remote_room: RemoteRoom, join: Event) -> RemoteState:
+    """What ``/state`` at our join answers: the state before it, with its auth chain."""
+    state = [
+        remote.fresh_copy(e) for e in remote_room.state.values() if e.event_id != join.event_id
+    ]
+    return RemoteState(state, remote.auth_chain(state))
 
 
 @pytest_twisted.ensureDeferred
@@ -107,16 +119,40 @@ async def test_a_member_the_partial_state_lacks_can_send(
 
 
 @pytest_twisted.ensureDeferred
-async def test_history_is_not_backfilled_while_the_state_is_partial(
+async def test_history_backfilled_while_partial_keeps_its_own_state_after_completion(
     db: Database, remote: RemoteServer
 ) -> None:
-    parts, remote_room, join = await joined_partially(db, remote)
-    [before_join] = join.prev_event_ids
-    older = remote.held[before_join]
-    assert (
-        await parts.pipeline.path.receive_backfill(remote_room.room_id, [older], origin=REMOTE)
-        == []
+    """History is fetched while the member list is: its states are the remote's full
+    ones, and completing the room's state must not add Ron, who joined after it."""
+    parts, remote_room, join = await joined_partially(db, remote, HeldBy(remote))
+    room_id = remote_room.room_id
+    before_bob = next(e for e in remote.held.values() if e.content.get("body") == "before Bob")
+    rons_join = remote_room.state[("m.room.member", RON)]
+    history = sorted(
+        (e for e in remote.held.values() if e.depth >= before_bob.depth and e is not join),
+        key=lambda e: e.depth,
+        reverse=True,
     )
+    assert history[0].event_id == rons_join.event_id
+    results = await parts.pipeline.path.receive_backfill(
+        room_id, [remote.fresh_copy(e) for e in history], origin=REMOTE
+    )
+    assert {r.event_id for r in results if r.visible} == {e.event_id for e in history}
+
+    record = await parts.partial.get(room_id)
+    assert record is not None
+    await parts.completer.complete(record, full_state_before(remote, remote_room, join))
+
+    state = StateStore(db)
+    groups = await parts.events.get_state_groups_after([before_bob.event_id, rons_join.event_id])
+    after_old_message = await state.get_state_ids(groups[before_bob.event_id])
+    assert ("m.room.member", RITA) in after_old_message
+    assert ("m.room.member", RON) not in after_old_message
+    assert ("m.room.name", "") not in after_old_message
+    after_rons_join = await state.get_state_ids(groups[rons_join.event_id])
+    assert after_rons_join[("m.room.member", RON)] == rons_join.event_id
+    # The live state got what it lacked.
+    assert await Room(db, parts.pipeline, room_id).members() == sorted([BOB, RITA, RON])
 
 
 @pytest_twisted.ensureDeferred
@@ -132,12 +168,7 @@ async def test_completion_adds_every_member_and_wakes_the_waiting_member_lists(
     record = await parts.partial.get(room_id)
     assert record is not None
 
-    full = RemoteState(
-        [remote.fresh_copy(e) for e in remote_room.state.values() if e.event_id != join.event_id],
-        [],
-    )
-    full = RemoteState(full.state, remote.auth_chain(full.state))
-    added = await parts.completer.complete(record, full)
+    added = await parts.completer.complete(record, full_state_before(remote, remote_room, join))
 
     assert sorted(added) == sorted([RITA, RON])
     assert waiting.called
