@@ -12,8 +12,8 @@ recorded as they are written (``partial_state_history_groups``) and left alone: 
 member who joined later does not belong in them.  The partial ones lacked exactly
 the omitted keys, and a key of a room's state stays in every later state of it, so
 what the full state at the join holds for a key a snapshot lacks is what the
-snapshot should have held (a complete later state lacks none of them).  This avoids rewriting every event's
-state groups.
+snapshot should have held (a complete later state lacks none of them).  This
+avoids rewriting every event's state groups.
 
 spec: data/api/server-server/joins-v2.yaml (omit_members, members_omitted,
 servers_in_room)
