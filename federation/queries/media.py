@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import quote, unquote, urlsplit
@@ -186,11 +186,7 @@ class FederationMediaSource:
             if download.location is not None:
                 await spool.discard()
                 return await self._follow(origin, download.location, max_size)
-            return FetchedMedia(
-                file=await spool.finish(),
-                content_type=_content_type(download.file_headers.get("content-type")),
-                upload_name=_file_name(download.file_headers.get("content-disposition")),
-            )
+            return await spool.fetched(download.file_headers)
         finally:
             await spool.discard()  # unless finished: then the file is the caller's
 
@@ -207,11 +203,7 @@ class FederationMediaSource:
             )
             if answer.status != 200:
                 raise bad_gateway(f"{origin} answered the media download with {answer.status}")
-            return FetchedMedia(
-                file=await spool.finish(),
-                content_type=_content_type(answer.headers.get("content-type")),
-                upload_name=_file_name(answer.headers.get("content-disposition")),
-            )
+            return await spool.fetched(answer.headers)
         finally:
             await spool.discard()
 
@@ -250,11 +242,7 @@ class FederationMediaSource:
                 raise errors.not_found("Media not found")
             if response.code != 200:
                 raise bad_gateway(f"The media {origin} redirected to answered {response.code}")
-            return FetchedMedia(
-                file=await spool.finish(),
-                content_type=_content_type(response.headers.get("content-type")),
-                upload_name=_file_name(response.headers.get("content-disposition")),
-            )
+            return await spool.fetched(response.headers)
         finally:
             await spool.discard()  # unless finished: then the file is the caller's
 
@@ -296,6 +284,15 @@ class _FileSpool:
         finished = await self._spool.finish()
         self._finished = True
         return finished
+
+    async def fetched(self, headers: Mapping[str, str]) -> FetchedMedia:
+        """The complete file, now the caller's, with what the file's ``headers``
+        say of it."""
+        return FetchedMedia(
+            file=await self.finish(),
+            content_type=_content_type(headers.get("content-type")),
+            upload_name=_file_name(headers.get("content-disposition")),
+        )
 
     async def discard(self) -> None:
         """Drop the file (nothing if :meth:`finish` handed it over); returns once it

@@ -11,10 +11,11 @@ import pytest_twisted
 from homeserver.events.event import Event, StateKey
 from homeserver.storage.database import Database
 from homeserver.storage.event_graph import EventGraphStore
-from homeserver.storage.events import EventStore, EventToPersist, RoomBatch
+from homeserver.storage.events import EventStore
 from homeserver.storage.partial_state import PartialStateRoom, PartialStateStore
 from homeserver.storage.state import StateStore
-from tests.events.dag_builder import BOB, CHARLIE, standard_room
+from tests.events.dag_builder import BOB, CHARLIE
+from tests.storage.test_state import outlier_room
 
 ROOM = "!partial:example.org"
 
@@ -23,15 +24,7 @@ async def stored_room(
     db: Database,
 ) -> tuple[StateStore, EventStore, int, str, dict[str, Event]]:
     """A room's events persisted as outliers, so state groups can name them."""
-    builder = standard_room("10")
-    state = StateStore(db)
-    events = EventStore(db, state)
-    room_nid = await events.create_room(builder.room_id, "10", 0)
-    for event in builder.events.values():
-        event.internal.outlier = True
-    await events.persist_events(
-        RoomBatch(room_nid, [EventToPersist(e, None) for e in builder.events.values()])
-    )
+    state, events, room_nid, builder = await outlier_room(db)
     return (
         state,
         events,

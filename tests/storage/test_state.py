@@ -9,11 +9,12 @@ from homeserver.events.event import Event
 from homeserver.storage.database import Database
 from homeserver.storage.events import EventStore, EventToPersist, RoomBatch
 from homeserver.storage.state import MIN_SNAPSHOT_ROWS, StateStore, UnknownEventsError
-from tests.events.dag_builder import standard_room
+from tests.events.dag_builder import DagBuilder, standard_room
 
 
-async def stored_room(db: Database) -> tuple[StateStore, int, dict[str, Event]]:
-    """A room's events persisted as outliers, so state groups can refer to them."""
+async def outlier_room(db: Database) -> tuple[StateStore, EventStore, int, DagBuilder]:
+    """The standard room's events persisted as outliers, so state groups can refer
+    to them: the stores, the room's nid and the room."""
     builder = standard_room("10")
     state = StateStore(db)
     events = EventStore(db, state)
@@ -23,6 +24,11 @@ async def stored_room(db: Database) -> tuple[StateStore, int, dict[str, Event]]:
     await events.persist_events(
         RoomBatch(room_nid, [EventToPersist(e, None) for e in builder.events.values()])
     )
+    return state, events, room_nid, builder
+
+
+async def stored_room(db: Database) -> tuple[StateStore, int, dict[str, Event]]:
+    state, _events, room_nid, builder = await outlier_room(db)
     return state, room_nid, builder.events
 
 

@@ -155,6 +155,12 @@ class Resident:
         pdu, event_id = self.complete(made["event"])
         return await self.serving.send_join(REMOTE, room_id, event_id, pdu)
 
+    async def leave_remote(self, room_id: str, user_id: str = RITA) -> None:
+        """make_leave then send_leave of remote.test's ``user_id``."""
+        made = await self.serving.make(REMOTE, "leave", room_id, user_id, None)
+        pdu, event_id = self.complete(made["event"])
+        await self.serving.send_leave(REMOTE, room_id, event_id, pdu)
+
     async def current_state(self, room_id: str | None = None) -> dict[StateKey, Event]:
         room = await self.state.room(room_id or self.room_id)
         assert room is not None

@@ -10,8 +10,7 @@ spec: data/api/server-server/joins-v2.yaml (``omit_members``, ``members_omitted`
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import ExitStack
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -32,7 +31,7 @@ from homeserver.storage.event_graph import EventGraphStore
 from homeserver.storage.state import StateStore
 from homeserver.storage.timeline import TimelineStore
 from tests.federation.inbound.signing import TestKeyring, TestServer
-from tests.federation.interop.clients import create_room, new_user
+from tests.federation.interop.clients import ServerPair, create_room, new_user
 from tests.federation.membership.conftest import (
     ALICE,
     LOCAL,
@@ -45,8 +44,6 @@ from tests.federation.membership.conftest import (
 from tests.support.federation import (
     FederatedServer,
     TestCA,
-    database_section,
-    federated_server,
     federation_request,
 )
 
@@ -306,9 +303,7 @@ async def test_a_member_may_still_leave_a_partially_joined_room(
     resident, partial = half_joined
     await resident.join_remote(resident.room_id)
     partial.rooms.add(resident.room_id)
-    made = await resident.serving.make(REMOTE, "leave", resident.room_id, RITA, None)
-    pdu, event_id = resident.complete(made["event"])
-    await resident.serving.send_leave(REMOTE, resident.room_id, event_id, pdu)
+    await resident.leave_remote(resident.room_id)
     assert await resident.membership_of(RITA) == "leave"
 
 
@@ -334,20 +329,10 @@ class Pair:
     away: FederatedServer
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def pair(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Pair]:
-    engine = request.param
-    folder = tmp_path_factory.mktemp(f"omit-members-{engine}")
-    ca = TestCA.create(folder / "ca")
-    with ExitStack() as stack:
-
-        def start(name: str) -> FederatedServer:
-            database = stack.enter_context(database_section(engine, folder / f"{name}-db"))
-            return stack.enter_context(federated_server(folder, database, ca, name=name))
-
-        yield Pair(ca, start("home"), start("away"))
+@pytest.fixture
+def pair(servers: ServerPair) -> Pair:
+    """The shared pair of our servers (``tests/federation/conftest.py``), by role."""
+    return Pair(servers.ca, servers.ours, servers.other)
 
 
 def signed_join(pair: Pair, room_id: str, localpart: str) -> tuple[dict[str, Any], str]:

@@ -255,9 +255,7 @@ async def test_a_join_naming_an_authoriser_without_meeting_the_conditions_is_not
     await resident.join_remote(space)
     made = await resident.serving.make(REMOTE, "join", restricted, RITA, ["10"])
     # Rita leaves the room that granted access before sending the join.
-    made_leave = await resident.serving.make(REMOTE, "leave", space, RITA, None)
-    leave, leave_id = resident.complete(made_leave["event"])
-    await resident.serving.send_leave(REMOTE, space, leave_id, leave)
+    await resident.leave_remote(space)
     pdu, event_id = resident.complete(made["event"])
     error = await refused(resident.serving.send_join(REMOTE, restricted, event_id, pdu))
     assert (error.status, error.errcode) == (403, "M_FORBIDDEN")
@@ -277,9 +275,7 @@ async def test_a_remote_user_leaves_through_make_and_send_leave(resident: Reside
 @pytest_twisted.ensureDeferred
 async def test_a_remote_user_rejects_an_invite_through_send_leave(resident: Resident) -> None:
     await resident.send("m.room.member", {"membership": "invite"}, RITA)
-    made = await resident.serving.make(REMOTE, "leave", resident.room_id, RITA, None)
-    pdu, event_id = resident.complete(made["event"])
-    await resident.serving.send_leave(REMOTE, resident.room_id, event_id, pdu)
+    await resident.leave_remote(resident.room_id)
     assert await resident.membership_of(RITA) == "leave"
 
 
